@@ -1,0 +1,18 @@
+//! Database schema for SecondLook, as an ordered list of migrations.
+//!
+//! Every migration must run on both SQLite and PostgreSQL. SQLite cannot add a
+//! foreign key to an existing table, so foreign keys are always declared in the
+//! `create_table` statement that makes the table.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_case_workflow;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_case_workflow::Migration)]
+    }
+}

@@ -1,0 +1,253 @@
+//! `/api/v1/cases…`: thin handlers that parse the request, call the case
+//! operations with the caller as actor, and shape the answer.
+
+use axum::{Json, extract::State, http::StatusCode};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    error::{ApiError, ApiResult},
+    extract::{ApiJson, ApiQuery, Caller, Id, KindParam},
+};
+use crate::{
+    app::AppState,
+    cases::{
+        Stage,
+        store::{self, ListFilter},
+        values::RecordKind,
+        view::{CaseListItem, CaseView},
+    },
+    error::FieldErrors,
+};
+
+const DEFAULT_PAGE: u64 = 25;
+const MAX_PAGE: u64 = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default)]
+    overdue: Option<bool>,
+    #[serde(default)]
+    advocate_id: Option<i32>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListAnswer {
+    items: Vec<CaseListItem>,
+    next_cursor: Option<String>,
+}
+
+fn encode_cursor(after_id: i32) -> String {
+    URL_SAFE_NO_PAD.encode(format!("id:{after_id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<i32> {
+    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    text.strip_prefix("id:")?.parse().ok()
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<ListAnswer>> {
+    let mut errors = FieldErrors::new();
+    let stage = match query.stage.as_deref().filter(|s| !s.is_empty()) {
+        Some(word) => {
+            let parsed = Stage::parse(word);
+            if parsed.is_none() {
+                errors.add("stage", "is not a known stage");
+            }
+            parsed
+        }
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        errors.add("limit", format!("must be between 1 and {MAX_PAGE}"));
+    }
+    let after_id = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(cursor) => {
+            let decoded = decode_cursor(cursor);
+            if decoded.is_none() {
+                errors.add("cursor", "is not a cursor this server gave out");
+            }
+            decoded
+        }
+        None => None,
+    };
+    errors.into_result()?;
+    let filter = ListFilter {
+        stage,
+        overdue: query.overdue.unwrap_or(false),
+        advocate_id: query.advocate_id,
+        query: query.q,
+        limit,
+        after_id,
+    };
+    let page = store::list(&state.db, &actor, &filter).await?;
+    Ok(Json(ListAnswer {
+        items: page.items,
+        next_cursor: page.next_after_id.map(encode_cursor),
+    }))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(body): ApiJson<store::NewCase>,
+) -> ApiResult<(StatusCode, Json<CaseView>)> {
+    let view = store::create(&state.db, &state.rules, &actor, body).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(store::get(&state.db, &actor, id).await?))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+    ApiJson(body): ApiJson<store::CasePatch>,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(
+        store::update(&state.db, &state.rules, &actor, id, body).await?,
+    ))
+}
+
+pub async fn transition(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+    ApiJson(body): ApiJson<store::TransitionRequest>,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(
+        store::transition(&state.db, &state.rules, &actor, id, body).await?,
+    ))
+}
+
+pub async fn hold(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+    ApiJson(body): ApiJson<store::HoldRequest>,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(store::hold(&state.db, &actor, id, body).await?))
+}
+
+pub async fn resume(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(
+        store::resume(&state.db, &state.rules, &actor, id).await?,
+    ))
+}
+
+pub async fn set_record(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+    KindParam(kind): KindParam,
+    ApiJson(body): ApiJson<store::RecordUpdate>,
+) -> ApiResult<Json<CaseView>> {
+    let kind = RecordKind::parse(&kind).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{kind:?} is not a records checklist item"),
+        )
+    })?;
+    Ok(Json(
+        store::set_record(&state.db, &actor, id, kind, body).await?,
+    ))
+}
+
+pub async fn set_specialist(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+    ApiJson(body): ApiJson<store::SpecialistChoice>,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(
+        store::set_specialist(&state.db, &actor, id, body).await?,
+    ))
+}
+
+pub async fn set_consultation(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+    ApiJson(body): ApiJson<store::ConsultationInput>,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(
+        store::set_consultation(&state.db, &actor, id, body).await?,
+    ))
+}
+
+pub async fn record_opinion(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+    ApiJson(body): ApiJson<store::OpinionInput>,
+) -> ApiResult<(StatusCode, Json<CaseView>)> {
+    let (view, created) = store::record_opinion(&state.db, &actor, id, body).await?;
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(view),
+    ))
+}
+
+pub async fn set_comparison(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+    ApiJson(body): ApiJson<store::ComparisonInput>,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(
+        store::set_comparison(&state.db, &actor, id, body).await?,
+    ))
+}
+
+pub async fn set_decision(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id,
+    ApiJson(body): ApiJson<store::DecisionInput>,
+) -> ApiResult<Json<CaseView>> {
+    Ok(Json(
+        store::set_decision(&state.db, &actor, id, body).await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
+        assert_eq!(decode_cursor("not-a-cursor"), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("id:abc")), None);
+    }
+}

@@ -1,0 +1,242 @@
+//! Request extractors whose failures answer in the API's JSON error shape:
+//! bodies, query strings, path ids and the bearer token.
+
+use std::net::SocketAddr;
+
+use axum::{
+    body::Bytes,
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
+    http::{StatusCode, header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::{app::AppState, auth::Actor, auth::tokens};
+
+/// A JSON body: malformed JSON → 400, wrong shape or types → 422 naming the
+/// field, too large → 413, not JSON → 415.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!(
+                        "the body is larger than {} bytes",
+                        state.settings.server.max_body_bytes
+                    ),
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    "the request body could not be read",
+                )
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |err: serde_json::Error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {err}"),
+        )
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let (field, message) = describe_data_error(&path, &inner.to_string());
+                let mut error = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "some fields are invalid",
+                );
+                error.fields.insert(field, message);
+                error
+            }
+            _ => malformed(inner),
+        }
+    })?;
+    de.end().map_err(malformed)?;
+    Ok(value)
+}
+
+/// Turns serde's message into a field name and a message without the
+/// " at line 1 column 30" suffix, naming missing fields by their own path.
+fn describe_data_error(path: &str, raw: &str) -> (String, String) {
+    let message = raw.split(" at line ").next().unwrap_or(raw).to_string();
+    let join = |field: &str| {
+        if path == "." || path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.trim_end_matches('`');
+        return (join(name), "is required".into());
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        return (join(name), "is not a known field".into());
+    }
+    let field = if path == "." || path.is_empty() {
+        "body".to_string()
+    } else {
+        path.to_string()
+    };
+    (field, message)
+}
+
+/// A query string: anything that does not parse → 422.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let (field, message) = describe_data_error(&path, &err.into_inner().to_string());
+                let mut error = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "some query parameters are invalid",
+                );
+                error.fields.insert(field, message);
+                error
+            })
+    }
+}
+
+/// The client's address for the audit log.
+pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
+    if trust_forwarded_for {
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+/// The authenticated caller of an API route.
+pub struct Caller(pub Actor);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let Some(token) = token else {
+            return Err(crate::error::AppError::Unauthenticated.into());
+        };
+        let ip = client_ip(parts, state.settings.server.trust_forwarded_for);
+        tokens::authenticate(&state.db, token, ip)
+            .await
+            .map(Caller)
+            .map_err(ApiError::from)
+    }
+}
+
+async fn path_param(parts: &mut Parts, wanted: &str) -> Option<String> {
+    let params = axum::extract::RawPathParams::from_request_parts(parts, &())
+        .await
+        .ok()?;
+    params
+        .iter()
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, value)| value.to_string())
+}
+
+/// The numeric `{id}` in the path; anything else names no resource → 404.
+pub struct Id(pub i32);
+
+impl FromRequestParts<AppState> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        path_param(parts, "id")
+            .await
+            .and_then(|value| value.parse::<i32>().ok())
+            .filter(|id| *id > 0)
+            .map(Id)
+            .ok_or_else(ApiError::not_found)
+    }
+}
+
+/// The `{kind}` segment of a records checklist path.
+pub struct KindParam(pub String);
+
+impl FromRequestParts<AppState> for KindParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        path_param(parts, "kind")
+            .await
+            .map(KindParam)
+            .ok_or_else(ApiError::not_found)
+    }
+}

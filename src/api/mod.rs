@@ -1,0 +1,50 @@
+//! The JSON API, version 1: routes, extractors and the error shape. Every
+//! route needs a bearer token; handlers call the capability modules.
+
+pub mod cases;
+pub mod directory;
+pub mod error;
+pub mod extract;
+
+use axum::{
+    Router,
+    http::StatusCode,
+    routing::{get, post, put},
+};
+
+use crate::app::AppState;
+use error::ApiError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/cases", get(cases::list).post(cases::create))
+        .route("/cases/{id}", get(cases::get).patch(cases::update))
+        .route("/cases/{id}/transition", post(cases::transition))
+        .route("/cases/{id}/hold", post(cases::hold))
+        .route("/cases/{id}/resume", post(cases::resume))
+        .route("/cases/{id}/records/{kind}", put(cases::set_record))
+        .route("/cases/{id}/specialist", put(cases::set_specialist))
+        .route("/cases/{id}/consultation", put(cases::set_consultation))
+        .route("/cases/{id}/opinions", post(cases::record_opinion))
+        .route("/cases/{id}/comparison", put(cases::set_comparison))
+        .route("/cases/{id}/decision", put(cases::set_decision))
+        .route(
+            "/specialists",
+            get(directory::list_specialists).post(directory::create_specialist),
+        )
+        .route(
+            "/specialists/{id}",
+            get(directory::get_specialist).put(directory::update_specialist),
+        )
+        .route("/users", get(directory::list_users))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+}

@@ -1,0 +1,74 @@
+//! The audit trail: who did what to which record, when, and from where.
+//! Entries are written with the same connection (usually the transaction) as
+//! the change they describe, so a change and its entry commit or fail together.
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr};
+use serde_json::Value;
+
+use crate::{auth::Actor, db, db::entities::audit_entry};
+
+/// What an entry is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject {
+    pub entity: &'static str,
+    pub entity_id: Option<i32>,
+    pub case_id: Option<i32>,
+}
+
+impl Subject {
+    pub fn case(case_id: i32) -> Self {
+        Self {
+            entity: "case",
+            entity_id: Some(case_id),
+            case_id: Some(case_id),
+        }
+    }
+
+    pub fn of(entity: &'static str, entity_id: i32) -> Self {
+        Self {
+            entity,
+            entity_id: Some(entity_id),
+            case_id: None,
+        }
+    }
+}
+
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    action: &str,
+    subject: Subject,
+    detail: Value,
+) -> Result<(), DbErr> {
+    audit_entry::ActiveModel {
+        at: Set(db::now()),
+        actor_id: Set(actor.user_id),
+        actor: Set(actor.label.clone()),
+        action: Set(action.to_string()),
+        entity: Set(subject.entity.to_string()),
+        entity_id: Set(subject.entity_id),
+        case_id: Set(subject.case_id),
+        ip: Set(actor.ip.clone()),
+        detail: Set(detail.to_string()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Records a refused access on its own, outside any transaction that is
+/// being rolled back. A failure to write it is logged, not raised: the caller
+/// is already answering with a refusal.
+pub async fn record_denied<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    subject: Subject,
+    what: &str,
+) {
+    let detail = serde_json::json!({ "attempted": what });
+    if let Err(err) = record(conn, actor, "access.denied", subject, detail).await {
+        tracing::error!(error = %err, "could not write the audit entry for a refused access");
+    }
+    tracing::warn!(actor = %actor.label, entity = subject.entity, entity_id = ?subject.entity_id, attempted = what, "access refused");
+}

@@ -1,0 +1,153 @@
+//! Staff accounts: admins and patient advocates.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder,
+};
+use serde::Serialize;
+
+use crate::{
+    audit::{self, Subject},
+    auth::{Actor, Role, passwords},
+    cases::values::{check_email, check_line, check_timezone, limits},
+    db::{self, entities::user},
+    error::{AppError, AppResult, FieldErrors},
+};
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub timezone: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub id: i32,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub timezone: String,
+    pub active: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<user::Model> for UserView {
+    fn from(u: user::Model) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            role: u.role,
+            timezone: u.timezone,
+            active: u.active,
+            created_at: u.created_at,
+        }
+    }
+}
+
+pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewUser) -> AppResult<UserView> {
+    let mut errors = FieldErrors::new();
+    check_email(&mut errors, "email", &new.email);
+    check_line(&mut errors, "name", &new.name, limits::NAME, true);
+    check_timezone(&mut errors, "timezone", &new.timezone);
+    errors.into_result()?;
+    passwords::check_strength(&new.password)?;
+    let email = new.email.trim().to_lowercase();
+    let password_hash = passwords::hash_blocking(new.password).await?;
+
+    let txn = db::begin_write(db).await?;
+    if user::Entity::find()
+        .filter(user::Column::Email.eq(&email))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        return Err(FieldErrors::single(
+            "email",
+            "a user with this email already exists",
+        ));
+    }
+    let now = db::now();
+    let row = user::ActiveModel {
+        email: Set(email),
+        name: Set(new.name),
+        role: Set(new.role.as_str().to_string()),
+        password_hash: Set(Some(password_hash)),
+        timezone: Set(new.timezone),
+        active: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        actor,
+        "user.create",
+        Subject::of("user", row.id),
+        serde_json::json!({ "email": row.email, "role": row.role }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(row.into())
+}
+
+pub async fn list(db: &DatabaseConnection, actor: &Actor) -> AppResult<Vec<UserView>> {
+    if !actor.is_admin() {
+        return Err(AppError::Forbidden("only admins can list users".into()));
+    }
+    let rows = user::Entity::find()
+        .order_by_asc(user::Column::Id)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(UserView::from).collect())
+}
+
+pub async fn count(db: &DatabaseConnection) -> AppResult<u64> {
+    Ok(user::Entity::find().count(db).await?)
+}
+
+pub async fn find_active(db: &DatabaseConnection, id: i32) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|u| u.active))
+}
+
+/// On an empty database, creates the first admin. Returns the generated
+/// password when none was supplied, so the caller can show it once.
+pub async fn bootstrap_admin(
+    db: &DatabaseConnection,
+    email: &str,
+    name: &str,
+    password: Option<String>,
+) -> AppResult<Option<BootstrapOutcome>> {
+    if count(db).await? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(p) => (p, false),
+        None => (passwords::generate()?, true),
+    };
+    let new = NewUser {
+        email: email.to_string(),
+        name: name.to_string(),
+        role: Role::Admin,
+        timezone: "UTC".to_string(),
+        password: password.clone(),
+    };
+    let created = create(db, &Actor::system("bootstrap"), new).await?;
+    Ok(Some(BootstrapOutcome {
+        email: created.email,
+        generated_password: generated.then_some(password),
+    }))
+}
+
+pub struct BootstrapOutcome {
+    pub email: String,
+    pub generated_password: Option<String>,
+}

@@ -1,0 +1,12 @@
+//! Second-opinion cases: the stage machine and due dates (pure), the
+//! vocabulary of a case, and the operations that read and change cases.
+
+pub mod schedule;
+pub mod stage;
+pub mod store;
+pub mod values;
+pub mod view;
+
+pub use schedule::{ServiceLevels, StageClock, Urgency};
+pub use stage::Stage;
+pub use values::validate_language;

@@ -1,0 +1,1119 @@
+//! Case operations against the database: every read checks access, every
+//! write locks the case row, applies the stage rules, and writes its audit
+//! entry in the same transaction.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, prelude::Expr, sea_query::ExprTrait,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    Stage, Urgency,
+    schedule::{ServiceLevels, StageClock},
+    stage::{self, Readiness, Refusal},
+    values::{
+        ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, check_email,
+        check_language, check_line, check_phone, check_text, check_timezone, like_contains, limits,
+        parse_round, round_name, search_key,
+    },
+    view::{self, CaseListItem, CaseView, stage_of},
+};
+use crate::{
+    audit::{self, Subject},
+    auth::{Actor, Role, Scope},
+    config::CaseSettings,
+    db::{
+        self,
+        entities::{case, case_record, case_round, opinion, specialist, stage_change, user},
+    },
+    error::{AppError, AppResult, FieldErrors},
+};
+
+/// What a case operation needs besides the database and the actor.
+#[derive(Debug, Clone)]
+pub struct CaseRules {
+    pub levels: ServiceLevels,
+    pub defaults: CaseSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPatient {
+    pub name: String,
+    pub email: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    pub patient: NewPatient,
+    pub specialty: String,
+    pub reason: Reason,
+    pub urgency: Urgency,
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub advocate_id: Option<i32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    pub to: Stage,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The specialist for the round being entered, when moving to `specialist_chosen`.
+    #[serde(default)]
+    pub specialist_id: Option<i32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    pub reason: HoldReason,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordUpdate {
+    pub status: RecordStatus,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecialistChoice {
+    pub specialist_id: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsultationInput {
+    pub scheduled_at: DateTime<Utc>,
+    pub mode: ConsultationMode,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub held_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpinionInput {
+    pub round: String,
+    pub clinician: String,
+    pub diagnosis: String,
+    pub treatment_plan: String,
+    pub recommends_surgery: bool,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComparisonInput {
+    pub diagnosis_agrees: bool,
+    pub treatment_agrees: bool,
+    #[serde(default)]
+    pub risk_notes: String,
+    #[serde(default)]
+    pub outcome_notes: String,
+    #[serde(default)]
+    pub cost_notes: String,
+    #[serde(default)]
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionInput {
+    pub chosen_opinion: String,
+    pub reason: String,
+}
+
+/// `PATCH`: absent fields stay as they are; `advocate_id: null` unassigns.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasePatch {
+    #[serde(default, deserialize_with = "present")]
+    pub advocate_id: Option<Option<i32>>,
+    #[serde(default)]
+    pub urgency: Option<Urgency>,
+    #[serde(default)]
+    pub summary: Option<String>,
+}
+
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub stage: Option<Stage>,
+    pub overdue: bool,
+    pub advocate_id: Option<i32>,
+    pub query: Option<String>,
+    pub limit: u64,
+    /// Continue after this case id (keyset pagination, newest first).
+    pub after_id: Option<i32>,
+}
+
+pub struct CasePage {
+    pub items: Vec<CaseListItem>,
+    pub next_after_id: Option<i32>,
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    rules: &CaseRules,
+    actor: &Actor,
+    new: NewCase,
+) -> AppResult<CaseView> {
+    let mut errors = FieldErrors::new();
+    let p = &new.patient;
+    check_line(&mut errors, "patient.name", &p.name, limits::NAME, true);
+    check_email(&mut errors, "patient.email", &p.email);
+    if let Some(phone) = p.phone.as_deref().filter(|s| !s.is_empty()) {
+        check_phone(&mut errors, "patient.phone", phone);
+    }
+    let timezone = p
+        .timezone
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| rules.defaults.default_timezone.clone());
+    check_timezone(&mut errors, "patient.timezone", &timezone);
+    let language = p
+        .language
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| rules.defaults.default_language.clone());
+    check_language(&mut errors, "patient.language", &language);
+    check_line(
+        &mut errors,
+        "specialty",
+        &new.specialty,
+        limits::SPECIALTY,
+        true,
+    );
+    check_text(
+        &mut errors,
+        "summary",
+        &new.summary,
+        limits::LONG_TEXT,
+        false,
+    );
+    let advocate_id = match actor.scope {
+        Scope::OwnCases(me) => {
+            if new.advocate_id.is_some_and(|id| id != me) {
+                errors.add(
+                    "advocate_id",
+                    "advocates can only open cases for themselves",
+                );
+            }
+            Some(me)
+        }
+        Scope::Everything => new.advocate_id,
+    };
+    errors.into_result()?;
+
+    let now = db::now();
+    let txn = db::begin_write(db).await?;
+    if let Some(id) = advocate_id {
+        ensure_assignable(&txn, id).await?;
+    }
+    let clock = StageClock::entered(now);
+    let stage = Stage::RecordsRequested;
+    // The reference carries the row id, which exists only after the insert.
+    let placeholder = format!("pending-{}", hex_token()?);
+    let row = case::ActiveModel {
+        reference: Set(placeholder),
+        patient_name: Set(p.name.clone()),
+        patient_email: Set(p.email.trim().to_string()),
+        patient_phone: Set(p.phone.clone().filter(|s| !s.is_empty())),
+        patient_timezone: Set(timezone),
+        patient_language: Set(language),
+        specialty: Set(new.specialty.clone()),
+        reason: Set(new.reason.as_str().to_string()),
+        urgency: Set(new.urgency.as_str().to_string()),
+        summary: Set(new.summary.clone()),
+        search_key: Set(String::new()),
+        advocate_id: Set(advocate_id),
+        stage: Set(stage.as_str().to_string()),
+        round: Set(2),
+        stage_entered_at: Set(now),
+        stage_due_at: Set(clock.due_at(&rules.levels, stage, new.urgency)),
+        held_since: Set(None),
+        hold_reason: Set(None),
+        hold_note: Set(None),
+        held_seconds: Set(0),
+        chosen_opinion: Set(None),
+        decision_reason: Set(None),
+        decided_at: Set(None),
+        version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        closed_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let reference = format!(
+        "{}-{}-{:06}",
+        rules.defaults.reference_prefix,
+        now.format("%Y"),
+        row.id
+    );
+    let mut active = row.clone().into_active_model();
+    active.search_key = Set(search_key(&[&row.patient_name, &reference]));
+    active.reference = Set(reference.clone());
+    active.update(&txn).await?;
+
+    case_round::ActiveModel {
+        case_id: Set(row.id),
+        round: Set(2),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    for kind in RecordKind::ALL {
+        case_record::ActiveModel {
+            case_id: Set(row.id),
+            kind: Set(kind.as_str().to_string()),
+            status: Set(RecordStatus::Requested.as_str().to_string()),
+            requested_at: Set(Some(now)),
+            received_at: Set(None),
+            note: Set(String::new()),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+    }
+    stage_change::ActiveModel {
+        case_id: Set(row.id),
+        from_stage: Set(None),
+        to_stage: Set(stage.as_str().to_string()),
+        round: Set(2),
+        at: Set(now),
+        by_user_id: Set(actor.user_id),
+        note: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        actor,
+        "case.create",
+        Subject::case(row.id),
+        json!({ "reference": reference, "reason": new.reason, "urgency": new.urgency, "advocate_id": advocate_id }),
+    )
+    .await?;
+    txn.commit().await?;
+    view::load(db, row.id, now).await
+}
+
+async fn ensure_assignable<C: ConnectionTrait>(conn: &C, user_id: i32) -> AppResult<()> {
+    let found = user::Entity::find_by_id(user_id).one(conn).await?;
+    match found {
+        Some(u) if u.active && Role::parse(&u.role).is_some() => Ok(()),
+        _ => Err(FieldErrors::single(
+            "advocate_id",
+            "no active staff member has this id",
+        )),
+    }
+}
+
+fn hex_token() -> AppResult<String> {
+    Ok(crate::auth::random_bytes::<8>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Checks that the actor may see the case; a case they may not see answers
+/// exactly like a missing one, and the attempt is audited.
+async fn check_access(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    what: &str,
+) -> AppResult<()> {
+    let advocate_id: Option<Option<i32>> = case::Entity::find_by_id(case_id)
+        .select_only()
+        .column(case::Column::AdvocateId)
+        .into_tuple()
+        .one(db)
+        .await?;
+    match advocate_id {
+        None => Err(AppError::NotFound),
+        Some(owner) if actor.may_see_case(owner) => Ok(()),
+        Some(_) => {
+            audit::record_denied(db, actor, Subject::case(case_id), what).await;
+            Err(AppError::NotFound)
+        }
+    }
+}
+
+pub async fn get(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<CaseView> {
+    check_access(db, actor, case_id, "case.view").await?;
+    view::load(db, case_id, db::now()).await
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    filter: &ListFilter,
+) -> AppResult<CasePage> {
+    let now = db::now();
+    let mut cond = Condition::all();
+    if let Scope::OwnCases(me) = actor.scope {
+        cond = cond.add(case::Column::AdvocateId.eq(me));
+    }
+    if let Some(id) = filter.advocate_id {
+        cond = cond.add(case::Column::AdvocateId.eq(id));
+    }
+    if let Some(stage) = filter.stage {
+        cond = cond.add(case::Column::Stage.eq(stage.as_str()));
+    }
+    if filter.overdue {
+        cond = cond
+            .add(case::Column::HeldSince.is_null())
+            .add(case::Column::StageDueAt.is_not_null())
+            .add(case::Column::StageDueAt.lt(now));
+    }
+    if let Some(q) = filter
+        .query
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+    {
+        cond = cond.add(case::Column::SearchKey.like(like_contains(&q.to_lowercase())));
+    }
+    if let Some(after) = filter.after_id {
+        cond = cond.add(case::Column::Id.lt(after));
+    }
+    let rows = case::Entity::find()
+        .filter(cond)
+        .order_by_desc(case::Column::Id)
+        .limit(filter.limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > filter.limit;
+    let items: Vec<CaseListItem> = rows
+        .into_iter()
+        .take(filter.limit as usize)
+        .map(|row| CaseListItem::from_row(row, now))
+        .collect();
+    let next_after_id = if more {
+        items.last().map(|i| i.id)
+    } else {
+        None
+    };
+    Ok(CasePage {
+        items,
+        next_after_id,
+    })
+}
+
+/// A write in progress on one case: the transaction holds the case row
+/// locked (PostgreSQL row lock, SQLite write lock) until commit, so
+/// concurrent writes to one case apply one after another.
+struct CaseWrite {
+    txn: DatabaseTransaction,
+    case: case::Model,
+    now: DateTime<Utc>,
+}
+
+async fn begin_case_write(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    what: &str,
+) -> AppResult<CaseWrite> {
+    check_access(db, actor, case_id, what).await?;
+    let txn = db::begin_write(db).await?;
+    let locked = case::Entity::update_many()
+        .col_expr(
+            case::Column::Version,
+            Expr::col(case::Column::Version).add(1),
+        )
+        .filter(case::Column::Id.eq(case_id))
+        .exec(&txn)
+        .await?;
+    if locked.rows_affected == 0 {
+        return Err(AppError::NotFound);
+    }
+    let case = case::Entity::find_by_id(case_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    // The case may have been reassigned between the access check and the lock.
+    if !actor.may_see_case(case.advocate_id) {
+        return Err(AppError::NotFound);
+    }
+    Ok(CaseWrite {
+        txn,
+        case,
+        now: db::now(),
+    })
+}
+
+impl CaseWrite {
+    fn stage(&self) -> AppResult<Stage> {
+        stage_of(&self.case)
+    }
+
+    fn ensure_open(&self) -> AppResult<Stage> {
+        let stage = self.stage()?;
+        if stage.is_final() {
+            return Err(AppError::conflict(
+                "case_closed",
+                format!(
+                    "the case is closed ({}); it can no longer be changed",
+                    stage.as_str()
+                ),
+            ));
+        }
+        Ok(stage)
+    }
+
+    fn ensure_stage(&self, allowed: &[Stage], what: &str) -> AppResult<Stage> {
+        let stage = self.ensure_open()?;
+        if !allowed.contains(&stage) {
+            let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+            return Err(AppError::conflict(
+                "wrong_stage",
+                format!(
+                    "{what} can be changed only in stage {}; the case is in {}",
+                    names.join(" or "),
+                    stage.as_str()
+                ),
+            ));
+        }
+        Ok(stage)
+    }
+
+    async fn current_round(&self) -> AppResult<case_round::Model> {
+        case_round::Entity::find()
+            .filter(case_round::Column::CaseId.eq(self.case.id))
+            .filter(case_round::Column::Round.eq(self.case.round))
+            .one(&self.txn)
+            .await?
+            .ok_or_else(|| {
+                AppError::Internal(format!(
+                    "case {} has no row for round {}",
+                    self.case.id, self.case.round
+                ))
+            })
+    }
+
+    fn clock(&self) -> StageClock {
+        StageClock {
+            entered_at: self.case.stage_entered_at,
+            held_since: self.case.held_since,
+            held_before: Duration::seconds(self.case.held_seconds),
+        }
+    }
+
+    /// Writes the case row changes (always stamping `updated_at`), the audit
+    /// entry, commits, and reads the case back.
+    async fn finish(
+        self,
+        db: &DatabaseConnection,
+        actor: &Actor,
+        mut changes: case::ActiveModel,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> AppResult<CaseView> {
+        changes.id = Set(self.case.id);
+        changes.updated_at = Set(self.now);
+        changes.update(&self.txn).await?;
+        audit::record(
+            &self.txn,
+            actor,
+            action,
+            Subject::case(self.case.id),
+            detail,
+        )
+        .await?;
+        let case_id = self.case.id;
+        let now = self.now;
+        self.txn.commit().await?;
+        view::load(db, case_id, now).await
+    }
+}
+
+async fn find_specialist<C: ConnectionTrait>(
+    conn: &C,
+    field: &str,
+    id: i32,
+) -> AppResult<specialist::Model> {
+    specialist::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| FieldErrors::single(field, "no specialist has this id"))
+}
+
+pub async fn transition(
+    db: &DatabaseConnection,
+    rules: &CaseRules,
+    actor: &Actor,
+    case_id: i32,
+    request: TransitionRequest,
+) -> AppResult<CaseView> {
+    if let Some(note) = request.note.as_deref() {
+        let mut errors = FieldErrors::new();
+        check_text(&mut errors, "note", note, limits::LONG_TEXT, false);
+        errors.into_result()?;
+    }
+    let w = begin_case_write(db, actor, case_id, "case.transition").await?;
+    let from = w.stage()?;
+    let round = w.current_round().await?;
+    let chosen_specialist = match request.specialist_id {
+        Some(id) => Some(find_specialist(&w.txn, "specialist_id", id).await?),
+        None => None,
+    };
+    let opinion_rounds: Vec<i32> = opinion::Entity::find()
+        .select_only()
+        .column(opinion::Column::Round)
+        .filter(opinion::Column::CaseId.eq(case_id))
+        .into_tuple()
+        .all(&w.txn)
+        .await?;
+    let further_round = from == Stage::OpinionsCompared && request.to == Stage::SpecialistChosen;
+    let ready = Readiness {
+        round: w.case.round,
+        specialist_chosen: chosen_specialist.is_some()
+            || (!further_round && round.specialist_id.is_some()),
+        consultation_at: round
+            .consultation_held_at
+            .or(round.consultation_scheduled_at),
+        original_opinion: opinion_rounds.contains(&1),
+        current_round_opinion: opinion_rounds.contains(&w.case.round),
+        comparison: round.compared_at.is_some(),
+        decision: w.case.chosen_opinion.is_some(),
+    };
+    let note = request.note.clone().filter(|n| !n.trim().is_empty());
+    let step = stage::plan_move(from, request.to, &ready, note.as_deref(), w.now)
+        .map_err(refusal_error)?;
+
+    let mut changes: case::ActiveModel = Default::default();
+    let urgency = Urgency::parse(&w.case.urgency).unwrap_or(Urgency::Routine);
+    let clock = StageClock::entered(w.now);
+    changes.stage = Set(step.to.as_str().to_string());
+    changes.round = Set(step.round);
+    changes.stage_entered_at = Set(w.now);
+    changes.stage_due_at = Set(clock.due_at(&rules.levels, step.to, urgency));
+    changes.held_since = Set(None);
+    changes.hold_reason = Set(None);
+    changes.hold_note = Set(None);
+    changes.held_seconds = Set(0);
+    if step.to.is_final() {
+        changes.closed_at = Set(Some(w.now));
+    }
+    match step.kind {
+        stage::MoveKind::FurtherOpinion => {
+            case_round::ActiveModel {
+                case_id: Set(case_id),
+                round: Set(step.round),
+                specialist_id: Set(chosen_specialist.as_ref().map(|s| s.id)),
+                ..Default::default()
+            }
+            .insert(&w.txn)
+            .await?;
+        }
+        stage::MoveKind::Forward => {
+            let mut round_changes = round.clone().into_active_model();
+            if let Some(s) = &chosen_specialist {
+                round_changes.specialist_id = Set(Some(s.id));
+            }
+            if step.to == Stage::ConsultationHeld && round.consultation_held_at.is_none() {
+                round_changes.consultation_held_at = Set(round.consultation_scheduled_at);
+            }
+            if round_changes.is_changed() {
+                round_changes.update(&w.txn).await?;
+            }
+        }
+        stage::MoveKind::Withdraw => {}
+    }
+    stage_change::ActiveModel {
+        case_id: Set(case_id),
+        from_stage: Set(Some(from.as_str().to_string())),
+        to_stage: Set(step.to.as_str().to_string()),
+        round: Set(step.round),
+        at: Set(w.now),
+        by_user_id: Set(actor.user_id),
+        note: Set(note.clone()),
+        ..Default::default()
+    }
+    .insert(&w.txn)
+    .await?;
+    let detail = json!({
+        "from": from, "to": step.to, "round": round_name(step.round), "note": note,
+        "specialist_id": chosen_specialist.map(|s| s.id), "ended_hold": w.case.held_since.is_some(),
+    });
+    w.finish(db, actor, changes, "case.transition", detail)
+        .await
+}
+
+fn refusal_error(refusal: Refusal) -> AppError {
+    match refusal {
+        Refusal::NotAllowed { from, to } => AppError::conflict(
+            "invalid_transition",
+            format!(
+                "a case cannot move from {} to {}",
+                from.as_str(),
+                to.as_str()
+            ),
+        ),
+        Refusal::Unmet(unmet) => {
+            let fields = unmet
+                .iter()
+                .map(|r| {
+                    (
+                        serde_json::to_value(r)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default(),
+                        r.message().to_string(),
+                    )
+                })
+                .collect();
+            let list: Vec<&str> = unmet.iter().map(|r| r.message()).collect();
+            AppError::Conflict {
+                code: "requirements_unmet",
+                message: format!("the case is not ready for this stage: {}", list.join("; ")),
+                fields,
+            }
+        }
+    }
+}
+
+pub async fn hold(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    request: HoldRequest,
+) -> AppResult<CaseView> {
+    let mut errors = FieldErrors::new();
+    if let Some(note) = request.note.as_deref() {
+        check_text(&mut errors, "note", note, limits::SHORT_TEXT, false);
+    }
+    errors.into_result()?;
+    let w = begin_case_write(db, actor, case_id, "case.hold").await?;
+    w.ensure_open()?;
+    if w.case.held_since.is_some() {
+        return Err(AppError::conflict(
+            "already_on_hold",
+            "the case is already on hold",
+        ));
+    }
+    let clock = w.clock().hold(w.now);
+    let changes = case::ActiveModel {
+        held_since: Set(clock.held_since),
+        hold_reason: Set(Some(request.reason.as_str().to_string())),
+        hold_note: Set(request.note.clone().filter(|n| !n.trim().is_empty())),
+        ..Default::default()
+    };
+    let detail = json!({ "reason": request.reason, "note": request.note });
+    w.finish(db, actor, changes, "case.hold", detail).await
+}
+
+pub async fn resume(
+    db: &DatabaseConnection,
+    rules: &CaseRules,
+    actor: &Actor,
+    case_id: i32,
+) -> AppResult<CaseView> {
+    let w = begin_case_write(db, actor, case_id, "case.resume").await?;
+    let stage = w.ensure_open()?;
+    let Some(since) = w.case.held_since else {
+        return Err(AppError::conflict("not_on_hold", "the case is not on hold"));
+    };
+    let clock = w.clock().resume(w.now);
+    let urgency = Urgency::parse(&w.case.urgency).unwrap_or(Urgency::Routine);
+    let changes = case::ActiveModel {
+        held_since: Set(None),
+        hold_reason: Set(None),
+        hold_note: Set(None),
+        held_seconds: Set(clock.held_before.num_seconds()),
+        stage_due_at: Set(clock.due_at(&rules.levels, stage, urgency)),
+        ..Default::default()
+    };
+    let detail = json!({ "held_since": since, "held_seconds": (w.now - since).num_seconds() });
+    w.finish(db, actor, changes, "case.resume", detail).await
+}
+
+pub async fn set_record(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    kind: RecordKind,
+    update: RecordUpdate,
+) -> AppResult<CaseView> {
+    let mut errors = FieldErrors::new();
+    check_text(&mut errors, "note", &update.note, limits::SHORT_TEXT, false);
+    errors.into_result()?;
+    let w = begin_case_write(db, actor, case_id, "case.records").await?;
+    w.ensure_open()?;
+    let existing = case_record::Entity::find()
+        .filter(case_record::Column::CaseId.eq(case_id))
+        .filter(case_record::Column::Kind.eq(kind.as_str()))
+        .one(&w.txn)
+        .await?;
+    let previous_status = existing.as_ref().map(|r| r.status.clone());
+    let previously_requested_at = existing.as_ref().and_then(|r| r.requested_at);
+    let mut row = match existing {
+        Some(r) => r.into_active_model(),
+        None => case_record::ActiveModel {
+            case_id: Set(case_id),
+            kind: Set(kind.as_str().to_string()),
+            requested_at: Set(None),
+            received_at: Set(None),
+            ..Default::default()
+        },
+    };
+    match update.status {
+        RecordStatus::Requested => {
+            row.requested_at = Set(previously_requested_at.or(Some(w.now)));
+            row.received_at = Set(None);
+        }
+        RecordStatus::Received => {
+            if previous_status.as_deref() != Some(RecordStatus::Received.as_str()) {
+                row.received_at = Set(Some(w.now));
+            }
+        }
+        RecordStatus::NotApplicable => row.received_at = Set(None),
+    }
+    row.status = Set(update.status.as_str().to_string());
+    row.note = Set(update.note.clone());
+    row.updated_at = Set(w.now);
+    row.save(&w.txn).await?;
+    let detail =
+        json!({ "kind": kind, "from": previous_status, "to": update.status, "note": update.note });
+    w.finish(db, actor, Default::default(), "case.record", detail)
+        .await
+}
+
+pub async fn set_specialist(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    choice: SpecialistChoice,
+) -> AppResult<CaseView> {
+    let w = begin_case_write(db, actor, case_id, "case.specialist").await?;
+    w.ensure_stage(
+        &[Stage::RecordsRequested, Stage::SpecialistChosen],
+        "the specialist",
+    )?;
+    let chosen = find_specialist(&w.txn, "specialist_id", choice.specialist_id).await?;
+    let round = w.current_round().await?;
+    let previous = round.specialist_id;
+    let mut row = round.into_active_model();
+    row.specialist_id = Set(Some(chosen.id));
+    row.update(&w.txn).await?;
+    let detail = json!({ "round": round_name(w.case.round), "from": previous, "to": chosen.id });
+    w.finish(db, actor, Default::default(), "case.specialist", detail)
+        .await
+}
+
+pub async fn set_consultation(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    input: ConsultationInput,
+) -> AppResult<CaseView> {
+    let mut errors = FieldErrors::new();
+    if let Some(location) = input.location.as_deref() {
+        check_line(&mut errors, "location", location, limits::SHORT_TEXT, false);
+    }
+    errors.into_result()?;
+    let w = begin_case_write(db, actor, case_id, "case.consultation").await?;
+    let stage = w.ensure_stage(
+        &[
+            Stage::RecordsRequested,
+            Stage::SpecialistChosen,
+            Stage::ConsultationHeld,
+        ],
+        "the consultation",
+    )?;
+    let round = w.current_round().await?;
+    let Some(specialist_id) = round.specialist_id else {
+        return Err(AppError::conflict(
+            "specialist_missing",
+            "choose a specialist before scheduling the consultation",
+        ));
+    };
+    let chosen = find_specialist(&w.txn, "specialist_id", specialist_id).await?;
+    let mut errors = FieldErrors::new();
+    if input.mode == ConsultationMode::Virtual && !chosen.offers_virtual {
+        errors.add(
+            "mode",
+            "this specialist does not offer virtual consultations",
+        );
+    }
+    if let Some(held) = input.held_at {
+        if held > w.now {
+            errors.add("held_at", "cannot be in the future");
+        }
+    } else if stage == Stage::ConsultationHeld {
+        errors.add(
+            "held_at",
+            "is required once the case is in consultation_held",
+        );
+    }
+    errors.into_result()?;
+    let mut row = round.into_active_model();
+    row.consultation_scheduled_at = Set(Some(input.scheduled_at));
+    row.consultation_mode = Set(Some(input.mode.as_str().to_string()));
+    row.consultation_location = Set(input.location.clone().filter(|l| !l.trim().is_empty()));
+    row.consultation_held_at = Set(input.held_at);
+    row.update(&w.txn).await?;
+    let detail = json!({
+        "round": round_name(w.case.round), "scheduled_at": input.scheduled_at, "mode": input.mode,
+        "location": input.location, "held_at": input.held_at,
+    });
+    w.finish(db, actor, Default::default(), "case.consultation", detail)
+        .await
+}
+
+/// Records (or replaces) the opinion of one round. Returns whether it was new.
+pub async fn record_opinion(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    input: OpinionInput,
+) -> AppResult<(CaseView, bool)> {
+    let mut errors = FieldErrors::new();
+    let round = parse_round(&input.round);
+    if round.is_none() {
+        errors.add("round", "must be original, second, third … tenth");
+    }
+    check_line(
+        &mut errors,
+        "clinician",
+        &input.clinician,
+        limits::NAME,
+        true,
+    );
+    check_text(
+        &mut errors,
+        "diagnosis",
+        &input.diagnosis,
+        limits::LONG_TEXT,
+        true,
+    );
+    check_text(
+        &mut errors,
+        "treatment_plan",
+        &input.treatment_plan,
+        limits::LONG_TEXT,
+        true,
+    );
+    check_text(&mut errors, "notes", &input.notes, limits::LONG_TEXT, false);
+    errors.into_result()?;
+    let round = round.unwrap_or(1);
+    let w = begin_case_write(db, actor, case_id, "case.opinion").await?;
+    w.ensure_open()?;
+    if round > w.case.round {
+        return Err(FieldErrors::single(
+            "round",
+            format!(
+                "the case is on its {} opinion; a later round starts with a further-opinion move",
+                round_name(w.case.round)
+            ),
+        ));
+    }
+    let existing = opinion::Entity::find()
+        .filter(opinion::Column::CaseId.eq(case_id))
+        .filter(opinion::Column::Round.eq(round))
+        .one(&w.txn)
+        .await?;
+    let created = existing.is_none();
+    let mut row = match existing {
+        Some(o) => o.into_active_model(),
+        None => opinion::ActiveModel {
+            case_id: Set(case_id),
+            round: Set(round),
+            ..Default::default()
+        },
+    };
+    row.clinician = Set(input.clinician.clone());
+    row.diagnosis = Set(input.diagnosis.clone());
+    row.treatment_plan = Set(input.treatment_plan.clone());
+    row.recommends_surgery = Set(input.recommends_surgery);
+    row.notes = Set(input.notes.clone());
+    row.recorded_at = Set(w.now);
+    row.recorded_by = Set(actor.user_id);
+    row.save(&w.txn).await?;
+    let detail = json!({ "round": round_name(round), "replaced": !created, "recommends_surgery": input.recommends_surgery });
+    let view = w
+        .finish(db, actor, Default::default(), "case.opinion", detail)
+        .await?;
+    Ok((view, created))
+}
+
+pub async fn set_comparison(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    input: ComparisonInput,
+) -> AppResult<CaseView> {
+    let mut errors = FieldErrors::new();
+    for (field, value) in [
+        ("risk_notes", &input.risk_notes),
+        ("outcome_notes", &input.outcome_notes),
+        ("cost_notes", &input.cost_notes),
+        ("summary", &input.summary),
+    ] {
+        check_text(&mut errors, field, value, limits::LONG_TEXT, false);
+    }
+    errors.into_result()?;
+    let w = begin_case_write(db, actor, case_id, "case.comparison").await?;
+    w.ensure_stage(
+        &[Stage::ConsultationHeld, Stage::OpinionsCompared],
+        "the comparison",
+    )?;
+    let round = w.current_round().await?;
+    let mut row = round.into_active_model();
+    row.diagnosis_agrees = Set(Some(input.diagnosis_agrees));
+    row.treatment_agrees = Set(Some(input.treatment_agrees));
+    row.risk_notes = Set(Some(input.risk_notes.clone()));
+    row.outcome_notes = Set(Some(input.outcome_notes.clone()));
+    row.cost_notes = Set(Some(input.cost_notes.clone()));
+    row.comparison_summary = Set(Some(input.summary.clone()));
+    row.compared_at = Set(Some(w.now));
+    row.update(&w.txn).await?;
+    let detail = json!({
+        "round": round_name(w.case.round), "diagnosis_agrees": input.diagnosis_agrees,
+        "treatment_agrees": input.treatment_agrees,
+    });
+    w.finish(db, actor, Default::default(), "case.comparison", detail)
+        .await
+}
+
+pub async fn set_decision(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    input: DecisionInput,
+) -> AppResult<CaseView> {
+    let mut errors = FieldErrors::new();
+    check_text(
+        &mut errors,
+        "reason",
+        &input.reason,
+        limits::LONG_TEXT,
+        true,
+    );
+    let chosen_round = parse_round(&input.chosen_opinion);
+    if chosen_round.is_none() && input.chosen_opinion != "other" {
+        errors.add(
+            "chosen_opinion",
+            "must be original, second, third … or other",
+        );
+    }
+    errors.into_result()?;
+    let w = begin_case_write(db, actor, case_id, "case.decision").await?;
+    w.ensure_stage(&[Stage::OpinionsCompared], "the decision")?;
+    if let Some(round) = chosen_round {
+        let exists = opinion::Entity::find()
+            .filter(opinion::Column::CaseId.eq(case_id))
+            .filter(opinion::Column::Round.eq(round))
+            .count(&w.txn)
+            .await?
+            > 0;
+        if !exists {
+            return Err(FieldErrors::single(
+                "chosen_opinion",
+                "no opinion of this round is recorded on the case",
+            ));
+        }
+    }
+    let changes = case::ActiveModel {
+        chosen_opinion: Set(Some(input.chosen_opinion.clone())),
+        decision_reason: Set(Some(input.reason.clone())),
+        decided_at: Set(Some(w.now)),
+        ..Default::default()
+    };
+    let detail = json!({ "chosen_opinion": input.chosen_opinion });
+    w.finish(db, actor, changes, "case.decision", detail).await
+}
+
+pub async fn update(
+    db: &DatabaseConnection,
+    rules: &CaseRules,
+    actor: &Actor,
+    case_id: i32,
+    patch: CasePatch,
+) -> AppResult<CaseView> {
+    let mut errors = FieldErrors::new();
+    if let Some(summary) = patch.summary.as_deref() {
+        check_text(&mut errors, "summary", summary, limits::LONG_TEXT, false);
+    }
+    if patch.advocate_id.is_some() && !actor.is_admin() {
+        return Err(AppError::Forbidden("only admins can reassign cases".into()));
+    }
+    errors.into_result()?;
+    let w = begin_case_write(db, actor, case_id, "case.update").await?;
+    let stage = w.stage()?;
+    let mut changes: case::ActiveModel = Default::default();
+    let mut detail = serde_json::Map::new();
+    if let Some(advocate_id) = patch.advocate_id {
+        if let Some(id) = advocate_id {
+            ensure_assignable(&w.txn, id).await?;
+        }
+        changes.advocate_id = Set(advocate_id);
+        detail.insert(
+            "advocate_id".into(),
+            json!({ "from": w.case.advocate_id, "to": advocate_id }),
+        );
+    }
+    if let Some(urgency) = patch.urgency {
+        if stage.is_final() {
+            return Err(AppError::conflict(
+                "case_closed",
+                "a closed case has no urgency to change",
+            ));
+        }
+        changes.urgency = Set(urgency.as_str().to_string());
+        changes.stage_due_at = Set(w.clock().due_at(&rules.levels, stage, urgency));
+        detail.insert(
+            "urgency".into(),
+            json!({ "from": w.case.urgency, "to": urgency }),
+        );
+    }
+    if let Some(summary) = patch.summary {
+        detail.insert(
+            "summary".into(),
+            json!({ "changed": summary != w.case.summary }),
+        );
+        changes.summary = Set(summary);
+    }
+    w.finish(
+        db,
+        actor,
+        changes,
+        "case.update",
+        serde_json::Value::Object(detail),
+    )
+    .await
+}

@@ -1,0 +1,270 @@
+//! The vocabulary of a case — reasons, record kinds, opinion rounds — and the
+//! checks that turn raw input into values the rest of the code can trust.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldErrors;
+
+/// Declares a closed set of snake_case words with `ALL`, `as_str`, `parse`
+/// and `label`, serialised as the word itself.
+macro_rules! word_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => ($word:literal, $label:literal)),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $word)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+
+            pub fn label(self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// Why the patient seeks a second opinion.
+    Reason {
+        SurgeryRecommended => ("surgery_recommended", "Surgery recommended"),
+        CancerDiagnosis => ("cancer_diagnosis", "Cancer diagnosis"),
+        SeriousDiagnosis => ("serious_diagnosis", "Serious diagnosis"),
+        RareCondition => ("rare_condition", "Rare condition"),
+        SymptomsMismatch => ("symptoms_mismatch", "Symptoms do not match the diagnosis"),
+        TreatmentNotWorking => ("treatment_not_working", "Treatment not working"),
+        Uncertain => ("uncertain", "Uncertain diagnosis"),
+        Other => ("other", "Other"),
+    }
+);
+
+word_enum!(
+    /// One line of the records checklist.
+    RecordKind {
+        LabResults => ("lab_results", "Lab results"),
+        ImagingXray => ("imaging_xray", "Imaging: X-ray"),
+        ImagingCt => ("imaging_ct", "Imaging: CT"),
+        ImagingMri => ("imaging_mri", "Imaging: MRI"),
+        ImagingPet => ("imaging_pet", "Imaging: PET"),
+        PathologyReport => ("pathology_report", "Pathology / biopsy report"),
+        MedicationList => ("medication_list", "Medication list"),
+        SurgicalReports => ("surgical_reports", "Surgical reports"),
+        SymptomTreatmentHistory => ("symptom_treatment_history", "Symptom and treatment history"),
+    }
+);
+
+word_enum!(
+    RecordStatus {
+        Requested => ("requested", "Requested"),
+        Received => ("received", "Received"),
+        NotApplicable => ("not_applicable", "Not applicable"),
+    }
+);
+
+word_enum!(
+    ConsultationMode {
+        Virtual => ("virtual", "Virtual"),
+        InPerson => ("in_person", "In person"),
+    }
+);
+
+word_enum!(
+    /// What a case on hold is waiting for.
+    HoldReason {
+        WaitingForPatient => ("waiting_for_patient", "Waiting for the patient"),
+        InsurancePreapproval => ("insurance_preapproval", "Waiting for insurance pre-approval"),
+        OutsideProvider => ("outside_provider", "Waiting for an outside provider"),
+        Other => ("other", "Other"),
+    }
+);
+
+const ROUND_WORDS: [&str; 10] = [
+    "original", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+    "tenth",
+];
+
+/// An opinion round: 1 is the original opinion, 2 the second, and so on.
+pub fn round_name(round: i32) -> String {
+    usize::try_from(round - 1)
+        .ok()
+        .and_then(|i| ROUND_WORDS.get(i))
+        .map_or_else(|| format!("round_{round}"), |w| (*w).to_string())
+}
+
+pub fn parse_round(word: &str) -> Option<i32> {
+    ROUND_WORDS
+        .iter()
+        .position(|w| *w == word)
+        .and_then(|i| i32::try_from(i + 1).ok())
+}
+
+/// Field length limits, in characters.
+pub mod limits {
+    pub const NAME: usize = 200;
+    pub const EMAIL: usize = 254;
+    pub const PHONE: usize = 40;
+    pub const SPECIALTY: usize = 100;
+    pub const SHORT_TEXT: usize = 500;
+    pub const LONG_TEXT: usize = 20_000;
+}
+
+/// Checks one text field: trims nothing (text is stored exactly as given),
+/// but refuses blank required values, control characters other than line
+/// breaks and tabs in long text, and anything over `max` characters.
+pub fn check_text(errors: &mut FieldErrors, field: &str, value: &str, max: usize, required: bool) {
+    if required && value.trim().is_empty() {
+        errors.add(field, "is required");
+    } else if value.chars().count() > max {
+        errors.add(field, format!("must be at most {max} characters"));
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        errors.add(field, "contains control characters");
+    }
+}
+
+/// A single-line text field (names, places): no line breaks at all.
+pub fn check_line(errors: &mut FieldErrors, field: &str, value: &str, max: usize, required: bool) {
+    check_text(errors, field, value, max, required);
+    if value.contains(['\n', '\r']) {
+        errors.add(field, "must be a single line");
+    }
+}
+
+pub fn check_email(errors: &mut FieldErrors, field: &str, value: &str) {
+    if value.trim().is_empty() {
+        errors.add(field, "is required");
+    } else if value.len() > limits::EMAIL || value.parse::<lettre::Address>().is_err() {
+        errors.add(field, "is not a valid email address");
+    }
+}
+
+pub fn check_phone(errors: &mut FieldErrors, field: &str, value: &str) {
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    let allowed = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if value.chars().count() > limits::PHONE || !allowed || !(5..=20).contains(&digits) {
+        errors.add(
+            field,
+            "is not a valid phone number (digits, spaces and + - ( ) . only)",
+        );
+    }
+}
+
+pub fn check_timezone(errors: &mut FieldErrors, field: &str, value: &str) {
+    if value.parse::<chrono_tz::Tz>().is_err() {
+        errors.add(field, "is not a known IANA time zone such as Europe/Paris");
+    }
+}
+
+/// A BCP 47 language tag in its common shape: `en`, `pt-BR`, `zh-Hant-TW`.
+pub fn validate_language(tag: &str) -> Result<(), ()> {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or_default();
+    let primary_ok =
+        (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic());
+    let rest_ok =
+        parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if primary_ok && rest_ok && tag.len() <= 35 {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+pub fn check_language(errors: &mut FieldErrors, field: &str, value: &str) {
+    if validate_language(value).is_err() {
+        errors.add(field, "is not a language tag such as en or pt-BR");
+    }
+}
+
+/// A `LIKE` pattern matching values that contain `fragment` literally.
+pub fn like_contains(fragment: &str) -> sea_orm::sea_query::LikeExpr {
+    let escaped = fragment
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')
+}
+
+/// Lower-cased text used for case-insensitive matching in any database.
+pub fn search_key(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_have_names_both_ways() {
+        assert_eq!(round_name(1), "original");
+        assert_eq!(round_name(3), "third");
+        assert_eq!(parse_round("second"), Some(2));
+        assert_eq!(parse_round("tenth"), Some(10));
+        assert_eq!(parse_round("eleventh"), None);
+        for round in 1..=10 {
+            assert_eq!(parse_round(&round_name(round)), Some(round));
+        }
+    }
+
+    #[test]
+    fn words_round_trip() {
+        for kind in RecordKind::ALL {
+            assert_eq!(RecordKind::parse(kind.as_str()), Some(*kind));
+        }
+        assert_eq!(
+            Reason::parse("cancer_diagnosis"),
+            Some(Reason::CancerDiagnosis)
+        );
+        assert_eq!(Reason::parse("Cancer"), None);
+    }
+
+    #[test]
+    fn language_tags() {
+        for ok in ["en", "pt-BR", "zh-Hant-TW", "ast"] {
+            assert!(validate_language(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "e", "english!", "en--US", "en-"] {
+            assert!(validate_language(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_checks() {
+        let mut errors = FieldErrors::new();
+        check_line(
+            &mut errors,
+            "a",
+            "<script>alert('x')</script> Zoë 山田",
+            200,
+            true,
+        );
+        assert!(errors.is_empty());
+        check_line(&mut errors, "b", "   ", 200, true);
+        check_line(&mut errors, "c", &"x".repeat(201), 200, true);
+        check_line(&mut errors, "d", "two\nlines", 200, true);
+        check_email(&mut errors, "e", "not an email");
+        check_phone(&mut errors, "f", "call me");
+        check_timezone(&mut errors, "g", "Mars/Olympus");
+        assert_eq!(
+            errors.0.keys().cloned().collect::<Vec<_>>(),
+            vec!["b", "c", "d", "e", "f", "g"]
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! The `secondlook` command: serve (the default), migrate, manage users and
+//! tokens, and load demo data.
+
+use std::{
+    io::{IsTerminal, Read},
+    path::PathBuf,
+    time::Duration,
+};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::{
+    app::{self, AppState},
+    auth::{Actor, Role, passwords, tokens, users},
+    config::Settings,
+    db, demo,
+    error::AppError,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "secondlook",
+    version,
+    about = "Second-opinion case tracking for patient advocates"
+)]
+pub struct Cli {
+    /// A TOML file overriding config/default.toml (environment variables override both).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pending migrations and start the server (the default).
+    Serve,
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Manage staff accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Fill the database with a realistic sample caseload.
+    DemoData(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from standard input when it is
+    /// piped in, otherwise generated and printed once.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// IANA time zone used for the user's reminders.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Advocate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it once.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many cases to create.
+    #[arg(long, default_value_t = 60)]
+    pub cases: u32,
+    /// Seed for the random choices, for a repeatable caseload.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("{0}")]
+    App(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<AppError> for CliError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Validation(fields) => CliError::App(
+                fields
+                    .0
+                    .iter()
+                    .map(|(field, message)| format!("{field}: {message}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            other => CliError::App(other.to_string()),
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    init_logging();
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let db = open(&settings).await?;
+            println!("Database is up to date.");
+            db.close().await?;
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            email,
+            name,
+            role,
+            timezone,
+        }) => {
+            let db = open(&settings).await?;
+            let (password, generated) = read_or_generate_password()?;
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Advocate => Role::Advocate,
+            };
+            let new = users::NewUser {
+                email,
+                name,
+                role,
+                timezone,
+                password: password.clone(),
+            };
+            let created = users::create(&db, &Actor::system("cli"), new).await?;
+            println!(
+                "Created {} {} (id {}).",
+                created.role, created.email, created.id
+            );
+            if generated {
+                println!("Password (shown once): {password}");
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { email, label }) => {
+            let db = open(&settings).await?;
+            let token = tokens::create(&db, &Actor::system("cli"), &email, &label).await?;
+            println!("{token}");
+            eprintln!(
+                "Store this token now: it is not shown again. Send it as 'Authorization: Bearer <token>'."
+            );
+            Ok(())
+        }
+        Command::DemoData(args) => {
+            let db = open(&settings).await?;
+            let state = AppState::new(db, settings);
+            let summary = demo::fill(&state.db, &state.rules, args.cases, args.seed).await?;
+            println!("{summary}");
+            Ok(())
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sea_orm=warn,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn open(settings: &Settings) -> Result<DatabaseConnection, CliError> {
+    let db = db::connect(&settings.database).await?;
+    db::migrate(&db).await?;
+    Ok(db)
+}
+
+fn read_or_generate_password() -> Result<(String, bool), CliError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok((passwords::generate()?, true));
+    }
+    let mut text = String::new();
+    stdin.lock().take(4096).read_to_string(&mut text)?;
+    let password = text.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        Ok((passwords::generate()?, true))
+    } else {
+        Ok((password, false))
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), CliError> {
+    let db = open(&settings).await?;
+    let admin_password = std::env::var("SECONDLOOK_ADMIN_PASSWORD").ok();
+    let bootstrap = &settings.bootstrap;
+    let created = users::bootstrap_admin(
+        &db,
+        &bootstrap.admin_email,
+        &bootstrap.admin_name,
+        admin_password,
+    )
+    .await?;
+    let listener = TcpListener::bind(settings.server.listen)
+        .await
+        .map_err(|e| CliError::App(format!("cannot listen on {}: {e}", settings.server.listen)))?;
+    let url = settings.public_url();
+    println!("SecondLook is running at {url}");
+    if let Some(admin) = created {
+        println!("Created the first admin account: {}", admin.email);
+        match admin.generated_password {
+            Some(password) => {
+                println!("Its password (shown once, change it after signing in): {password}")
+            }
+            None => println!("Its password is the one given in SECONDLOOK_ADMIN_PASSWORD."),
+        }
+        println!(
+            "Create an API token with: secondlook token create --email {}",
+            admin.email
+        );
+    }
+    let grace = settings.server.shutdown_grace;
+    let state = AppState::new(db.clone(), settings);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app::serve(listener, state, async move {
+        let _ = stop_rx.await;
+    }));
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(grace.max(Duration::from_secs(1)), server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) => return Err(CliError::App(format!("server task failed: {join}"))),
+        Err(_) => tracing::warn!("requests still running after {grace:?}; stopping anyway"),
+    }
+    db.close().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

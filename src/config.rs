@@ -1,0 +1,245 @@
+//! Settings: the embedded `config/default.toml`, overlaid by an optional file
+//! and by environment variables. Owns validation of everything configurable so
+//! that a bad setting stops start-up with a message instead of failing later.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::cases::{ServiceLevels, Stage, Urgency};
+
+/// The defaults, compiled in so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub bootstrap: BootstrapSettings,
+    pub cases: CaseSettings,
+    pub service_levels: ServiceLevelSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub max_body_bytes: usize,
+    pub trust_forwarded_for: bool,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub sqlite_busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BootstrapSettings {
+    pub admin_email: String,
+    pub admin_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaseSettings {
+    pub reference_prefix: String,
+    pub default_timezone: String,
+    pub default_language: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceLevelSettings {
+    pub routine: StageDurations,
+    pub expedited: StageDurations,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageDurations {
+    #[serde(with = "humantime_serde")]
+    pub records_requested: Duration,
+    #[serde(with = "humantime_serde")]
+    pub specialist_chosen: Duration,
+    #[serde(with = "humantime_serde")]
+    pub consultation_held: Duration,
+    #[serde(with = "humantime_serde")]
+    pub opinions_compared: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// The compiled-in defaults only, ignoring files and the environment.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        let raw = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .build()?;
+        Self::finish(raw)
+    }
+
+    /// Defaults, then `file`, then `SECONDLOOK__*`, `DATABASE_URL` and `SECONDLOOK_LISTEN`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("SECONDLOOK")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        builder = builder
+            .set_override_option("database.url", non_empty("DATABASE_URL"))?
+            .set_override_option("server.listen", non_empty("SECONDLOOK_LISTEN"))?;
+        Self::finish(builder.build()?)
+    }
+
+    fn finish(raw: Config) -> Result<Self, ConfigError> {
+        let settings: Settings = raw.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self
+            .cases
+            .default_timezone
+            .parse::<chrono_tz::Tz>()
+            .is_err()
+        {
+            return invalid(format!(
+                "cases.default_timezone {:?} is not an IANA time zone",
+                self.cases.default_timezone
+            ));
+        }
+        if crate::cases::validate_language(&self.cases.default_language).is_err() {
+            return invalid(format!(
+                "cases.default_language {:?} is not a language tag",
+                self.cases.default_language
+            ));
+        }
+        let prefix = &self.cases.reference_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 8
+            || !prefix.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return invalid("cases.reference_prefix must be 1 to 8 letters or digits".into());
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections must be at least 1".into());
+        }
+        if self.server.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes must be at least 1024".into());
+        }
+        for (urgency, durations) in [
+            ("routine", &self.service_levels.routine),
+            ("expedited", &self.service_levels.expedited),
+        ] {
+            for (stage, duration) in durations.entries() {
+                if duration.is_zero() {
+                    return invalid(format!(
+                        "service_levels.{urgency}.{} must be longer than zero",
+                        stage.as_str()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Base URL used in messages and links, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        let configured = self.server.public_url.trim().trim_end_matches('/');
+        if configured.is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            configured.to_string()
+        }
+    }
+
+    pub fn service_levels(&self) -> ServiceLevels {
+        let mut levels = BTreeMap::new();
+        for (urgency, durations) in [
+            (Urgency::Routine, &self.service_levels.routine),
+            (Urgency::Expedited, &self.service_levels.expedited),
+        ] {
+            for (stage, duration) in durations.entries() {
+                levels.insert(
+                    (urgency, stage),
+                    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX),
+                );
+            }
+        }
+        ServiceLevels::new(levels)
+    }
+}
+
+impl StageDurations {
+    fn entries(&self) -> [(Stage, Duration); 4] {
+        [
+            (Stage::RecordsRequested, self.records_requested),
+            (Stage::SpecialistChosen, self.specialist_chosen),
+            (Stage::ConsultationHeld, self.consultation_held),
+            (Stage::OpinionsCompared, self.opinions_compared),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load_and_validate() {
+        let settings = Settings::defaults().expect("defaults are valid");
+        assert_eq!(settings.server.listen.to_string(), "127.0.0.1:3000");
+        assert!(settings.database.url.starts_with("sqlite://data/"));
+        let levels = settings.service_levels();
+        assert_eq!(
+            levels.allowance(Stage::RecordsRequested, Urgency::Routine),
+            Some(chrono::Duration::days(14))
+        );
+        assert_eq!(
+            levels.allowance(Stage::RecordsRequested, Urgency::Expedited),
+            Some(chrono::Duration::days(3))
+        );
+        assert_eq!(
+            levels.allowance(Stage::DecisionMade, Urgency::Routine),
+            None
+        );
+    }
+
+    #[test]
+    fn a_zero_service_level_is_refused() {
+        let raw = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .set_override("service_levels.routine.consultation_held", "0s")
+            .and_then(|b| b.build())
+            .expect("builds");
+        let err = Settings::finish(raw).expect_err("zero is refused");
+        assert!(err.to_string().contains("consultation_held"), "{err}");
+    }
+}

@@ -1,0 +1,45 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "cases")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    #[sea_orm(unique)]
+    pub reference: String,
+    pub patient_name: String,
+    pub patient_email: String,
+    pub patient_phone: Option<String>,
+    pub patient_timezone: String,
+    pub patient_language: String,
+    pub specialty: String,
+    pub reason: String,
+    pub urgency: String,
+    #[sea_orm(column_type = "Text")]
+    pub summary: String,
+    #[sea_orm(column_type = "Text")]
+    pub search_key: String,
+    pub advocate_id: Option<i32>,
+    pub stage: String,
+    pub round: i32,
+    pub stage_entered_at: DateTimeUtc,
+    pub stage_due_at: Option<DateTimeUtc>,
+    pub held_since: Option<DateTimeUtc>,
+    pub hold_reason: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub hold_note: Option<String>,
+    pub held_seconds: i64,
+    pub chosen_opinion: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<DateTimeUtc>,
+    pub version: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub closed_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

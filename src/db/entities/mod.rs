@@ -1,0 +1,12 @@
+//! Table mappings, one module per table. Plain rows: rules live in the
+//! capability modules that use them.
+
+pub mod api_token;
+pub mod audit_entry;
+pub mod case;
+pub mod case_record;
+pub mod case_round;
+pub mod opinion;
+pub mod specialist;
+pub mod stage_change;
+pub mod user;

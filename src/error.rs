@@ -1,0 +1,75 @@
+//! The application error: what services return to every shell (API, pages,
+//! CLI, jobs). Each shell turns it into its own kind of answer in one place —
+//! the API in `api::error`. Database detail is logged there, never shown.
+
+use std::collections::BTreeMap;
+
+use sea_orm::DbErr;
+
+/// Problems with named input fields, keyed by a dotted path (`patient.email`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(pub BTreeMap<String, String>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(field.into()).or_insert_with(|| message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing was added, else the collected errors.
+    pub fn into_result(self) -> Result<(), AppError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self))
+        }
+    }
+
+    pub fn single(field: impl Into<String>, message: impl Into<String>) -> AppError {
+        let mut errors = Self::new();
+        errors.add(field, message);
+        AppError::Validation(errors)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("invalid input")]
+    Validation(FieldErrors),
+    /// The request is well-formed but the case's state does not allow it.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Conflict {
+            code,
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,20 @@
+//! SecondLook carries patients through a second medical opinion: each step
+//! — records, specialist, consultation, comparison, decision — is a tracked,
+//! dated stage.
+//!
+//! Layout: `cases` (stage machine, due dates, case operations), `specialists`
+//! (directory), `auth` (accounts, tokens, the acting `Actor`), `audit` (the
+//! trail), `db` (connection, migrations, table mappings), `api` (JSON API),
+//! `app` (HTTP wiring), `cli` (the `secondlook` command), `demo` (sample data).
+
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cases;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod specialists;

@@ -1,0 +1,175 @@
+//! The specialists directory: who can give a second opinion, in which
+//! specialty, where, and whether they see patients by video.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    audit::{self, Subject},
+    auth::Actor,
+    cases::{
+        values::{check_email, check_line, like_contains, limits, search_key},
+        view::SpecialistView,
+    },
+    db::{self, entities::specialist},
+    error::{AppError, AppResult, FieldErrors},
+};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecialistInput {
+    pub name: String,
+    pub specialty: String,
+    #[serde(default)]
+    pub institution: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub offers_virtual: bool,
+}
+
+impl SpecialistInput {
+    fn validate(&self) -> AppResult<()> {
+        let mut errors = FieldErrors::new();
+        check_line(&mut errors, "name", &self.name, limits::NAME, true);
+        check_line(
+            &mut errors,
+            "specialty",
+            &self.specialty,
+            limits::SPECIALTY,
+            true,
+        );
+        check_line(
+            &mut errors,
+            "institution",
+            &self.institution,
+            limits::NAME,
+            false,
+        );
+        if let Some(email) = self.email.as_deref().filter(|e| !e.is_empty()) {
+            check_email(&mut errors, "email", email);
+        }
+        errors.into_result()
+    }
+
+    fn apply(&self, row: &mut specialist::ActiveModel) {
+        row.name = Set(self.name.clone());
+        row.specialty = Set(self.specialty.clone());
+        row.specialty_key = Set(search_key(&[self.specialty.trim()]));
+        row.institution = Set(self.institution.clone());
+        row.search_key = Set(search_key(&[&self.name, &self.institution]));
+        row.email = Set(self
+            .email
+            .clone()
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty()));
+        row.offers_virtual = Set(self.offers_virtual);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SpecialistFilter {
+    /// Exact specialty, compared without regard to case.
+    pub specialty: Option<String>,
+    /// Part of the name or institution, compared without regard to case.
+    pub query: Option<String>,
+    pub limit: u64,
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    input: SpecialistInput,
+) -> AppResult<SpecialistView> {
+    input.validate()?;
+    let now = db::now();
+    let txn = db::begin_write(db).await?;
+    let mut row = specialist::ActiveModel {
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    input.apply(&mut row);
+    let saved = row.insert(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        "specialist.create",
+        Subject::of("specialist", saved.id),
+        json!({ "name": saved.name, "specialty": saved.specialty }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved.into())
+}
+
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: i32,
+    input: SpecialistInput,
+) -> AppResult<SpecialistView> {
+    input.validate()?;
+    let txn = db::begin_write(db).await?;
+    let existing = specialist::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let mut row = existing.into_active_model();
+    input.apply(&mut row);
+    row.updated_at = Set(db::now());
+    let saved = row.update(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        "specialist.update",
+        Subject::of("specialist", id),
+        json!({ "name": saved.name, "specialty": saved.specialty }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved.into())
+}
+
+pub async fn get(db: &DatabaseConnection, id: i32) -> AppResult<SpecialistView> {
+    specialist::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(Into::into)
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &SpecialistFilter,
+) -> AppResult<Vec<SpecialistView>> {
+    let mut cond = Condition::all();
+    if let Some(specialty) = filter
+        .specialty
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        cond = cond.add(specialist::Column::SpecialtyKey.eq(search_key(&[specialty])));
+    }
+    if let Some(q) = filter
+        .query
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+    {
+        cond = cond.add(specialist::Column::SearchKey.like(like_contains(&q.to_lowercase())));
+    }
+    let rows = specialist::Entity::find()
+        .filter(cond)
+        .order_by_asc(specialist::Column::Name)
+        .order_by_asc(specialist::Column::Id)
+        .limit(filter.limit)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
