@@ -2,7 +2,7 @@
 //! tokens, and load demo data.
 
 use std::{
-    io::{IsTerminal, Read},
+    io::{IsTerminal, Read, Write},
     path::PathBuf,
     time::Duration,
 };
@@ -224,21 +224,37 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     let listener = TcpListener::bind(settings.server.listen)
         .await
         .map_err(|e| CliError::App(format!("cannot listen on {}: {e}", settings.server.listen)))?;
-    let url = settings.public_url();
-    println!("SecondLook is running at {url}");
+    let bound = listener.local_addr()?;
+    let url = if settings.server.public_url.trim().is_empty() {
+        format!("http://{bound}")
+    } else {
+        settings.public_url()
+    };
+    let mut banner = format!("SecondLook is running at {url}\n");
     if let Some(admin) = created {
-        println!("Created the first admin account: {}", admin.email);
-        match admin.generated_password {
-            Some(password) => {
-                println!("Its password (shown once, change it after signing in): {password}")
-            }
-            None => println!("Its password is the one given in SECONDLOOK_ADMIN_PASSWORD."),
-        }
-        println!(
-            "Create an API token with: secondlook token create --email {}",
+        banner.push_str(&format!(
+            "Created the first admin account: {}\n",
             admin.email
-        );
+        ));
+        match admin.generated_password {
+            Some(password) => banner.push_str(&format!(
+                "Its password (shown once, change it after signing in): {password}\n"
+            )),
+            None => {
+                banner.push_str("Its password is the one given in SECONDLOOK_ADMIN_PASSWORD.\n")
+            }
+        }
+        banner.push_str(&format!(
+            "Create an API token with: secondlook token create --email {}\n",
+            admin.email
+        ));
     }
+    // A closed stdout (a detached service) must not stop the server.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
+    drop(stdout);
     let grace = settings.server.shutdown_grace;
     let state = AppState::new(db.clone(), settings);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

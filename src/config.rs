@@ -135,7 +135,7 @@ impl Settings {
                 self.cases.default_timezone
             ));
         }
-        if crate::cases::validate_language(&self.cases.default_language).is_err() {
+        if !crate::cases::is_language_tag(&self.cases.default_language) {
             return invalid(format!(
                 "cases.default_language {:?} is not a language tag",
                 self.cases.default_language

@@ -3,11 +3,15 @@
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use axum::{
-    body::Bytes,
+    body::{Body, Bytes},
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{StatusCode, header, request::Parts},
 };
+use bytes::BytesMut;
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -38,56 +42,80 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!(
-                        "the body is larger than {} bytes",
-                        state.settings.server.max_body_bytes
-                    ),
-                )
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable_body",
-                    "the request body could not be read",
-                )
-            }
+        let limit = state.settings.server.max_body_bytes;
+        let bytes = read_limited(req.into_body(), limit).await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {limit} bytes"),
+            )
         })?;
         parse_json(&bytes).map(ApiJson)
     }
 }
 
+/// Most a refused body is read past the limit before answering, so the
+/// client, still sending, gets to read the 413 instead of a reset connection.
+const DRAIN_AT_MOST: usize = 8 * 1024 * 1024;
+const DRAIN_FOR_AT_MOST: Duration = Duration::from_secs(5);
+
+/// Reads the body if it fits in `limit` bytes; `None` when it does not.
+async fn read_limited(body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
+    let unreadable = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            "the request body could not be read",
+        )
+    };
+    let mut stream = body.into_data_stream();
+    let mut collected = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable())?;
+        if collected.len() + chunk.len() > limit {
+            let mut drained = collected.len() + chunk.len();
+            let _ = tokio::time::timeout(DRAIN_FOR_AT_MOST, async {
+                while drained < DRAIN_AT_MOST {
+                    match stream.next().await {
+                        Some(Ok(more)) => drained += more.len(),
+                        _ => break,
+                    }
+                }
+            })
+            .await;
+            return Ok(None);
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(Some(collected.freeze()))
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let malformed = |err: serde_json::Error| {
+    // Syntax first, so that broken JSON is always a 400 whatever its shape.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
             format!("the body is not valid JSON: {err}"),
         )
-    };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let (field, message) = describe_data_error(&path, &inner.to_string());
-                let mut error = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    "some fields are invalid",
-                );
-                error.fields.insert(field, message);
-                error
-            }
-            _ => malformed(inner),
-        }
     })?;
-    de.end().map_err(malformed)?;
-    Ok(value)
+    let invalid = |field: String, message: String| {
+        let mut error = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "some fields are invalid",
+        );
+        error.fields.insert(field, message);
+        error
+    };
+    if !value.is_object() {
+        return Err(invalid("body".into(), "must be a JSON object".into()));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let (field, message) = describe_data_error(&path, &err.into_inner().to_string());
+        invalid(field, message)
+    })
 }
 
 /// Turns serde's message into a field name and a message without the
@@ -106,8 +134,14 @@ fn describe_data_error(path: &str, raw: &str) -> (String, String) {
         return (join(name), "is required".into());
     }
     if let Some(rest) = message.strip_prefix("unknown field `") {
+        // Here the path already ends with the unknown field's own name.
         let name = rest.split('`').next().unwrap_or_default();
-        return (join(name), "is not a known field".into());
+        let field = if path.ends_with(name) {
+            path.to_string()
+        } else {
+            join(name)
+        };
+        return (field, "is not a known field".into());
     }
     let field = if path == "." || path.is_empty() {
         "body".to_string()

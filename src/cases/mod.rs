@@ -9,4 +9,4 @@ pub mod view;
 
 pub use schedule::{ServiceLevels, StageClock, Urgency};
 pub use stage::Stage;
-pub use values::validate_language;
+pub use values::is_language_tag;

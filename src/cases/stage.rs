@@ -516,8 +516,7 @@ mod tests {
             for (to, mut ready, with_note) in requests {
                 ready.round = ready.round.max(round).min(MAX_ROUND);
                 let note = with_note.then_some("because");
-                match plan_move(stage, to, &ready, note, now()) {
-                    Ok(step) => {
+                if let Ok(step) = plan_move(stage, to, &ready, note, now()) {
                         prop_assert!(!stage.is_final(), "left final stage {:?}", stage);
                         prop_assert!(move_kind(stage, to).is_some());
                         prop_assert!(step.round >= round && step.round <= MAX_ROUND);
@@ -530,8 +529,6 @@ mod tests {
                         history.push((Some(stage), to));
                         stage = step.to;
                         round = step.round;
-                    }
-                    Err(_) => {}
                 }
                 prop_assert_eq!(replay(&history), Ok(stage));
             }

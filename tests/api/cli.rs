@@ -1,0 +1,203 @@
+//! The `secondlook` binary as an operator uses it: serve on a fresh database
+//! (first admin printed once), then users, tokens and demo data from a second
+//! process while the server runs, and a graceful stop on SIGTERM.
+
+use std::{process::Stdio, time::Duration};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, Command},
+};
+
+use crate::common::{Backend, fresh_database};
+
+crate::on_both_databases!(operator_commands_work_against_a_running_server);
+
+fn secondlook(database_url: &str, workdir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_secondlook"));
+    cmd.env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("SECONDLOOK_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn output(
+    url: &str,
+    workdir: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    let mut cmd = secondlook(url, workdir);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("binary starts");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(text.as_bytes()).await.expect("write stdin");
+        drop(pipe);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("command finishes in time")
+        .expect("command ran");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Reads the server's start-up lines: its URL and the generated admin password.
+async fn start_server(child: &mut Child) -> (String, String) {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut url, mut password) = (None, None);
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("read line") {
+            if let Some(rest) = line.strip_prefix("SecondLook is running at ") {
+                url = Some(rest.trim().to_string());
+            }
+            if let Some((_, rest)) = line.split_once("(shown once, change it after signing in): ") {
+                password = Some(rest.trim().to_string());
+            }
+            if url.is_some() && password.is_some() {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("server starts in time");
+    // Keep reading, as a terminal would, so the server never writes into a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (
+        url.expect("URL printed"),
+        password.expect("admin password printed"),
+    )
+}
+
+async fn operator_commands_work_against_a_running_server(backend: Backend) {
+    let Some((url, _dir)) = fresh_database(backend).await else {
+        return;
+    };
+    let workdir = tempfile::tempdir().expect("workdir");
+
+    let (ok, out, err) = output(&url, workdir.path(), &["migrate"], None).await;
+    assert!(ok, "migrate failed: {out}{err}");
+    assert!(out.contains("up to date"), "{out}");
+
+    let mut server = secondlook(&url, workdir.path());
+    server
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut server = server.spawn().expect("server starts");
+    let (base, admin_password) = start_server(&mut server).await;
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    assert!(admin_password.len() >= 12, "a strong generated password");
+
+    let (ok, token, err) = output(
+        &url,
+        workdir.path(),
+        &[
+            "token",
+            "create",
+            "--email",
+            "admin@secondlook.local",
+            "--label",
+            "cli",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let token = token.trim().to_string();
+    assert!(token.starts_with("sl_"), "{token}");
+
+    let add = [
+        "user",
+        "add",
+        "--email",
+        "Sam@Example.org",
+        "--name",
+        "Sam Advocate",
+        "--role",
+        "advocate",
+    ];
+    let (ok, out, err) = output(&url, workdir.path(), &add, Some("a piped-in password\n")).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Created advocate sam@example.org"), "{out}");
+    assert!(!out.contains("Password"), "a piped password is not echoed");
+    let (ok, _, err) = output(&url, workdir.path(), &add, Some("another password here\n")).await;
+    assert!(!ok, "a second account with the same email is refused");
+    assert!(err.contains("already exists"), "{err}");
+    let (ok, _, err) = output(
+        &url,
+        workdir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "x@example.org",
+            "--name",
+            "X",
+            "--role",
+            "advocate",
+        ],
+        Some("short\n"),
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("at least 12"), "{err}");
+
+    let (ok, out, err) = output(&url, workdir.path(), &["demo-data", "--cases", "12"], None).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Created 12 demo cases"), "{out}");
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    let list: serde_json::Value = client
+        .get(format!("{base}/api/v1/cases?limit=100"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 12, "{list}");
+    let mut stages: Vec<&str> = items
+        .iter()
+        .map(|i| i["stage"].as_str().expect("stage"))
+        .collect();
+    stages.sort_unstable();
+    stages.dedup();
+    assert!(stages.len() >= 3, "demo cases span the stages: {stages:?}");
+
+    let pid = server.id().expect("pid").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(signalled.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("server stops after SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "graceful stop exits cleanly: {status}");
+}

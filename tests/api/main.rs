@@ -1,0 +1,10 @@
+//! HTTP-level tests of the JSON API and the command line, each run once on
+//! SQLite and once on PostgreSQL.
+
+mod common;
+mod postgres;
+
+mod access;
+mod cli;
+mod input;
+mod workflow;
