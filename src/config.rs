@@ -148,8 +148,15 @@ impl Settings {
         {
             return invalid("cases.reference_prefix must be 1 to 8 letters or digits".into());
         }
-        if self.database.max_connections == 0 {
-            return invalid("database.max_connections must be at least 1".into());
+        let minimum = if self.database.url.starts_with("postgres") {
+            2
+        } else {
+            1
+        };
+        if self.database.max_connections < minimum {
+            return invalid(format!(
+                "database.max_connections must be at least {minimum} for this database"
+            ));
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes must be at least 1024".into());

@@ -83,7 +83,13 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewUser) -> App
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await
+    .map_err(|err| match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+            FieldErrors::single("email", "a user with this email already exists")
+        }
+        _ => AppError::from(err),
+    })?;
     audit::record(
         &txn,
         actor,
@@ -140,11 +146,15 @@ pub async fn bootstrap_admin(
         timezone: "UTC".to_string(),
         password: password.clone(),
     };
-    let created = create(db, &Actor::system("bootstrap"), new).await?;
-    Ok(Some(BootstrapOutcome {
-        email: created.email,
-        generated_password: generated.then_some(password),
-    }))
+    match create(db, &Actor::system("bootstrap"), new).await {
+        Ok(created) => Ok(Some(BootstrapOutcome {
+            email: created.email,
+            generated_password: generated.then_some(password),
+        })),
+        // Another instance starting at the same moment created the first account.
+        Err(_) if count(db).await? > 0 => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 pub struct BootstrapOutcome {

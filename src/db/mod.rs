@@ -61,8 +61,25 @@ fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// Key of the PostgreSQL advisory lock that lets one instance migrate at a time.
+const MIGRATION_LOCK: i64 = 0x5345_434f_4e44;
+
+/// Runs pending migrations so that processes starting together take turns.
+/// SQLite: all pending migrations in one `BEGIN IMMEDIATE` transaction.
+/// PostgreSQL: an advisory lock held by an open transaction on one pooled
+/// connection while the migrations run (each in its own transaction) on others.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    if db.get_database_backend() == DbBackend::Sqlite {
+        let txn = begin_write(db).await?;
+        Migrator::up(&txn, None).await?;
+        return txn.commit().await;
+    }
+    let lock = db.begin().await?;
+    lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        .await?;
+    let result = Migrator::up(db, None).await;
+    lock.commit().await?;
+    result
 }
 
 /// Starts a transaction that will write. SQLite takes the write lock at once

@@ -6,5 +6,6 @@ mod postgres;
 
 mod access;
 mod cli;
+mod database;
 mod input;
 mod workflow;
