@@ -25,15 +25,8 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: DatabaseConnection, settings: Settings) -> Self {
-        let rules = CaseRules {
-            levels: settings.service_levels(),
-            defaults: settings.cases.clone(),
-        };
-        Self {
-            db,
-            settings: Arc::new(settings),
-            rules: Arc::new(rules),
-        }
+        let rules = CaseRules { levels: settings.service_levels(), defaults: settings.cases.clone() };
+        Self { db, settings: Arc::new(settings), rules: Arc::new(rules) }
     }
 }
 
@@ -46,10 +39,7 @@ pub fn router(state: AppState) -> Router {
         // Spans name the route pattern, never the raw URI: query strings can
         // hold patient names.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str);
+            let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
             tracing::info_span!("request", method = %req.method(), route)
         }))
         .with_state(state)
@@ -59,10 +49,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     if db::ping(&state.db).await {
         (StatusCode::OK, Json(serde_json::json!({ "status": "ok" })))
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "database_unreachable" })),
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "database_unreachable" })))
     }
 }
 
@@ -74,7 +61,5 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

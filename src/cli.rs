@@ -20,11 +20,7 @@ use crate::{
 };
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "secondlook",
-    version,
-    about = "Second-opinion case tracking for patient advocates"
-)]
+#[command(name = "secondlook", version, about = "Second-opinion case tracking for patient advocates")]
 pub struct Cli {
     /// A TOML file overriding config/default.toml (environment variables override both).
     #[arg(long, global = true, value_name = "FILE")]
@@ -109,12 +105,7 @@ impl From<AppError> for CliError {
     fn from(err: AppError) -> Self {
         match err {
             AppError::Validation(fields) => CliError::App(
-                fields
-                    .0
-                    .iter()
-                    .map(|(field, message)| format!("{field}: {message}"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                fields.0.iter().map(|(field, message)| format!("{field}: {message}")).collect::<Vec<_>>().join("; "),
             ),
             other => CliError::App(other.to_string()),
         }
@@ -132,30 +123,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             db.close().await?;
             Ok(())
         }
-        Command::User(UserCommand::Add {
-            email,
-            name,
-            role,
-            timezone,
-        }) => {
+        Command::User(UserCommand::Add { email, name, role, timezone }) => {
             let db = open(&settings).await?;
             let (password, generated) = read_or_generate_password()?;
             let role = match role {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::Advocate => Role::Advocate,
             };
-            let new = users::NewUser {
-                email,
-                name,
-                role,
-                timezone,
-                password: password.clone(),
-            };
+            let new = users::NewUser { email, name, role, timezone, password: password.clone() };
             let created = users::create(&db, &Actor::system("cli"), new).await?;
-            println!(
-                "Created {} {} (id {}).",
-                created.role, created.email, created.id
-            );
+            println!("Created {} {} (id {}).", created.role, created.email, created.id);
             if generated {
                 println!("Password (shown once): {password}");
             }
@@ -165,9 +142,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let db = open(&settings).await?;
             let token = tokens::create(&db, &Actor::system("cli"), &email, &label).await?;
             println!("{token}");
-            eprintln!(
-                "Store this token now: it is not shown again. Send it as 'Authorization: Bearer <token>'."
-            );
+            eprintln!("Store this token now: it is not shown again. Send it as 'Authorization: Bearer <token>'.");
             Ok(())
         }
         Command::DemoData(args) => {
@@ -183,10 +158,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sea_orm=warn,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn open(settings: &Settings) -> Result<DatabaseConnection, CliError> {
@@ -203,57 +175,34 @@ fn read_or_generate_password() -> Result<(String, bool), CliError> {
     let mut text = String::new();
     stdin.lock().take(4096).read_to_string(&mut text)?;
     let password = text.trim_end_matches(['\r', '\n']).to_string();
-    if password.is_empty() {
-        Ok((passwords::generate()?, true))
-    } else {
-        Ok((password, false))
-    }
+    if password.is_empty() { Ok((passwords::generate()?, true)) } else { Ok((password, false)) }
 }
 
 async fn serve(settings: Settings) -> Result<(), CliError> {
     let db = open(&settings).await?;
     let admin_password = std::env::var("SECONDLOOK_ADMIN_PASSWORD").ok();
     let bootstrap = &settings.bootstrap;
-    let created = users::bootstrap_admin(
-        &db,
-        &bootstrap.admin_email,
-        &bootstrap.admin_name,
-        admin_password,
-    )
-    .await?;
+    let created = users::bootstrap_admin(&db, &bootstrap.admin_email, &bootstrap.admin_name, admin_password).await?;
     let listener = TcpListener::bind(settings.server.listen)
         .await
         .map_err(|e| CliError::App(format!("cannot listen on {}: {e}", settings.server.listen)))?;
     let bound = listener.local_addr()?;
-    let url = if settings.server.public_url.trim().is_empty() {
-        format!("http://{bound}")
-    } else {
-        settings.public_url()
-    };
+    let url =
+        if settings.server.public_url.trim().is_empty() { format!("http://{bound}") } else { settings.public_url() };
     let mut banner = format!("SecondLook is running at {url}\n");
     if let Some(admin) = created {
-        banner.push_str(&format!(
-            "Created the first admin account: {}\n",
-            admin.email
-        ));
+        banner.push_str(&format!("Created the first admin account: {}\n", admin.email));
         match admin.generated_password {
-            Some(password) => banner.push_str(&format!(
-                "Its password (shown once, change it after signing in): {password}\n"
-            )),
-            None => {
-                banner.push_str("Its password is the one given in SECONDLOOK_ADMIN_PASSWORD.\n")
+            Some(password) => {
+                banner.push_str(&format!("Its password (shown once, change it after signing in): {password}\n"))
             }
+            None => banner.push_str("Its password is the one given in SECONDLOOK_ADMIN_PASSWORD.\n"),
         }
-        banner.push_str(&format!(
-            "Create an API token with: secondlook token create --email {}\n",
-            admin.email
-        ));
+        banner.push_str(&format!("Create an API token with: secondlook token create --email {}\n", admin.email));
     }
     // A closed stdout (a detached service) must not stop the server.
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout
-        .write_all(banner.as_bytes())
-        .and_then(|()| stdout.flush());
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
     drop(stdout);
     let grace = settings.server.shutdown_grace;
     let state = AppState::new(db.clone(), settings);

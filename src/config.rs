@@ -84,30 +84,21 @@ pub enum ConfigError {
 impl Settings {
     /// The compiled-in defaults only, ignoring files and the environment.
     pub fn defaults() -> Result<Self, ConfigError> {
-        let raw = Config::builder()
-            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
-            .build()?;
+        let raw = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml)).build()?;
         Self::finish(raw)
     }
 
     /// Defaults, then `file`, then `SECONDLOOK__*`, `DATABASE_URL` and `SECONDLOOK_LISTEN`.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::Invalid(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
+                return Err(ConfigError::Invalid(format!("config file {} does not exist", path.display())));
             }
             builder = builder.add_source(File::from(path).format(FileFormat::Toml));
         }
         builder = builder.add_source(
-            Environment::with_prefix("SECONDLOOK")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
+            Environment::with_prefix("SECONDLOOK").prefix_separator("__").separator("__").try_parsing(true),
         );
         let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         builder = builder
@@ -124,53 +115,32 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
-        if self
-            .cases
-            .default_timezone
-            .parse::<chrono_tz::Tz>()
-            .is_err()
-        {
+        if self.cases.default_timezone.parse::<chrono_tz::Tz>().is_err() {
             return invalid(format!(
                 "cases.default_timezone {:?} is not an IANA time zone",
                 self.cases.default_timezone
             ));
         }
         if !crate::cases::is_language_tag(&self.cases.default_language) {
-            return invalid(format!(
-                "cases.default_language {:?} is not a language tag",
-                self.cases.default_language
-            ));
+            return invalid(format!("cases.default_language {:?} is not a language tag", self.cases.default_language));
         }
         let prefix = &self.cases.reference_prefix;
-        if prefix.is_empty()
-            || prefix.len() > 8
-            || !prefix.chars().all(|c| c.is_ascii_alphanumeric())
-        {
+        if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
             return invalid("cases.reference_prefix must be 1 to 8 letters or digits".into());
         }
-        let minimum = if self.database.url.starts_with("postgres") {
-            2
-        } else {
-            1
-        };
+        let minimum = if self.database.url.starts_with("postgres") { 2 } else { 1 };
         if self.database.max_connections < minimum {
-            return invalid(format!(
-                "database.max_connections must be at least {minimum} for this database"
-            ));
+            return invalid(format!("database.max_connections must be at least {minimum} for this database"));
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes must be at least 1024".into());
         }
-        for (urgency, durations) in [
-            ("routine", &self.service_levels.routine),
-            ("expedited", &self.service_levels.expedited),
-        ] {
+        for (urgency, durations) in
+            [("routine", &self.service_levels.routine), ("expedited", &self.service_levels.expedited)]
+        {
             for (stage, duration) in durations.entries() {
                 if duration.is_zero() {
-                    return invalid(format!(
-                        "service_levels.{urgency}.{} must be longer than zero",
-                        stage.as_str()
-                    ));
+                    return invalid(format!("service_levels.{urgency}.{} must be longer than zero", stage.as_str()));
                 }
             }
         }
@@ -180,24 +150,16 @@ impl Settings {
     /// Base URL used in messages and links, without a trailing slash.
     pub fn public_url(&self) -> String {
         let configured = self.server.public_url.trim().trim_end_matches('/');
-        if configured.is_empty() {
-            format!("http://{}", self.server.listen)
-        } else {
-            configured.to_string()
-        }
+        if configured.is_empty() { format!("http://{}", self.server.listen) } else { configured.to_string() }
     }
 
     pub fn service_levels(&self) -> ServiceLevels {
         let mut levels = BTreeMap::new();
-        for (urgency, durations) in [
-            (Urgency::Routine, &self.service_levels.routine),
-            (Urgency::Expedited, &self.service_levels.expedited),
-        ] {
+        for (urgency, durations) in
+            [(Urgency::Routine, &self.service_levels.routine), (Urgency::Expedited, &self.service_levels.expedited)]
+        {
             for (stage, duration) in durations.entries() {
-                levels.insert(
-                    (urgency, stage),
-                    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX),
-                );
+                levels.insert((urgency, stage), chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX));
             }
         }
         ServiceLevels::new(levels)
@@ -225,18 +187,9 @@ mod tests {
         assert_eq!(settings.server.listen.to_string(), "127.0.0.1:3000");
         assert!(settings.database.url.starts_with("sqlite://data/"));
         let levels = settings.service_levels();
-        assert_eq!(
-            levels.allowance(Stage::RecordsRequested, Urgency::Routine),
-            Some(chrono::Duration::days(14))
-        );
-        assert_eq!(
-            levels.allowance(Stage::RecordsRequested, Urgency::Expedited),
-            Some(chrono::Duration::days(3))
-        );
-        assert_eq!(
-            levels.allowance(Stage::DecisionMade, Urgency::Routine),
-            None
-        );
+        assert_eq!(levels.allowance(Stage::RecordsRequested, Urgency::Routine), Some(chrono::Duration::days(14)));
+        assert_eq!(levels.allowance(Stage::RecordsRequested, Urgency::Expedited), Some(chrono::Duration::days(3)));
+        assert_eq!(levels.allowance(Stage::DecisionMade, Urgency::Routine), None);
     }
 
     #[test]

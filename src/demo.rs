@@ -58,41 +58,18 @@ const LAST_NAMES: [&str; 16] = [
 ];
 const SPECIALTIES: [(&str, &str); 6] = [
     ("Oncology", "a suspicious mass found on a CT scan"),
-    (
-        "Cardiology",
-        "a recommendation for valve replacement surgery",
-    ),
-    (
-        "Orthopedics",
-        "spinal fusion recommended for chronic back pain",
-    ),
+    ("Cardiology", "a recommendation for valve replacement surgery"),
+    ("Orthopedics", "spinal fusion recommended for chronic back pain"),
     ("Neurology", "a diagnosis of early-onset multiple sclerosis"),
-    (
-        "Rheumatology",
-        "joint pain that has not responded to treatment",
-    ),
+    ("Rheumatology", "joint pain that has not responded to treatment"),
     ("Gastroenterology", "a diagnosis of Crohn's disease"),
 ];
-const INSTITUTIONS: [&str; 4] = [
-    "University Medical Center",
-    "St. Mary's Hospital",
-    "Lakeside Cancer Institute",
-    "Northside Specialty Clinic",
-];
-const TIMEZONES: [&str; 5] = [
-    "America/New_York",
-    "America/Los_Angeles",
-    "Europe/London",
-    "Europe/Berlin",
-    "Asia/Kolkata",
-];
+const INSTITUTIONS: [&str; 4] =
+    ["University Medical Center", "St. Mary's Hospital", "Lakeside Cancer Institute", "Northside Specialty Clinic"];
+const TIMEZONES: [&str; 5] =
+    ["America/New_York", "America/Los_Angeles", "Europe/London", "Europe/Berlin", "Asia/Kolkata"];
 
-pub async fn fill(
-    db: &DatabaseConnection,
-    rules: &CaseRules,
-    cases: u32,
-    seed: u64,
-) -> AppResult<String> {
+pub async fn fill(db: &DatabaseConnection, rules: &CaseRules, cases: u32, seed: u64) -> AppResult<String> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let system = Actor::system("demo-data");
     let advocates = ensure_advocates(db, &system).await?;
@@ -100,11 +77,7 @@ pub async fn fill(
     let mut specialist_ids = Vec::new();
     for (i, (specialty, _)) in SPECIALTIES.iter().enumerate() {
         for j in 0..2 {
-            let name = format!(
-                "Dr. {} {}",
-                FIRST_NAMES[(i * 2 + j + 5) % 16],
-                LAST_NAMES[(i * 3 + j + 7) % 16]
-            );
+            let name = format!("Dr. {} {}", FIRST_NAMES[(i * 2 + j + 5) % 16], LAST_NAMES[(i * 3 + j + 7) % 16]);
             let created = specialists::create(
                 db,
                 &system,
@@ -127,27 +100,14 @@ pub async fn fill(
         let actor = Actor::user(*advocate_id, advocate_email, Role::Advocate, None);
         let specialty_index = rng.usize(..SPECIALTIES.len());
         let (specialty, summary) = SPECIALTIES[specialty_index];
-        let urgency = if rng.u8(..4) == 0 {
-            Urgency::Expedited
-        } else {
-            Urgency::Routine
-        };
+        let urgency = if rng.u8(..4) == 0 { Urgency::Expedited } else { Urgency::Routine };
         let first = FIRST_NAMES[rng.usize(..16)];
         let last = LAST_NAMES[rng.usize(..16)];
         let new = store::NewCase {
             patient: store::NewPatient {
                 name: format!("{first} {last}"),
-                email: format!(
-                    "{}.{}{}@patients.example",
-                    first.to_lowercase(),
-                    n,
-                    rng.u16(100..999)
-                ),
-                phone: Some(format!(
-                    "+1 555 {:03} {:04}",
-                    rng.u16(100..999),
-                    rng.u16(1000..9999)
-                )),
+                email: format!("{}.{}{}@patients.example", first.to_lowercase(), n, rng.u16(100..999)),
+                phone: Some(format!("+1 555 {:03} {:04}", rng.u16(100..999), rng.u16(1000..9999))),
                 timezone: Some(TIMEZONES[rng.usize(..TIMEZONES.len())].to_string()),
                 language: Some("en".to_string()),
             },
@@ -168,22 +128,10 @@ pub async fn fill(
         walk(db, rules, &actor, created.id, target, specialist, &mut rng).await?;
 
         // Spread cases over the last weeks; about one in four lands overdue.
-        let age_days = if rng.u8(..4) == 0 {
-            rng.i64(20..45)
-        } else {
-            rng.i64(0..6)
-        };
-        backdate(
-            db,
-            created.id,
-            Duration::days(age_days) + Duration::hours(rng.i64(0..24)),
-        )
-        .await?;
+        let age_days = if rng.u8(..4) == 0 { rng.i64(20..45) } else { rng.i64(0..6) };
+        backdate(db, created.id, Duration::days(age_days) + Duration::hours(rng.i64(0..24))).await?;
         if target != Stage::DecisionMade && target != Stage::Withdrawn && rng.u8(..10) == 0 {
-            let hold = store::HoldRequest {
-                reason: HoldReason::InsurancePreapproval,
-                note: None,
-            };
+            let hold = store::HoldRequest { reason: HoldReason::InsurancePreapproval, note: None };
             store::hold(db, &actor, created.id, hold).await?;
         }
         *per_stage.entry(target.as_str()).or_default() += 1;
@@ -212,20 +160,11 @@ fn pick_stage(rng: &mut fastrand::Rng) -> Stage {
     }
 }
 
-async fn ensure_advocates(
-    db: &DatabaseConnection,
-    system: &Actor,
-) -> AppResult<Vec<(i32, String)>> {
+async fn ensure_advocates(db: &DatabaseConnection, system: &Actor) -> AppResult<Vec<(i32, String)>> {
     let mut found = Vec::new();
-    for (i, name) in ["Sam Rivera", "Dana Whitfield", "Ade Mensah"]
-        .iter()
-        .enumerate()
-    {
+    for (i, name) in ["Sam Rivera", "Dana Whitfield", "Ade Mensah"].iter().enumerate() {
         let email = format!("advocate{}@demo.secondlook.local", i + 1);
-        let existing = user::Entity::find()
-            .filter(user::Column::Email.eq(&email))
-            .one(db)
-            .await?;
+        let existing = user::Entity::find().filter(user::Column::Email.eq(&email)).one(db).await?;
         let id = match existing {
             Some(u) => u.id,
             None => {
@@ -261,47 +200,21 @@ async fn walk(
         note: note.map(String::from),
         specialist_id: None,
     };
-    for kind in RecordKind::ALL
-        .iter()
-        .take(rng.usize(2..RecordKind::ALL.len()))
-    {
-        let update = store::RecordUpdate {
-            status: RecordStatus::Received,
-            note: String::new(),
-        };
+    for kind in RecordKind::ALL.iter().take(rng.usize(2..RecordKind::ALL.len())) {
+        let update = store::RecordUpdate { status: RecordStatus::Received, note: String::new() };
         store::set_record(db, actor, case_id, *kind, update).await?;
     }
     if target == Stage::Withdrawn {
-        let request = move_to(
-            Stage::Withdrawn,
-            Some("The patient decided to continue with the first plan."),
-        );
+        let request = move_to(Stage::Withdrawn, Some("The patient decided to continue with the first plan."));
         store::transition(db, rules, actor, case_id, request).await?;
         return Ok(());
     }
     if target == Stage::RecordsRequested {
         return Ok(());
     }
-    store::set_specialist(
-        db,
-        actor,
-        case_id,
-        store::SpecialistChoice { specialist_id },
-    )
-    .await?;
-    store::transition(
-        db,
-        rules,
-        actor,
-        case_id,
-        move_to(Stage::SpecialistChosen, None),
-    )
-    .await?;
-    let mode = if offers_virtual {
-        ConsultationMode::Virtual
-    } else {
-        ConsultationMode::InPerson
-    };
+    store::set_specialist(db, actor, case_id, store::SpecialistChoice { specialist_id }).await?;
+    store::transition(db, rules, actor, case_id, move_to(Stage::SpecialistChosen, None)).await?;
+    let mode = if offers_virtual { ConsultationMode::Virtual } else { ConsultationMode::InPerson };
     let location = Some(if offers_virtual {
         "Video link sent by the clinic".to_string()
     } else {
@@ -318,48 +231,22 @@ async fn walk(
         return Ok(());
     }
     let held_at = db::now() - Duration::hours(2);
-    let held = store::ConsultationInput {
-        scheduled_at: held_at,
-        mode,
-        location,
-        held_at: Some(held_at),
-    };
+    let held = store::ConsultationInput { scheduled_at: held_at, mode, location, held_at: Some(held_at) };
     store::set_consultation(db, actor, case_id, held).await?;
-    store::transition(
-        db,
-        rules,
-        actor,
-        case_id,
-        move_to(Stage::ConsultationHeld, None),
-    )
-    .await?;
+    store::transition(db, rules, actor, case_id, move_to(Stage::ConsultationHeld, None)).await?;
     if target == Stage::ConsultationHeld {
         return Ok(());
     }
     let surgery_first = rng.bool();
     for (round, clinician, surgery, diagnosis) in [
-        (
-            "original",
-            "Dr. First Opinion",
-            surgery_first,
-            "Condition as first diagnosed",
-        ),
-        (
-            "second",
-            "Dr. Second Opinion",
-            surgery_first && rng.bool(),
-            "Condition confirmed with a different stage",
-        ),
+        ("original", "Dr. First Opinion", surgery_first, "Condition as first diagnosed"),
+        ("second", "Dr. Second Opinion", surgery_first && rng.bool(), "Condition confirmed with a different stage"),
     ] {
         let input = store::OpinionInput {
             round: round.to_string(),
             clinician: clinician.to_string(),
             diagnosis: diagnosis.to_string(),
-            treatment_plan: if surgery {
-                "Surgery".to_string()
-            } else {
-                "Medication and monitoring".to_string()
-            },
+            treatment_plan: if surgery { "Surgery".to_string() } else { "Medication and monitoring".to_string() },
             recommends_surgery: surgery,
             notes: String::new(),
         };
@@ -374,34 +261,16 @@ async fn walk(
         summary: "Both specialists agree further imaging is needed.".to_string(),
     };
     store::set_comparison(db, actor, case_id, comparison).await?;
-    store::transition(
-        db,
-        rules,
-        actor,
-        case_id,
-        move_to(Stage::OpinionsCompared, None),
-    )
-    .await?;
+    store::transition(db, rules, actor, case_id, move_to(Stage::OpinionsCompared, None)).await?;
     if target == Stage::OpinionsCompared {
         return Ok(());
     }
     let decision = store::DecisionInput {
-        chosen_opinion: if rng.bool() {
-            "second".to_string()
-        } else {
-            "original".to_string()
-        },
+        chosen_opinion: if rng.bool() { "second".to_string() } else { "original".to_string() },
         reason: "The patient prefers the less invasive plan.".to_string(),
     };
     store::set_decision(db, actor, case_id, decision).await?;
-    store::transition(
-        db,
-        rules,
-        actor,
-        case_id,
-        move_to(Stage::DecisionMade, None),
-    )
-    .await?;
+    store::transition(db, rules, actor, case_id, move_to(Stage::DecisionMade, None)).await?;
     Ok(())
 }
 
@@ -414,45 +283,25 @@ async fn backdate(db: &DatabaseConnection, case_id: i32, by: Duration) -> AppRes
         case::Entity::update_many()
             .col_expr(case::Column::CreatedAt, Expr::value(shift(c.created_at)))
             .col_expr(case::Column::UpdatedAt, Expr::value(shift(c.updated_at)))
-            .col_expr(
-                case::Column::StageEnteredAt,
-                Expr::value(shift(c.stage_entered_at)),
-            )
-            .col_expr(
-                case::Column::StageDueAt,
-                Expr::value(c.stage_due_at.map(shift)),
-            )
-            .col_expr(
-                case::Column::DecidedAt,
-                Expr::value(c.decided_at.map(shift)),
-            )
+            .col_expr(case::Column::StageEnteredAt, Expr::value(shift(c.stage_entered_at)))
+            .col_expr(case::Column::StageDueAt, Expr::value(c.stage_due_at.map(shift)))
+            .col_expr(case::Column::DecidedAt, Expr::value(c.decided_at.map(shift)))
             .col_expr(case::Column::ClosedAt, Expr::value(c.closed_at.map(shift)))
             .filter(case::Column::Id.eq(case_id))
             .exec(&txn)
             .await?;
-        for h in stage_change::Entity::find()
-            .filter(stage_change::Column::CaseId.eq(case_id))
-            .all(&txn)
-            .await?
-        {
+        for h in stage_change::Entity::find().filter(stage_change::Column::CaseId.eq(case_id)).all(&txn).await? {
             stage_change::Entity::update_many()
                 .col_expr(stage_change::Column::At, Expr::value(shift(h.at)))
                 .filter(stage_change::Column::Id.eq(h.id))
                 .exec(&txn)
                 .await?;
         }
-        for r in case_round::Entity::find()
-            .filter(case_round::Column::CaseId.eq(case_id))
-            .all(&txn)
-            .await?
-        {
+        for r in case_round::Entity::find().filter(case_round::Column::CaseId.eq(case_id)).all(&txn).await? {
             // Upcoming consultations stay in the future; past ones move with the case.
             let held = r.consultation_held_at.is_some();
             case_round::Entity::update_many()
-                .col_expr(
-                    case_round::Column::ConsultationHeldAt,
-                    Expr::value(r.consultation_held_at.map(shift)),
-                )
+                .col_expr(case_round::Column::ConsultationHeldAt, Expr::value(r.consultation_held_at.map(shift)))
                 .col_expr(
                     case_round::Column::ConsultationScheduledAt,
                     Expr::value(if held {
@@ -461,10 +310,7 @@ async fn backdate(db: &DatabaseConnection, case_id: i32, by: Duration) -> AppRes
                         r.consultation_scheduled_at
                     }),
                 )
-                .col_expr(
-                    case_round::Column::ComparedAt,
-                    Expr::value(r.compared_at.map(shift)),
-                )
+                .col_expr(case_round::Column::ComparedAt, Expr::value(r.compared_at.map(shift)))
                 .filter(case_round::Column::Id.eq(r.id))
                 .exec(&txn)
                 .await?;

@@ -25,11 +25,7 @@ impl FieldErrors {
 
     /// `Ok(())` when nothing was added, else the collected errors.
     pub fn into_result(self) -> Result<(), AppError> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(AppError::Validation(self))
-        }
+        if self.is_empty() { Ok(()) } else { Err(AppError::Validation(self)) }
     }
 
     pub fn single(field: impl Into<String>, message: impl Into<String>) -> AppError {
@@ -51,11 +47,7 @@ pub enum AppError {
     Validation(FieldErrors),
     /// The request is well-formed but the case's state does not allow it.
     #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        message: String,
-        fields: BTreeMap<String, String>,
-    },
+    Conflict { code: &'static str, message: String, fields: BTreeMap<String, String> },
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error("internal: {0}")]
@@ -64,11 +56,7 @@ pub enum AppError {
 
 impl AppError {
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        AppError::Conflict {
-            code,
-            message: message.into(),
-            fields: BTreeMap::new(),
-        }
+        AppError::Conflict { code, message: message.into(), fields: BTreeMap::new() }
     }
 }
 

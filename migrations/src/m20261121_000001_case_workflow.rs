@@ -6,24 +6,11 @@ use sea_orm_migration::{prelude::*, schema::*};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-fn fk(
-    from_table: &'static str,
-    from_col: &'static str,
-    to_table: &'static str,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(from_table, from_col)
-        .to(to_table, "id")
-        .on_delete(ForeignKeyAction::Restrict)
-        .to_owned()
+fn fk(from_table: &'static str, from_col: &'static str, to_table: &'static str) -> ForeignKeyCreateStatement {
+    ForeignKey::create().from(from_table, from_col).to(to_table, "id").on_delete(ForeignKeyAction::Restrict).to_owned()
 }
 
-fn index(
-    name: &'static str,
-    table: &'static str,
-    cols: &[&'static str],
-    unique: bool,
-) -> IndexCreateStatement {
+fn index(name: &'static str, table: &'static str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
     let mut stmt = Index::create();
     stmt.name(name).table(table);
     for col in cols {
@@ -88,14 +75,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index(
-                "ix_specialists_specialty",
-                "specialists",
-                &["specialty_key", "id"],
-                false,
-            ))
-            .await?;
+        manager.create_index(index("ix_specialists_specialty", "specialists", &["specialty_key", "id"], false)).await?;
 
         manager
             .create_table(
@@ -133,22 +113,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index(
-                "ix_cases_advocate",
-                "cases",
-                &["advocate_id", "id"],
-                false,
-            ))
-            .await?;
-        manager
-            .create_index(index(
-                "ix_cases_stage_due",
-                "cases",
-                &["stage", "stage_due_at"],
-                false,
-            ))
-            .await?;
+        manager.create_index(index("ix_cases_advocate", "cases", &["advocate_id", "id"], false)).await?;
+        manager.create_index(index("ix_cases_stage_due", "cases", &["stage", "stage_due_at"], false)).await?;
 
         manager
             .create_table(
@@ -174,14 +140,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index(
-                "ux_case_rounds",
-                "case_rounds",
-                &["case_id", "round"],
-                true,
-            ))
-            .await?;
+        manager.create_index(index("ux_case_rounds", "case_rounds", &["case_id", "round"], true)).await?;
 
         manager
             .create_table(
@@ -202,14 +161,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index(
-                "ux_opinions_round",
-                "opinions",
-                &["case_id", "round"],
-                true,
-            ))
-            .await?;
+        manager.create_index(index("ux_opinions_round", "opinions", &["case_id", "round"], true)).await?;
 
         manager
             .create_table(
@@ -227,14 +179,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index(
-                "ux_case_records_kind",
-                "case_records",
-                &["case_id", "kind"],
-                true,
-            ))
-            .await?;
+        manager.create_index(index("ux_case_records_kind", "case_records", &["case_id", "kind"], true)).await?;
 
         manager
             .create_table(
@@ -253,14 +198,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index(
-                "ix_stage_history_case",
-                "stage_history",
-                &["case_id", "id"],
-                false,
-            ))
-            .await?;
+        manager.create_index(index("ix_stage_history_case", "stage_history", &["case_id", "id"], false)).await?;
 
         // The audit log keeps snapshots (actor email) rather than foreign keys so
         // that an entry stays readable whatever later happens to the row it names.
@@ -281,17 +219,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index(
-                "ix_audit_case",
-                "audit_log",
-                &["case_id", "id"],
-                false,
-            ))
-            .await?;
-        manager
-            .create_index(index("ix_audit_at", "audit_log", &["at"], false))
-            .await?;
+        manager.create_index(index("ix_audit_case", "audit_log", &["case_id", "id"], false)).await?;
+        manager.create_index(index("ix_audit_at", "audit_log", &["at"], false)).await?;
         Ok(())
     }
 
@@ -307,9 +236,7 @@ impl MigrationTrait for Migration {
             "api_tokens",
             "users",
         ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
     }

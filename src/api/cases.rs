@@ -96,10 +96,7 @@ pub async fn list(
         after_id,
     };
     let page = store::list(&state.db, &actor, &filter).await?;
-    Ok(Json(ListAnswer {
-        items: page.items,
-        next_cursor: page.next_after_id.map(encode_cursor),
-    }))
+    Ok(Json(ListAnswer { items: page.items, next_cursor: page.next_after_id.map(encode_cursor) }))
 }
 
 pub async fn create(
@@ -111,11 +108,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-    Id(id): Id,
-) -> ApiResult<Json<CaseView>> {
+pub async fn get(State(state): State<AppState>, Caller(actor): Caller, Id(id): Id) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::get(&state.db, &actor, id).await?))
 }
 
@@ -125,9 +118,7 @@ pub async fn update(
     Id(id): Id,
     ApiJson(body): ApiJson<store::CasePatch>,
 ) -> ApiResult<Json<CaseView>> {
-    Ok(Json(
-        store::update(&state.db, &state.rules, &actor, id, body).await?,
-    ))
+    Ok(Json(store::update(&state.db, &state.rules, &actor, id, body).await?))
 }
 
 pub async fn transition(
@@ -136,9 +127,7 @@ pub async fn transition(
     Id(id): Id,
     ApiJson(body): ApiJson<store::TransitionRequest>,
 ) -> ApiResult<Json<CaseView>> {
-    Ok(Json(
-        store::transition(&state.db, &state.rules, &actor, id, body).await?,
-    ))
+    Ok(Json(store::transition(&state.db, &state.rules, &actor, id, body).await?))
 }
 
 pub async fn hold(
@@ -150,14 +139,8 @@ pub async fn hold(
     Ok(Json(store::hold(&state.db, &actor, id, body).await?))
 }
 
-pub async fn resume(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-    Id(id): Id,
-) -> ApiResult<Json<CaseView>> {
-    Ok(Json(
-        store::resume(&state.db, &state.rules, &actor, id).await?,
-    ))
+pub async fn resume(State(state): State<AppState>, Caller(actor): Caller, Id(id): Id) -> ApiResult<Json<CaseView>> {
+    Ok(Json(store::resume(&state.db, &state.rules, &actor, id).await?))
 }
 
 pub async fn set_record(
@@ -168,15 +151,9 @@ pub async fn set_record(
     ApiJson(body): ApiJson<store::RecordUpdate>,
 ) -> ApiResult<Json<CaseView>> {
     let kind = RecordKind::parse(&kind).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{kind:?} is not a records checklist item"),
-        )
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{kind:?} is not a records checklist item"))
     })?;
-    Ok(Json(
-        store::set_record(&state.db, &actor, id, kind, body).await?,
-    ))
+    Ok(Json(store::set_record(&state.db, &actor, id, kind, body).await?))
 }
 
 pub async fn set_specialist(
@@ -185,9 +162,7 @@ pub async fn set_specialist(
     Id(id): Id,
     ApiJson(body): ApiJson<store::SpecialistChoice>,
 ) -> ApiResult<Json<CaseView>> {
-    Ok(Json(
-        store::set_specialist(&state.db, &actor, id, body).await?,
-    ))
+    Ok(Json(store::set_specialist(&state.db, &actor, id, body).await?))
 }
 
 pub async fn set_consultation(
@@ -196,9 +171,7 @@ pub async fn set_consultation(
     Id(id): Id,
     ApiJson(body): ApiJson<store::ConsultationInput>,
 ) -> ApiResult<Json<CaseView>> {
-    Ok(Json(
-        store::set_consultation(&state.db, &actor, id, body).await?,
-    ))
+    Ok(Json(store::set_consultation(&state.db, &actor, id, body).await?))
 }
 
 pub async fn record_opinion(
@@ -208,14 +181,7 @@ pub async fn record_opinion(
     ApiJson(body): ApiJson<store::OpinionInput>,
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
     let (view, created) = store::record_opinion(&state.db, &actor, id, body).await?;
-    Ok((
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        Json(view),
-    ))
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view)))
 }
 
 pub async fn set_comparison(
@@ -224,9 +190,7 @@ pub async fn set_comparison(
     Id(id): Id,
     ApiJson(body): ApiJson<store::ComparisonInput>,
 ) -> ApiResult<Json<CaseView>> {
-    Ok(Json(
-        store::set_comparison(&state.db, &actor, id, body).await?,
-    ))
+    Ok(Json(store::set_comparison(&state.db, &actor, id, body).await?))
 }
 
 pub async fn set_decision(
@@ -235,9 +199,7 @@ pub async fn set_decision(
     Id(id): Id,
     ApiJson(body): ApiJson<store::DecisionInput>,
 ) -> ApiResult<Json<CaseView>> {
-    Ok(Json(
-        store::set_decision(&state.db, &actor, id, body).await?,
-    ))
+    Ok(Json(store::set_decision(&state.db, &actor, id, body).await?))
 }
 
 #[cfg(test)]

@@ -35,11 +35,7 @@ pub async fn list_specialists(
     if !(1..=500).contains(&limit) {
         return Err(FieldErrors::single("limit", "must be between 1 and 500").into());
     }
-    let filter = SpecialistFilter {
-        specialty: query.specialty,
-        query: query.q,
-        limit,
-    };
+    let filter = SpecialistFilter { specialty: query.specialty, query: query.q, limit };
     let items = specialists::list(&state.db, &filter).await?;
     Ok(Json(serde_json::json!({ "items": items })))
 }
@@ -49,10 +45,7 @@ pub async fn create_specialist(
     Caller(actor): Caller,
     ApiJson(body): ApiJson<SpecialistInput>,
 ) -> ApiResult<(StatusCode, Json<SpecialistView>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(specialists::create(&state.db, &actor, body).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(specialists::create(&state.db, &actor, body).await?)))
 }
 
 pub async fn get_specialist(
@@ -69,15 +62,10 @@ pub async fn update_specialist(
     Id(id): Id,
     ApiJson(body): ApiJson<SpecialistInput>,
 ) -> ApiResult<Json<SpecialistView>> {
-    Ok(Json(
-        specialists::update(&state.db, &actor, id, body).await?,
-    ))
+    Ok(Json(specialists::update(&state.db, &actor, id, body).await?))
 }
 
-pub async fn list_users(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list_users(State(state): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<serde_json::Value>> {
     let items: Vec<UserView> = users::list(&state.db, &actor).await?;
     Ok(Json(serde_json::json!({ "items": items })))
 }

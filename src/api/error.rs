@@ -36,12 +36,7 @@ struct Inner<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            fields: BTreeMap::new(),
-        }
+        Self { status, code, message: message.into(), fields: BTreeMap::new() }
     }
 
     pub fn not_found() -> Self {
@@ -58,25 +53,16 @@ impl From<AppError> for ApiError {
                 "unauthenticated",
                 "a valid API token is required (Authorization: Bearer <token>)",
             ),
-            AppError::Forbidden(message) => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
-            }
+            AppError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             AppError::Validation(fields) => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "validation_failed",
                 message: "some fields are invalid".into(),
                 fields: fields.0,
             },
-            AppError::Conflict {
-                code,
-                message,
-                fields,
-            } => ApiError {
-                status: StatusCode::CONFLICT,
-                code,
-                message,
-                fields,
-            },
+            AppError::Conflict { code, message, fields } => {
+                ApiError { status: StatusCode::CONFLICT, code, message, fields }
+            }
             AppError::Database(err @ (DbErr::ConnectionAcquire(_) | DbErr::Conn(_))) => {
                 tracing::error!(error = %err, "database unreachable");
                 ApiError::new(
@@ -87,19 +73,11 @@ impl From<AppError> for ApiError {
             }
             AppError::Database(err) => {
                 tracing::error!(error = %err, "database error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "something went wrong on the server",
-                )
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server")
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "something went wrong on the server",
-                )
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server")
             }
         }
     }
@@ -107,13 +85,7 @@ impl From<AppError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-                fields: &self.fields,
-            },
-        };
+        let body = Body { error: Inner { code: self.code, message: &self.message, fields: &self.fields } };
         (self.status, Json(body)).into_response()
     }
 }

@@ -32,8 +32,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .and_then(|v| v.split(';').next())
             .is_some_and(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         if !is_json {
             return Err(ApiError::new(
@@ -61,13 +60,7 @@ const DRAIN_FOR_AT_MOST: Duration = Duration::from_secs(5);
 
 /// Reads the body if it fits in `limit` bytes; `None` when it does not.
 async fn read_limited(body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
-    let unreadable = || {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unreadable_body",
-            "the request body could not be read",
-        )
-    };
+    let unreadable = || ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read");
     let mut stream = body.into_data_stream();
     let mut collected = BytesMut::new();
     while let Some(chunk) = stream.next().await {
@@ -93,18 +86,10 @@ async fn read_limited(body: Body, limit: usize) -> Result<Option<Bytes>, ApiErro
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so that broken JSON is always a 400 whatever its shape.
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not valid JSON: {err}"),
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {err}"))
     })?;
     let invalid = |field: String, message: String| {
-        let mut error = ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "some fields are invalid",
-        );
+        let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "some fields are invalid");
         error.fields.insert(field, message);
         error
     };
@@ -123,11 +108,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn describe_data_error(path: &str, raw: &str) -> (String, String) {
     let message = raw.split(" at line ").next().unwrap_or(raw).to_string();
     let join = |field: &str| {
-        if path == "." || path.is_empty() {
-            field.to_string()
-        } else {
-            format!("{path}.{field}")
-        }
+        if path == "." || path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
     };
     if let Some(rest) = message.strip_prefix("missing field `") {
         let name = rest.trim_end_matches('`');
@@ -136,18 +117,10 @@ fn describe_data_error(path: &str, raw: &str) -> (String, String) {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         // Here the path already ends with the unknown field's own name.
         let name = rest.split('`').next().unwrap_or_default();
-        let field = if path.ends_with(name) {
-            path.to_string()
-        } else {
-            join(name)
-        };
+        let field = if path.ends_with(name) { path.to_string() } else { join(name) };
         return (field, "is not a known field".into());
     }
-    let field = if path == "." || path.is_empty() {
-        "body".to_string()
-    } else {
-        path.to_string()
-    };
+    let field = if path == "." || path.is_empty() { "body".to_string() } else { path.to_string() };
     (field, message)
 }
 
@@ -157,25 +130,20 @@ pub struct ApiQuery<T>(pub T);
 impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(ApiQuery)
-            .map_err(|err| {
-                let path = err.path().to_string();
-                let (field, message) = describe_data_error(&path, &err.into_inner().to_string());
-                let mut error = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    "some query parameters are invalid",
-                );
-                error.fields.insert(field, message);
-                error
-            })
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|err| {
+            let path = err.path().to_string();
+            let (field, message) = describe_data_error(&path, &err.into_inner().to_string());
+            let mut error = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "some query parameters are invalid",
+            );
+            error.fields.insert(field, message);
+            error
+        })
     }
 }
 
@@ -193,10 +161,7 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
             return forwarded;
         }
     }
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
 }
 
 /// The authenticated caller of an API route.
@@ -205,38 +170,24 @@ pub struct Caller(pub Actor);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim);
         let Some(token) = token else {
             return Err(crate::error::AppError::Unauthenticated.into());
         };
         let ip = client_ip(parts, state.settings.server.trust_forwarded_for);
-        tokens::authenticate(&state.db, token, ip)
-            .await
-            .map(Caller)
-            .map_err(ApiError::from)
+        tokens::authenticate(&state.db, token, ip).await.map(Caller).map_err(ApiError::from)
     }
 }
 
 async fn path_param(parts: &mut Parts, wanted: &str) -> Option<String> {
-    let params = axum::extract::RawPathParams::from_request_parts(parts, &())
-        .await
-        .ok()?;
-    params
-        .iter()
-        .find(|(name, _)| *name == wanted)
-        .map(|(_, value)| value.to_string())
+    let params = axum::extract::RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    params.iter().find(|(name, _)| *name == wanted).map(|(_, value)| value.to_string())
 }
 
 /// The numeric `{id}` in the path; anything else names no resource → 404.
@@ -245,10 +196,7 @@ pub struct Id(pub i32);
 impl FromRequestParts<AppState> for Id {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
         path_param(parts, "id")
             .await
             .and_then(|value| value.parse::<i32>().ok())
@@ -264,13 +212,7 @@ pub struct KindParam(pub String);
 impl FromRequestParts<AppState> for KindParam {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        path_param(parts, "kind")
-            .await
-            .map(KindParam)
-            .ok_or_else(ApiError::not_found)
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        path_param(parts, "kind").await.map(KindParam).ok_or_else(ApiError::not_found)
     }
 }

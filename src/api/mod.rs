@@ -28,23 +28,11 @@ pub fn router() -> Router<AppState> {
         .route("/cases/{id}/opinions", post(cases::record_opinion))
         .route("/cases/{id}/comparison", put(cases::set_comparison))
         .route("/cases/{id}/decision", put(cases::set_decision))
-        .route(
-            "/specialists",
-            get(directory::list_specialists).post(directory::create_specialist),
-        )
-        .route(
-            "/specialists/{id}",
-            get(directory::get_specialist).put(directory::update_specialist),
-        )
+        .route("/specialists", get(directory::list_specialists).post(directory::create_specialist))
+        .route("/specialists/{id}", get(directory::get_specialist).put(directory::update_specialist))
         .route("/users", get(directory::list_users))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
         })
 }

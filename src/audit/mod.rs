@@ -17,19 +17,11 @@ pub struct Subject {
 
 impl Subject {
     pub fn case(case_id: i32) -> Self {
-        Self {
-            entity: "case",
-            entity_id: Some(case_id),
-            case_id: Some(case_id),
-        }
+        Self { entity: "case", entity_id: Some(case_id), case_id: Some(case_id) }
     }
 
     pub fn of(entity: &'static str, entity_id: i32) -> Self {
-        Self {
-            entity,
-            entity_id: Some(entity_id),
-            case_id: None,
-        }
+        Self { entity, entity_id: Some(entity_id), case_id: None }
     }
 }
 
@@ -60,12 +52,7 @@ pub async fn record<C: ConnectionTrait>(
 /// Records a refused access on its own, outside any transaction that is
 /// being rolled back. A failure to write it is logged, not raised: the caller
 /// is already answering with a refusal.
-pub async fn record_denied<C: ConnectionTrait>(
-    conn: &C,
-    actor: &Actor,
-    subject: Subject,
-    what: &str,
-) {
+pub async fn record_denied<C: ConnectionTrait>(conn: &C, actor: &Actor, subject: Subject, what: &str) {
     let detail = serde_json::json!({ "attempted": what });
     if let Err(err) = record(conn, actor, "access.denied", subject, detail).await {
         tracing::error!(error = %err, "could not write the audit entry for a refused access");

@@ -57,22 +57,12 @@ impl Actor {
             Role::Admin => Scope::Everything,
             Role::Advocate => Scope::OwnCases(user_id),
         };
-        Self {
-            user_id: Some(user_id),
-            label: email.to_string(),
-            scope,
-            ip,
-        }
+        Self { user_id: Some(user_id), label: email.to_string(), scope, ip }
     }
 
     /// The command line or a job acting on the operator's behalf.
     pub fn system(what: &str) -> Self {
-        Self {
-            user_id: None,
-            label: format!("system:{what}"),
-            scope: Scope::Everything,
-            ip: None,
-        }
+        Self { user_id: None, label: format!("system:{what}"), scope: Scope::Everything, ip: None }
     }
 
     pub fn is_admin(&self) -> bool {
@@ -90,7 +80,6 @@ impl Actor {
 /// Fills `buf` from the operating system's secure random source.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], crate::error::AppError> {
     let mut buf = [0u8; N];
-    getrandom::fill(&mut buf)
-        .map_err(|e| crate::error::AppError::Internal(format!("random source: {e}")))?;
+    getrandom::fill(&mut buf).map_err(|e| crate::error::AppError::Internal(format!("random source: {e}")))?;
     Ok(buf)
 }

@@ -19,23 +19,16 @@ pub const MAX_LENGTH: usize = 256;
 pub fn check_strength(password: &str) -> Result<(), AppError> {
     let length = password.chars().count();
     if length < MIN_LENGTH {
-        return Err(FieldErrors::single(
-            "password",
-            format!("must be at least {MIN_LENGTH} characters"),
-        ));
+        return Err(FieldErrors::single("password", format!("must be at least {MIN_LENGTH} characters")));
     }
     if length > MAX_LENGTH {
-        return Err(FieldErrors::single(
-            "password",
-            format!("must be at most {MAX_LENGTH} characters"),
-        ));
+        return Err(FieldErrors::single("password", format!("must be at most {MAX_LENGTH} characters")));
     }
     Ok(())
 }
 
 pub fn hash(password: &str) -> Result<String, AppError> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>()?)
-        .map_err(|e| AppError::Internal(format!("salt: {e}")))?;
+    let salt = SaltString::encode_b64(&random_bytes::<16>()?).map_err(|e| AppError::Internal(format!("salt: {e}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -49,11 +42,8 @@ pub async fn hash_blocking(password: String) -> Result<String, AppError> {
 }
 
 pub fn verify(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+    PasswordHash::new(stored)
+        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// A random password for accounts created without one: 20 URL-safe characters.

@@ -5,8 +5,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Duration;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    prelude::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, prelude::Expr,
 };
 use sha2::{Digest, Sha256};
 
@@ -30,12 +29,7 @@ pub fn digest(token: &str) -> String {
 
 /// Creates a token for the user with `email`; returns the token text, which
 /// is never stored or shown again.
-pub async fn create(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    email: &str,
-    label: &str,
-) -> AppResult<String> {
+pub async fn create(db: &DatabaseConnection, actor: &Actor, email: &str, label: &str) -> AppResult<String> {
     let mut errors = FieldErrors::new();
     check_line(&mut errors, "label", label, limits::NAME, false);
     errors.into_result()?;
@@ -69,11 +63,7 @@ pub async fn create(
 }
 
 /// Finds the active user a bearer token belongs to.
-pub async fn authenticate(
-    db: &DatabaseConnection,
-    token: &str,
-    ip: Option<String>,
-) -> AppResult<Actor> {
+pub async fn authenticate(db: &DatabaseConnection, token: &str, ip: Option<String>) -> AppResult<Actor> {
     if !token.starts_with(PREFIX) || token.len() > 128 {
         return Err(AppError::Unauthenticated);
     }
@@ -83,18 +73,12 @@ pub async fn authenticate(
         .one(db)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    let owner = user::Entity::find_by_id(found.user_id)
-        .one(db)
-        .await?
-        .filter(|u| u.active)
-        .ok_or(AppError::Unauthenticated)?;
+    let owner =
+        user::Entity::find_by_id(found.user_id).one(db).await?.filter(|u| u.active).ok_or(AppError::Unauthenticated)?;
     let role = Role::parse(&owner.role).ok_or(AppError::Unauthenticated)?;
     let now = db::now();
     // Recording every use would turn each read into a write; once a minute is enough.
-    if found
-        .last_used_at
-        .is_none_or(|t| now - t > Duration::minutes(1))
-    {
+    if found.last_used_at.is_none_or(|t| now - t > Duration::minutes(1)) {
         api_token::Entity::update_many()
             .col_expr(api_token::Column::LastUsedAt, Expr::value(now))
             .filter(api_token::Column::Id.eq(found.id))
@@ -110,9 +94,6 @@ mod tests {
 
     #[test]
     fn digest_is_hex_sha256() {
-        assert_eq!(
-            digest("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

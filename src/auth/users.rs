@@ -1,8 +1,8 @@
 //! Staff accounts: admins and patient advocates.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
 };
 use serde::Serialize;
 
@@ -59,16 +59,8 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewUser) -> App
     let password_hash = passwords::hash_blocking(new.password).await?;
 
     let txn = db::begin_write(db).await?;
-    if user::Entity::find()
-        .filter(user::Column::Email.eq(&email))
-        .one(&txn)
-        .await?
-        .is_some()
-    {
-        return Err(FieldErrors::single(
-            "email",
-            "a user with this email already exists",
-        ));
+    if user::Entity::find().filter(user::Column::Email.eq(&email)).one(&txn).await?.is_some() {
+        return Err(FieldErrors::single("email", "a user with this email already exists"));
     }
     let now = db::now();
     let row = user::ActiveModel {
@@ -106,10 +98,7 @@ pub async fn list(db: &DatabaseConnection, actor: &Actor) -> AppResult<Vec<UserV
     if !actor.is_admin() {
         return Err(AppError::Forbidden("only admins can list users".into()));
     }
-    let rows = user::Entity::find()
-        .order_by_asc(user::Column::Id)
-        .all(db)
-        .await?;
+    let rows = user::Entity::find().order_by_asc(user::Column::Id).all(db).await?;
     Ok(rows.into_iter().map(UserView::from).collect())
 }
 
@@ -118,10 +107,7 @@ pub async fn count(db: &DatabaseConnection) -> AppResult<u64> {
 }
 
 pub async fn find_active(db: &DatabaseConnection, id: i32) -> AppResult<Option<user::Model>> {
-    Ok(user::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .filter(|u| u.active))
+    Ok(user::Entity::find_by_id(id).one(db).await?.filter(|u| u.active))
 }
 
 /// On an empty database, creates the first admin. Returns the generated
@@ -147,10 +133,9 @@ pub async fn bootstrap_admin(
         password: password.clone(),
     };
     match create(db, &Actor::system("bootstrap"), new).await {
-        Ok(created) => Ok(Some(BootstrapOutcome {
-            email: created.email,
-            generated_password: generated.then_some(password),
-        })),
+        Ok(created) => {
+            Ok(Some(BootstrapOutcome { email: created.email, generated_password: generated.then_some(password) }))
+        }
         // Another instance starting at the same moment created the first account.
         Err(_) if count(db).await? > 0 => Ok(None),
         Err(err) => Err(err),

@@ -24,9 +24,7 @@ impl Urgency {
     }
 
     pub fn parse(s: &str) -> Option<Urgency> {
-        [Urgency::Routine, Urgency::Expedited]
-            .into_iter()
-            .find(|u| u.as_str() == s)
+        [Urgency::Routine, Urgency::Expedited].into_iter().find(|u| u.as_str() == s)
     }
 }
 
@@ -62,25 +60,14 @@ pub struct StageClock {
 
 impl StageClock {
     pub fn entered(at: DateTime<Utc>) -> Self {
-        Self {
-            entered_at: at,
-            held_since: None,
-            held_before: Duration::zero(),
-        }
+        Self { entered_at: at, held_since: None, held_before: Duration::zero() }
     }
 
     /// Due date: entry + allowance + completed holds. While on hold the date
     /// stays where it was; resuming adds the hold's length.
-    pub fn due_at(
-        &self,
-        levels: &ServiceLevels,
-        stage: Stage,
-        urgency: Urgency,
-    ) -> Option<DateTime<Utc>> {
+    pub fn due_at(&self, levels: &ServiceLevels, stage: Stage, urgency: Urgency) -> Option<DateTime<Utc>> {
         let allowance = levels.allowance(stage, urgency)?;
-        self.entered_at
-            .checked_add_signed(allowance)?
-            .checked_add_signed(self.held_before)
+        self.entered_at.checked_add_signed(allowance)?.checked_add_signed(self.held_before)
     }
 
     pub fn is_held(&self) -> bool {
@@ -89,21 +76,16 @@ impl StageClock {
 
     /// Starts a hold. Holding a held case changes nothing.
     pub fn hold(self, now: DateTime<Utc>) -> Self {
-        Self {
-            held_since: Some(self.held_since.unwrap_or(now)),
-            ..self
-        }
+        Self { held_since: Some(self.held_since.unwrap_or(now)), ..self }
     }
 
     /// Ends a hold, counting its length as time that does not count.
     pub fn resume(self, now: DateTime<Utc>) -> Self {
         match self.held_since {
             None => self,
-            Some(since) => Self {
-                held_since: None,
-                held_before: self.held_before + (now - since).max(Duration::zero()),
-                ..self
-            },
+            Some(since) => {
+                Self { held_since: None, held_before: self.held_before + (now - since).max(Duration::zero()), ..self }
+            }
         }
     }
 }
@@ -128,41 +110,24 @@ mod tests {
     }
 
     fn t(day: u32, hour: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0)
-            .single()
-            .expect("valid time")
+        Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).single().expect("valid time")
     }
 
     #[test]
     fn due_date_is_entry_plus_the_service_level() {
         let clock = StageClock::entered(t(1, 9));
-        assert_eq!(
-            clock.due_at(&levels(), Stage::RecordsRequested, Urgency::Routine),
-            Some(t(15, 9))
-        );
-        assert_eq!(
-            clock.due_at(&levels(), Stage::RecordsRequested, Urgency::Expedited),
-            Some(t(4, 9))
-        );
-        assert_eq!(
-            clock.due_at(&levels(), Stage::DecisionMade, Urgency::Routine),
-            None
-        );
+        assert_eq!(clock.due_at(&levels(), Stage::RecordsRequested, Urgency::Routine), Some(t(15, 9)));
+        assert_eq!(clock.due_at(&levels(), Stage::RecordsRequested, Urgency::Expedited), Some(t(4, 9)));
+        assert_eq!(clock.due_at(&levels(), Stage::DecisionMade, Urgency::Routine), None);
     }
 
     #[test]
     fn time_on_hold_moves_the_due_date_later() {
         let clock = StageClock::entered(t(1, 9)).hold(t(2, 9)).resume(t(7, 9));
         assert_eq!(clock.held_before, Duration::days(5));
-        assert_eq!(
-            clock.due_at(&levels(), Stage::RecordsRequested, Urgency::Routine),
-            Some(t(20, 9))
-        );
+        assert_eq!(clock.due_at(&levels(), Stage::RecordsRequested, Urgency::Routine), Some(t(20, 9)));
         let twice = clock.hold(t(8, 9)).resume(t(9, 21));
-        assert_eq!(
-            twice.due_at(&levels(), Stage::RecordsRequested, Urgency::Routine),
-            Some(t(21, 21))
-        );
+        assert_eq!(twice.due_at(&levels(), Stage::RecordsRequested, Urgency::Routine), Some(t(21, 21)));
     }
 
     #[test]
@@ -174,10 +139,7 @@ mod tests {
     #[test]
     fn changing_urgency_keeps_held_time_out() {
         let clock = StageClock::entered(t(1, 9)).hold(t(2, 9)).resume(t(4, 9));
-        assert_eq!(
-            clock.due_at(&levels(), Stage::SpecialistChosen, Urgency::Expedited),
-            Some(t(6, 9))
-        );
+        assert_eq!(clock.due_at(&levels(), Stage::SpecialistChosen, Urgency::Expedited), Some(t(6, 9)));
     }
 
     #[test]

@@ -220,16 +220,7 @@ pub fn plan_move(
             Stage::RecordsRequested | Stage::Withdrawn => {}
         },
     }
-    if unmet.is_empty() {
-        Ok(Move {
-            from,
-            to,
-            kind,
-            round,
-        })
-    } else {
-        Err(Refusal::Unmet(unmet))
-    }
+    if unmet.is_empty() { Ok(Move { from, to, kind, round }) } else { Err(Refusal::Unmet(unmet)) }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,17 +228,9 @@ pub enum ReplayError {
     #[error("history is empty")]
     Empty,
     #[error("history entry {index} starts from {found:?} but the case was in {expected:?}")]
-    Broken {
-        index: usize,
-        expected: Option<Stage>,
-        found: Option<Stage>,
-    },
+    Broken { index: usize, expected: Option<Stage>, found: Option<Stage> },
     #[error("history entry {index} moves {from:?} to {to:?}, which is not allowed")]
-    Illegal {
-        index: usize,
-        from: Stage,
-        to: Stage,
-    },
+    Illegal { index: usize, from: Stage, to: Stage },
 }
 
 /// Replays a stage history (`from`, `to` pairs; the first entry comes from
@@ -256,20 +239,12 @@ pub fn replay(history: &[(Option<Stage>, Stage)]) -> Result<Stage, ReplayError> 
     let mut current: Option<Stage> = None;
     for (index, (from, to)) in history.iter().copied().enumerate() {
         if from != current {
-            return Err(ReplayError::Broken {
-                index,
-                expected: current,
-                found: from,
-            });
+            return Err(ReplayError::Broken { index, expected: current, found: from });
         }
         match from {
             None if to == Stage::RecordsRequested => {}
             None => {
-                return Err(ReplayError::Broken {
-                    index,
-                    expected: Some(Stage::RecordsRequested),
-                    found: Some(to),
-                });
+                return Err(ReplayError::Broken { index, expected: Some(Stage::RecordsRequested), found: Some(to) });
             }
             Some(from) => {
                 if move_kind(from, to).is_none() {
@@ -289,9 +264,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0)
-            .single()
-            .expect("valid time")
+        Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).single().expect("valid time")
     }
 
     fn everything_ready() -> Readiness {
@@ -329,10 +302,7 @@ mod tests {
             (Stage::OpinionsCompared, Stage::RecordsRequested),
             (Stage::SpecialistChosen, Stage::SpecialistChosen),
         ] {
-            assert_eq!(
-                plan_move(from, to, &ready, None, now()),
-                Err(Refusal::NotAllowed { from, to })
-            );
+            assert_eq!(plan_move(from, to, &ready, None, now()), Err(Refusal::NotAllowed { from, to }));
         }
     }
 
@@ -341,128 +311,57 @@ mod tests {
         let ready = everything_ready();
         for from in [Stage::DecisionMade, Stage::Withdrawn] {
             for to in Stage::ALL {
-                assert!(
-                    plan_move(from, to, &ready, Some("why"), now()).is_err(),
-                    "{from:?} -> {to:?}"
-                );
+                assert!(plan_move(from, to, &ready, Some("why"), now()).is_err(), "{from:?} -> {to:?}");
             }
         }
     }
 
     #[test]
     fn each_forward_move_names_what_is_missing() {
-        let none = Readiness {
-            round: 2,
-            ..Readiness::default()
-        };
+        let none = Readiness { round: 2, ..Readiness::default() };
         let unmet = |from, to| match plan_move(from, to, &none, None, now()) {
             Err(Refusal::Unmet(list)) => list,
             other => panic!("expected unmet requirements, got {other:?}"),
         };
-        assert_eq!(
-            unmet(Stage::RecordsRequested, Stage::SpecialistChosen),
-            vec![Requirement::Specialist]
-        );
-        assert_eq!(
-            unmet(Stage::SpecialistChosen, Stage::ConsultationHeld),
-            vec![Requirement::Consultation]
-        );
+        assert_eq!(unmet(Stage::RecordsRequested, Stage::SpecialistChosen), vec![Requirement::Specialist]);
+        assert_eq!(unmet(Stage::SpecialistChosen, Stage::ConsultationHeld), vec![Requirement::Consultation]);
         assert_eq!(
             unmet(Stage::ConsultationHeld, Stage::OpinionsCompared),
-            vec![
-                Requirement::OriginalOpinion,
-                Requirement::CurrentRoundOpinion,
-                Requirement::Comparison
-            ]
+            vec![Requirement::OriginalOpinion, Requirement::CurrentRoundOpinion, Requirement::Comparison]
         );
-        assert_eq!(
-            unmet(Stage::OpinionsCompared, Stage::DecisionMade),
-            vec![Requirement::Decision]
-        );
-        assert_eq!(
-            unmet(Stage::ConsultationHeld, Stage::Withdrawn),
-            vec![Requirement::Note]
-        );
+        assert_eq!(unmet(Stage::OpinionsCompared, Stage::DecisionMade), vec![Requirement::Decision]);
+        assert_eq!(unmet(Stage::ConsultationHeld, Stage::Withdrawn), vec![Requirement::Note]);
     }
 
     #[test]
     fn a_consultation_in_the_future_has_not_been_held() {
-        let ready = Readiness {
-            consultation_at: Some(now() + chrono::Duration::minutes(1)),
-            ..everything_ready()
-        };
+        let ready = Readiness { consultation_at: Some(now() + chrono::Duration::minutes(1)), ..everything_ready() };
         assert_eq!(
-            plan_move(
-                Stage::SpecialistChosen,
-                Stage::ConsultationHeld,
-                &ready,
-                None,
-                now()
-            ),
+            plan_move(Stage::SpecialistChosen, Stage::ConsultationHeld, &ready, None, now()),
             Err(Refusal::Unmet(vec![Requirement::ConsultationNotYetHeld]))
         );
-        let exactly_now = Readiness {
-            consultation_at: Some(now()),
-            ..everything_ready()
-        };
-        assert!(
-            plan_move(
-                Stage::SpecialistChosen,
-                Stage::ConsultationHeld,
-                &exactly_now,
-                None,
-                now()
-            )
-            .is_ok()
-        );
+        let exactly_now = Readiness { consultation_at: Some(now()), ..everything_ready() };
+        assert!(plan_move(Stage::SpecialistChosen, Stage::ConsultationHeld, &exactly_now, None, now()).is_ok());
     }
 
     #[test]
     fn a_further_opinion_starts_the_next_round() {
         let ready = everything_ready();
-        let step = plan_move(
-            Stage::OpinionsCompared,
-            Stage::SpecialistChosen,
-            &ready,
-            None,
-            now(),
-        )
-        .expect("allowed");
+        let step = plan_move(Stage::OpinionsCompared, Stage::SpecialistChosen, &ready, None, now()).expect("allowed");
         assert_eq!(step.kind, MoveKind::FurtherOpinion);
         assert_eq!(step.round, 3);
-        let last = Readiness {
-            round: MAX_ROUND,
-            ..everything_ready()
-        };
+        let last = Readiness { round: MAX_ROUND, ..everything_ready() };
         assert_eq!(
-            plan_move(
-                Stage::OpinionsCompared,
-                Stage::SpecialistChosen,
-                &last,
-                None,
-                now()
-            ),
+            plan_move(Stage::OpinionsCompared, Stage::SpecialistChosen, &last, None, now()),
             Err(Refusal::Unmet(vec![Requirement::RoundsRemaining]))
         );
     }
 
     #[test]
     fn withdrawal_needs_a_note_but_nothing_else() {
-        let none = Readiness {
-            round: 2,
-            ..Readiness::default()
-        };
+        let none = Readiness { round: 2, ..Readiness::default() };
         for from in &Stage::PATH[..4] {
-            assert!(
-                plan_move(
-                    *from,
-                    Stage::Withdrawn,
-                    &none,
-                    Some("patient chose to stop"),
-                    now()
-                )
-                .is_ok()
-            );
+            assert!(plan_move(*from, Stage::Withdrawn, &none, Some("patient chose to stop"), now()).is_ok());
             assert!(plan_move(*from, Stage::Withdrawn, &none, Some("   "), now()).is_err());
         }
     }
@@ -472,18 +371,12 @@ mod tests {
         assert_eq!(replay(&[]), Err(ReplayError::Empty));
         assert!(replay(&[(None, Stage::SpecialistChosen)]).is_err());
         assert!(
-            replay(&[
-                (None, Stage::RecordsRequested),
-                (Some(Stage::RecordsRequested), Stage::ConsultationHeld)
-            ])
-            .is_err()
+            replay(&[(None, Stage::RecordsRequested), (Some(Stage::RecordsRequested), Stage::ConsultationHeld)])
+                .is_err()
         );
         assert!(
-            replay(&[
-                (None, Stage::RecordsRequested),
-                (Some(Stage::SpecialistChosen), Stage::ConsultationHeld)
-            ])
-            .is_err()
+            replay(&[(None, Stage::RecordsRequested), (Some(Stage::SpecialistChosen), Stage::ConsultationHeld)])
+                .is_err()
         );
     }
 
@@ -492,17 +385,15 @@ mod tests {
     }
 
     fn any_readiness() -> impl Strategy<Value = Readiness> {
-        (any::<[bool; 6]>(), proptest::option::of(-48i64..48)).prop_map(
-            |(flags, consult_offset_h)| Readiness {
-                round: if flags[5] { MAX_ROUND } else { 2 },
-                specialist_chosen: flags[0],
-                consultation_at: consult_offset_h.map(|h| now() + chrono::Duration::hours(h)),
-                original_opinion: flags[1],
-                current_round_opinion: flags[2],
-                comparison: flags[3],
-                decision: flags[4],
-            },
-        )
+        (any::<[bool; 6]>(), proptest::option::of(-48i64..48)).prop_map(|(flags, consult_offset_h)| Readiness {
+            round: if flags[5] { MAX_ROUND } else { 2 },
+            specialist_chosen: flags[0],
+            consultation_at: consult_offset_h.map(|h| now() + chrono::Duration::hours(h)),
+            original_opinion: flags[1],
+            current_round_opinion: flags[2],
+            comparison: flags[3],
+            decision: flags[4],
+        })
     }
 
     proptest! {

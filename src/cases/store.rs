@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, prelude::Expr, sea_query::ExprTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    prelude::Expr, sea_query::ExprTrait,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -16,9 +16,8 @@ use super::{
     schedule::{ServiceLevels, StageClock},
     stage::{self, Readiness, Refusal},
     values::{
-        ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, check_email,
-        check_language, check_line, check_phone, check_text, check_timezone, like_contains, limits,
-        parse_round, round_name, search_key,
+        ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, check_email, check_language, check_line,
+        check_phone, check_text, check_timezone, like_contains, limits, parse_round, round_name, search_key,
     },
     view::{self, CaseListItem, CaseView, stage_of},
 };
@@ -180,12 +179,7 @@ pub struct CasePage {
     pub next_after_id: Option<i32>,
 }
 
-pub async fn create(
-    db: &DatabaseConnection,
-    rules: &CaseRules,
-    actor: &Actor,
-    new: NewCase,
-) -> AppResult<CaseView> {
+pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, new: NewCase) -> AppResult<CaseView> {
     let mut errors = FieldErrors::new();
     let p = &new.patient;
     check_line(&mut errors, "patient.name", &p.name, limits::NAME, true);
@@ -193,39 +187,18 @@ pub async fn create(
     if let Some(phone) = p.phone.as_deref().filter(|s| !s.is_empty()) {
         check_phone(&mut errors, "patient.phone", phone);
     }
-    let timezone = p
-        .timezone
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| rules.defaults.default_timezone.clone());
+    let timezone =
+        p.timezone.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| rules.defaults.default_timezone.clone());
     check_timezone(&mut errors, "patient.timezone", &timezone);
-    let language = p
-        .language
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| rules.defaults.default_language.clone());
+    let language =
+        p.language.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| rules.defaults.default_language.clone());
     check_language(&mut errors, "patient.language", &language);
-    check_line(
-        &mut errors,
-        "specialty",
-        &new.specialty,
-        limits::SPECIALTY,
-        true,
-    );
-    check_text(
-        &mut errors,
-        "summary",
-        &new.summary,
-        limits::LONG_TEXT,
-        false,
-    );
+    check_line(&mut errors, "specialty", &new.specialty, limits::SPECIALTY, true);
+    check_text(&mut errors, "summary", &new.summary, limits::LONG_TEXT, false);
     let advocate_id = match actor.scope {
         Scope::OwnCases(me) => {
             if new.advocate_id.is_some_and(|id| id != me) {
-                errors.add(
-                    "advocate_id",
-                    "advocates can only open cases for themselves",
-                );
+                errors.add("advocate_id", "advocates can only open cases for themselves");
             }
             Some(me)
         }
@@ -274,24 +247,13 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
-    let reference = format!(
-        "{}-{}-{:06}",
-        rules.defaults.reference_prefix,
-        now.format("%Y"),
-        row.id
-    );
+    let reference = format!("{}-{}-{:06}", rules.defaults.reference_prefix, now.format("%Y"), row.id);
     let mut active = row.clone().into_active_model();
     active.search_key = Set(search_key(&[&row.patient_name, &reference]));
     active.reference = Set(reference.clone());
     active.update(&txn).await?;
 
-    case_round::ActiveModel {
-        case_id: Set(row.id),
-        round: Set(2),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
+    case_round::ActiveModel { case_id: Set(row.id), round: Set(2), ..Default::default() }.insert(&txn).await?;
     for kind in RecordKind::ALL {
         case_record::ActiveModel {
             case_id: Set(row.id),
@@ -306,18 +268,8 @@ pub async fn create(
         .insert(&txn)
         .await?;
     }
-    stage_change::ActiveModel {
-        case_id: Set(row.id),
-        from_stage: Set(None),
-        to_stage: Set(stage.as_str().to_string()),
-        round: Set(2),
-        at: Set(now),
-        by_user_id: Set(actor.user_id),
-        note: Set(None),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
+    let entry = StageEntry { case_id: row.id, from: None, to: stage, round: 2, at: now, note: None };
+    record_stage_entry(&txn, actor, entry).await?;
     audit::record(
         &txn,
         actor,
@@ -330,38 +282,49 @@ pub async fn create(
     view::load(db, row.id, now).await
 }
 
+/// One line of a case's stage history.
+struct StageEntry {
+    case_id: i32,
+    from: Option<Stage>,
+    to: Stage,
+    round: i32,
+    at: DateTime<Utc>,
+    note: Option<String>,
+}
+
+async fn record_stage_entry<C: ConnectionTrait>(conn: &C, actor: &Actor, entry: StageEntry) -> AppResult<()> {
+    stage_change::ActiveModel {
+        case_id: Set(entry.case_id),
+        from_stage: Set(entry.from.map(|s| s.as_str().to_string())),
+        to_stage: Set(entry.to.as_str().to_string()),
+        round: Set(entry.round),
+        at: Set(entry.at),
+        by_user_id: Set(actor.user_id),
+        note: Set(entry.note),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
 async fn ensure_assignable<C: ConnectionTrait>(conn: &C, user_id: i32) -> AppResult<()> {
     let found = user::Entity::find_by_id(user_id).one(conn).await?;
     match found {
         Some(u) if u.active && Role::parse(&u.role).is_some() => Ok(()),
-        _ => Err(FieldErrors::single(
-            "advocate_id",
-            "no active staff member has this id",
-        )),
+        _ => Err(FieldErrors::single("advocate_id", "no active staff member has this id")),
     }
 }
 
 fn hex_token() -> AppResult<String> {
-    Ok(crate::auth::random_bytes::<8>()?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::auth::random_bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Checks that the actor may see the case; a case they may not see answers
 /// exactly like a missing one, and the attempt is audited.
-async fn check_access(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    case_id: i32,
-    what: &str,
-) -> AppResult<()> {
-    let advocate_id: Option<Option<i32>> = case::Entity::find_by_id(case_id)
-        .select_only()
-        .column(case::Column::AdvocateId)
-        .into_tuple()
-        .one(db)
-        .await?;
+async fn check_access(db: &DatabaseConnection, actor: &Actor, case_id: i32, what: &str) -> AppResult<()> {
+    let advocate_id: Option<Option<i32>> =
+        case::Entity::find_by_id(case_id).select_only().column(case::Column::AdvocateId).into_tuple().one(db).await?;
     match advocate_id {
         None => Err(AppError::NotFound),
         Some(owner) if actor.may_see_case(owner) => Ok(()),
@@ -377,11 +340,7 @@ pub async fn get(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppRes
     view::load(db, case_id, db::now()).await
 }
 
-pub async fn list(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    filter: &ListFilter,
-) -> AppResult<CasePage> {
+pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -> AppResult<CasePage> {
     let now = db::now();
     let mut cond = Condition::all();
     if let Scope::OwnCases(me) = actor.scope {
@@ -399,38 +358,19 @@ pub async fn list(
             .add(case::Column::StageDueAt.is_not_null())
             .add(case::Column::StageDueAt.lt(now));
     }
-    if let Some(q) = filter
-        .query
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty())
-    {
+    if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         cond = cond.add(case::Column::SearchKey.like(like_contains(&q.to_lowercase())));
     }
     if let Some(after) = filter.after_id {
         cond = cond.add(case::Column::Id.lt(after));
     }
-    let rows = case::Entity::find()
-        .filter(cond)
-        .order_by_desc(case::Column::Id)
-        .limit(filter.limit + 1)
-        .all(db)
-        .await?;
+    let rows =
+        case::Entity::find().filter(cond).order_by_desc(case::Column::Id).limit(filter.limit + 1).all(db).await?;
     let more = rows.len() as u64 > filter.limit;
-    let items: Vec<CaseListItem> = rows
-        .into_iter()
-        .take(filter.limit as usize)
-        .map(|row| CaseListItem::from_row(row, now))
-        .collect();
-    let next_after_id = if more {
-        items.last().map(|i| i.id)
-    } else {
-        None
-    };
-    Ok(CasePage {
-        items,
-        next_after_id,
-    })
+    let items: Vec<CaseListItem> =
+        rows.into_iter().take(filter.limit as usize).map(|row| CaseListItem::from_row(row, now)).collect();
+    let next_after_id = if more { items.last().map(|i| i.id) } else { None };
+    Ok(CasePage { items, next_after_id })
 }
 
 /// A write in progress on one case: the transaction holds the case row
@@ -442,38 +382,23 @@ struct CaseWrite {
     now: DateTime<Utc>,
 }
 
-async fn begin_case_write(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    case_id: i32,
-    what: &str,
-) -> AppResult<CaseWrite> {
+async fn begin_case_write(db: &DatabaseConnection, actor: &Actor, case_id: i32, what: &str) -> AppResult<CaseWrite> {
     check_access(db, actor, case_id, what).await?;
     let txn = db::begin_write(db).await?;
     let locked = case::Entity::update_many()
-        .col_expr(
-            case::Column::Version,
-            Expr::col(case::Column::Version).add(1),
-        )
+        .col_expr(case::Column::Version, Expr::col(case::Column::Version).add(1))
         .filter(case::Column::Id.eq(case_id))
         .exec(&txn)
         .await?;
     if locked.rows_affected == 0 {
         return Err(AppError::NotFound);
     }
-    let case = case::Entity::find_by_id(case_id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let case = case::Entity::find_by_id(case_id).one(&txn).await?.ok_or(AppError::NotFound)?;
     // The case may have been reassigned between the access check and the lock.
     if !actor.may_see_case(case.advocate_id) {
         return Err(AppError::NotFound);
     }
-    Ok(CaseWrite {
-        txn,
-        case,
-        now: db::now(),
-    })
+    Ok(CaseWrite { txn, case, now: db::now() })
 }
 
 impl CaseWrite {
@@ -486,10 +411,7 @@ impl CaseWrite {
         if stage.is_final() {
             return Err(AppError::conflict(
                 "case_closed",
-                format!(
-                    "the case is closed ({}); it can no longer be changed",
-                    stage.as_str()
-                ),
+                format!("the case is closed ({}); it can no longer be changed", stage.as_str()),
             ));
         }
         Ok(stage)
@@ -518,10 +440,7 @@ impl CaseWrite {
             .one(&self.txn)
             .await?
             .ok_or_else(|| {
-                AppError::Internal(format!(
-                    "case {} has no row for round {}",
-                    self.case.id, self.case.round
-                ))
+                AppError::Internal(format!("case {} has no row for round {}", self.case.id, self.case.round))
             })
     }
 
@@ -546,14 +465,7 @@ impl CaseWrite {
         changes.id = Set(self.case.id);
         changes.updated_at = Set(self.now);
         changes.update(&self.txn).await?;
-        audit::record(
-            &self.txn,
-            actor,
-            action,
-            Subject::case(self.case.id),
-            detail,
-        )
-        .await?;
+        audit::record(&self.txn, actor, action, Subject::case(self.case.id), detail).await?;
         let case_id = self.case.id;
         let now = self.now;
         self.txn.commit().await?;
@@ -561,11 +473,7 @@ impl CaseWrite {
     }
 }
 
-async fn find_specialist<C: ConnectionTrait>(
-    conn: &C,
-    field: &str,
-    id: i32,
-) -> AppResult<specialist::Model> {
+async fn find_specialist<C: ConnectionTrait>(conn: &C, field: &str, id: i32) -> AppResult<specialist::Model> {
     specialist::Entity::find_by_id(id)
         .one(conn)
         .await?
@@ -601,19 +509,15 @@ pub async fn transition(
     let further_round = from == Stage::OpinionsCompared && request.to == Stage::SpecialistChosen;
     let ready = Readiness {
         round: w.case.round,
-        specialist_chosen: chosen_specialist.is_some()
-            || (!further_round && round.specialist_id.is_some()),
-        consultation_at: round
-            .consultation_held_at
-            .or(round.consultation_scheduled_at),
+        specialist_chosen: chosen_specialist.is_some() || (!further_round && round.specialist_id.is_some()),
+        consultation_at: round.consultation_held_at.or(round.consultation_scheduled_at),
         original_opinion: opinion_rounds.contains(&1),
         current_round_opinion: opinion_rounds.contains(&w.case.round),
         comparison: round.compared_at.is_some(),
         decision: w.case.chosen_opinion.is_some(),
     };
     let note = request.note.clone().filter(|n| !n.trim().is_empty());
-    let step = stage::plan_move(from, request.to, &ready, note.as_deref(), w.now)
-        .map_err(refusal_error)?;
+    let step = stage::plan_move(from, request.to, &ready, note.as_deref(), w.now).map_err(refusal_error)?;
 
     let mut changes: case::ActiveModel = Default::default();
     let urgency = Urgency::parse(&w.case.urgency).unwrap_or(Urgency::Routine);
@@ -654,45 +558,27 @@ pub async fn transition(
         }
         stage::MoveKind::Withdraw => {}
     }
-    stage_change::ActiveModel {
-        case_id: Set(case_id),
-        from_stage: Set(Some(from.as_str().to_string())),
-        to_stage: Set(step.to.as_str().to_string()),
-        round: Set(step.round),
-        at: Set(w.now),
-        by_user_id: Set(actor.user_id),
-        note: Set(note.clone()),
-        ..Default::default()
-    }
-    .insert(&w.txn)
-    .await?;
+    let entry = StageEntry { case_id, from: Some(from), to: step.to, round: step.round, at: w.now, note: note.clone() };
+    record_stage_entry(&w.txn, actor, entry).await?;
     let detail = json!({
         "from": from, "to": step.to, "round": round_name(step.round), "note": note,
         "specialist_id": chosen_specialist.map(|s| s.id), "ended_hold": w.case.held_since.is_some(),
     });
-    w.finish(db, actor, changes, "case.transition", detail)
-        .await
+    w.finish(db, actor, changes, "case.transition", detail).await
 }
 
 fn refusal_error(refusal: Refusal) -> AppError {
     match refusal {
         Refusal::NotAllowed { from, to } => AppError::conflict(
             "invalid_transition",
-            format!(
-                "a case cannot move from {} to {}",
-                from.as_str(),
-                to.as_str()
-            ),
+            format!("a case cannot move from {} to {}", from.as_str(), to.as_str()),
         ),
         Refusal::Unmet(unmet) => {
             let fields = unmet
                 .iter()
                 .map(|r| {
                     (
-                        serde_json::to_value(r)
-                            .ok()
-                            .and_then(|v| v.as_str().map(String::from))
-                            .unwrap_or_default(),
+                        serde_json::to_value(r).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
                         r.message().to_string(),
                     )
                 })
@@ -707,12 +593,7 @@ fn refusal_error(refusal: Refusal) -> AppError {
     }
 }
 
-pub async fn hold(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    case_id: i32,
-    request: HoldRequest,
-) -> AppResult<CaseView> {
+pub async fn hold(db: &DatabaseConnection, actor: &Actor, case_id: i32, request: HoldRequest) -> AppResult<CaseView> {
     let mut errors = FieldErrors::new();
     if let Some(note) = request.note.as_deref() {
         check_text(&mut errors, "note", note, limits::SHORT_TEXT, false);
@@ -721,10 +602,7 @@ pub async fn hold(
     let w = begin_case_write(db, actor, case_id, "case.hold").await?;
     w.ensure_open()?;
     if w.case.held_since.is_some() {
-        return Err(AppError::conflict(
-            "already_on_hold",
-            "the case is already on hold",
-        ));
+        return Err(AppError::conflict("already_on_hold", "the case is already on hold"));
     }
     let clock = w.clock().hold(w.now);
     let changes = case::ActiveModel {
@@ -737,12 +615,7 @@ pub async fn hold(
     w.finish(db, actor, changes, "case.hold", detail).await
 }
 
-pub async fn resume(
-    db: &DatabaseConnection,
-    rules: &CaseRules,
-    actor: &Actor,
-    case_id: i32,
-) -> AppResult<CaseView> {
+pub async fn resume(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, case_id: i32) -> AppResult<CaseView> {
     let w = begin_case_write(db, actor, case_id, "case.resume").await?;
     let stage = w.ensure_open()?;
     let Some(since) = w.case.held_since else {
@@ -807,10 +680,8 @@ pub async fn set_record(
     row.note = Set(update.note.clone());
     row.updated_at = Set(w.now);
     row.save(&w.txn).await?;
-    let detail =
-        json!({ "kind": kind, "from": previous_status, "to": update.status, "note": update.note });
-    w.finish(db, actor, Default::default(), "case.record", detail)
-        .await
+    let detail = json!({ "kind": kind, "from": previous_status, "to": update.status, "note": update.note });
+    w.finish(db, actor, Default::default(), "case.record", detail).await
 }
 
 pub async fn set_specialist(
@@ -820,10 +691,7 @@ pub async fn set_specialist(
     choice: SpecialistChoice,
 ) -> AppResult<CaseView> {
     let w = begin_case_write(db, actor, case_id, "case.specialist").await?;
-    w.ensure_stage(
-        &[Stage::RecordsRequested, Stage::SpecialistChosen],
-        "the specialist",
-    )?;
+    w.ensure_stage(&[Stage::RecordsRequested, Stage::SpecialistChosen], "the specialist")?;
     let chosen = find_specialist(&w.txn, "specialist_id", choice.specialist_id).await?;
     let round = w.current_round().await?;
     let previous = round.specialist_id;
@@ -831,8 +699,7 @@ pub async fn set_specialist(
     row.specialist_id = Set(Some(chosen.id));
     row.update(&w.txn).await?;
     let detail = json!({ "round": round_name(w.case.round), "from": previous, "to": chosen.id });
-    w.finish(db, actor, Default::default(), "case.specialist", detail)
-        .await
+    w.finish(db, actor, Default::default(), "case.specialist", detail).await
 }
 
 pub async fn set_consultation(
@@ -848,37 +715,24 @@ pub async fn set_consultation(
     errors.into_result()?;
     let w = begin_case_write(db, actor, case_id, "case.consultation").await?;
     let stage = w.ensure_stage(
-        &[
-            Stage::RecordsRequested,
-            Stage::SpecialistChosen,
-            Stage::ConsultationHeld,
-        ],
+        &[Stage::RecordsRequested, Stage::SpecialistChosen, Stage::ConsultationHeld],
         "the consultation",
     )?;
     let round = w.current_round().await?;
     let Some(specialist_id) = round.specialist_id else {
-        return Err(AppError::conflict(
-            "specialist_missing",
-            "choose a specialist before scheduling the consultation",
-        ));
+        return Err(AppError::conflict("specialist_missing", "choose a specialist before scheduling the consultation"));
     };
     let chosen = find_specialist(&w.txn, "specialist_id", specialist_id).await?;
     let mut errors = FieldErrors::new();
     if input.mode == ConsultationMode::Virtual && !chosen.offers_virtual {
-        errors.add(
-            "mode",
-            "this specialist does not offer virtual consultations",
-        );
+        errors.add("mode", "this specialist does not offer virtual consultations");
     }
     if let Some(held) = input.held_at {
         if held > w.now {
             errors.add("held_at", "cannot be in the future");
         }
     } else if stage == Stage::ConsultationHeld {
-        errors.add(
-            "held_at",
-            "is required once the case is in consultation_held",
-        );
+        errors.add("held_at", "is required once the case is in consultation_held");
     }
     errors.into_result()?;
     let mut row = round.into_active_model();
@@ -891,8 +745,7 @@ pub async fn set_consultation(
         "round": round_name(w.case.round), "scheduled_at": input.scheduled_at, "mode": input.mode,
         "location": input.location, "held_at": input.held_at,
     });
-    w.finish(db, actor, Default::default(), "case.consultation", detail)
-        .await
+    w.finish(db, actor, Default::default(), "case.consultation", detail).await
 }
 
 /// Records (or replaces) the opinion of one round. Returns whether it was new.
@@ -907,27 +760,9 @@ pub async fn record_opinion(
     if round.is_none() {
         errors.add("round", "must be original, second, third … tenth");
     }
-    check_line(
-        &mut errors,
-        "clinician",
-        &input.clinician,
-        limits::NAME,
-        true,
-    );
-    check_text(
-        &mut errors,
-        "diagnosis",
-        &input.diagnosis,
-        limits::LONG_TEXT,
-        true,
-    );
-    check_text(
-        &mut errors,
-        "treatment_plan",
-        &input.treatment_plan,
-        limits::LONG_TEXT,
-        true,
-    );
+    check_line(&mut errors, "clinician", &input.clinician, limits::NAME, true);
+    check_text(&mut errors, "diagnosis", &input.diagnosis, limits::LONG_TEXT, true);
+    check_text(&mut errors, "treatment_plan", &input.treatment_plan, limits::LONG_TEXT, true);
     check_text(&mut errors, "notes", &input.notes, limits::LONG_TEXT, false);
     errors.into_result()?;
     let round = round.unwrap_or(1);
@@ -950,11 +785,7 @@ pub async fn record_opinion(
     let created = existing.is_none();
     let mut row = match existing {
         Some(o) => o.into_active_model(),
-        None => opinion::ActiveModel {
-            case_id: Set(case_id),
-            round: Set(round),
-            ..Default::default()
-        },
+        None => opinion::ActiveModel { case_id: Set(case_id), round: Set(round), ..Default::default() },
     };
     row.clinician = Set(input.clinician.clone());
     row.diagnosis = Set(input.diagnosis.clone());
@@ -964,10 +795,9 @@ pub async fn record_opinion(
     row.recorded_at = Set(w.now);
     row.recorded_by = Set(actor.user_id);
     row.save(&w.txn).await?;
-    let detail = json!({ "round": round_name(round), "replaced": !created, "recommends_surgery": input.recommends_surgery });
-    let view = w
-        .finish(db, actor, Default::default(), "case.opinion", detail)
-        .await?;
+    let detail =
+        json!({ "round": round_name(round), "replaced": !created, "recommends_surgery": input.recommends_surgery });
+    let view = w.finish(db, actor, Default::default(), "case.opinion", detail).await?;
     Ok((view, created))
 }
 
@@ -988,10 +818,7 @@ pub async fn set_comparison(
     }
     errors.into_result()?;
     let w = begin_case_write(db, actor, case_id, "case.comparison").await?;
-    w.ensure_stage(
-        &[Stage::ConsultationHeld, Stage::OpinionsCompared],
-        "the comparison",
-    )?;
+    w.ensure_stage(&[Stage::ConsultationHeld, Stage::OpinionsCompared], "the comparison")?;
     let round = w.current_round().await?;
     let mut row = round.into_active_model();
     row.diagnosis_agrees = Set(Some(input.diagnosis_agrees));
@@ -1006,8 +833,7 @@ pub async fn set_comparison(
         "round": round_name(w.case.round), "diagnosis_agrees": input.diagnosis_agrees,
         "treatment_agrees": input.treatment_agrees,
     });
-    w.finish(db, actor, Default::default(), "case.comparison", detail)
-        .await
+    w.finish(db, actor, Default::default(), "case.comparison", detail).await
 }
 
 pub async fn set_decision(
@@ -1017,19 +843,10 @@ pub async fn set_decision(
     input: DecisionInput,
 ) -> AppResult<CaseView> {
     let mut errors = FieldErrors::new();
-    check_text(
-        &mut errors,
-        "reason",
-        &input.reason,
-        limits::LONG_TEXT,
-        true,
-    );
+    check_text(&mut errors, "reason", &input.reason, limits::LONG_TEXT, true);
     let chosen_round = parse_round(&input.chosen_opinion);
     if chosen_round.is_none() && input.chosen_opinion != "other" {
-        errors.add(
-            "chosen_opinion",
-            "must be original, second, third … or other",
-        );
+        errors.add("chosen_opinion", "must be original, second, third … or other");
     }
     errors.into_result()?;
     let w = begin_case_write(db, actor, case_id, "case.decision").await?;
@@ -1042,10 +859,7 @@ pub async fn set_decision(
             .await?
             > 0;
         if !exists {
-            return Err(FieldErrors::single(
-                "chosen_opinion",
-                "no opinion of this round is recorded on the case",
-            ));
+            return Err(FieldErrors::single("chosen_opinion", "no opinion of this round is recorded on the case"));
         }
     }
     let changes = case::ActiveModel {
@@ -1082,38 +896,19 @@ pub async fn update(
             ensure_assignable(&w.txn, id).await?;
         }
         changes.advocate_id = Set(advocate_id);
-        detail.insert(
-            "advocate_id".into(),
-            json!({ "from": w.case.advocate_id, "to": advocate_id }),
-        );
+        detail.insert("advocate_id".into(), json!({ "from": w.case.advocate_id, "to": advocate_id }));
     }
     if let Some(urgency) = patch.urgency {
         if stage.is_final() {
-            return Err(AppError::conflict(
-                "case_closed",
-                "a closed case has no urgency to change",
-            ));
+            return Err(AppError::conflict("case_closed", "a closed case has no urgency to change"));
         }
         changes.urgency = Set(urgency.as_str().to_string());
         changes.stage_due_at = Set(w.clock().due_at(&rules.levels, stage, urgency));
-        detail.insert(
-            "urgency".into(),
-            json!({ "from": w.case.urgency, "to": urgency }),
-        );
+        detail.insert("urgency".into(), json!({ "from": w.case.urgency, "to": urgency }));
     }
     if let Some(summary) = patch.summary {
-        detail.insert(
-            "summary".into(),
-            json!({ "changed": summary != w.case.summary }),
-        );
+        detail.insert("summary".into(), json!({ "changed": summary != w.case.summary }));
         changes.summary = Set(summary);
     }
-    w.finish(
-        db,
-        actor,
-        changes,
-        "case.update",
-        serde_json::Value::Object(detail),
-    )
-    .await
+    w.finish(db, actor, changes, "case.update", serde_json::Value::Object(detail)).await
 }

@@ -87,10 +87,8 @@ word_enum!(
     }
 );
 
-const ROUND_WORDS: [&str; 10] = [
-    "original", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
-    "tenth",
-];
+const ROUND_WORDS: [&str; 10] =
+    ["original", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"];
 
 /// An opinion round: 1 is the original opinion, 2 the second, and so on.
 pub fn round_name(round: i32) -> String {
@@ -101,10 +99,7 @@ pub fn round_name(round: i32) -> String {
 }
 
 pub fn parse_round(word: &str) -> Option<i32> {
-    ROUND_WORDS
-        .iter()
-        .position(|w| *w == word)
-        .and_then(|i| i32::try_from(i + 1).ok())
+    ROUND_WORDS.iter().position(|w| *w == word).and_then(|i| i32::try_from(i + 1).ok())
 }
 
 /// Field length limits, in characters.
@@ -125,10 +120,7 @@ pub fn check_text(errors: &mut FieldErrors, field: &str, value: &str, max: usize
         errors.add(field, "is required");
     } else if value.chars().count() > max {
         errors.add(field, format!("must be at most {max} characters"));
-    } else if value
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    } else if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
         errors.add(field, "contains control characters");
     }
 }
@@ -151,14 +143,9 @@ pub fn check_email(errors: &mut FieldErrors, field: &str, value: &str) {
 
 pub fn check_phone(errors: &mut FieldErrors, field: &str, value: &str) {
     let digits = value.chars().filter(char::is_ascii_digit).count();
-    let allowed = value
-        .chars()
-        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let allowed = value.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
     if value.chars().count() > limits::PHONE || !allowed || !(5..=20).contains(&digits) {
-        errors.add(
-            field,
-            "is not a valid phone number (digits, spaces and + - ( ) . only)",
-        );
+        errors.add(field, "is not a valid phone number (digits, spaces and + - ( ) . only)");
     }
 }
 
@@ -172,10 +159,8 @@ pub fn check_timezone(errors: &mut FieldErrors, field: &str, value: &str) {
 pub fn is_language_tag(tag: &str) -> bool {
     let mut parts = tag.split('-');
     let primary = parts.next().unwrap_or_default();
-    let primary_ok =
-        (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic());
-    let rest_ok =
-        parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    let primary_ok = (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic());
+    let rest_ok = parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
     primary_ok && rest_ok && tag.len() <= 35
 }
 
@@ -187,20 +172,13 @@ pub fn check_language(errors: &mut FieldErrors, field: &str, value: &str) {
 
 /// A `LIKE` pattern matching values that contain `fragment` literally.
 pub fn like_contains(fragment: &str) -> sea_orm::sea_query::LikeExpr {
-    let escaped = fragment
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let escaped = fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }
 
 /// Lower-cased text used for case-insensitive matching in any database.
 pub fn search_key(parts: &[&str]) -> String {
-    parts
-        .iter()
-        .map(|p| p.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ")
+    parts.iter().map(|p| p.to_lowercase()).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -224,10 +202,7 @@ mod tests {
         for kind in RecordKind::ALL {
             assert_eq!(RecordKind::parse(kind.as_str()), Some(*kind));
         }
-        assert_eq!(
-            Reason::parse("cancer_diagnosis"),
-            Some(Reason::CancerDiagnosis)
-        );
+        assert_eq!(Reason::parse("cancer_diagnosis"), Some(Reason::CancerDiagnosis));
         assert_eq!(Reason::parse("Cancer"), None);
     }
 
@@ -244,13 +219,7 @@ mod tests {
     #[test]
     fn text_checks() {
         let mut errors = FieldErrors::new();
-        check_line(
-            &mut errors,
-            "a",
-            "<script>alert('x')</script> Zoë 山田",
-            200,
-            true,
-        );
+        check_line(&mut errors, "a", "<script>alert('x')</script> Zoë 山田", 200, true);
         assert!(errors.is_empty());
         check_line(&mut errors, "b", "   ", 200, true);
         check_line(&mut errors, "c", &"x".repeat(201), 200, true);
@@ -258,9 +227,6 @@ mod tests {
         check_email(&mut errors, "e", "not an email");
         check_phone(&mut errors, "f", "call me");
         check_timezone(&mut errors, "g", "Mars/Olympus");
-        assert_eq!(
-            errors.0.keys().cloned().collect::<Vec<_>>(),
-            vec!["b", "c", "d", "e", "f", "g"]
-        );
+        assert_eq!(errors.0.keys().cloned().collect::<Vec<_>>(), vec!["b", "c", "d", "e", "f", "g"]);
     }
 }

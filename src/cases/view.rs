@@ -187,33 +187,19 @@ impl CaseListItem {
 }
 
 fn person(u: &user::Model) -> PersonRef {
-    PersonRef {
-        id: u.id,
-        name: u.name.clone(),
-        email: u.email.clone(),
-    }
+    PersonRef { id: u.id, name: u.name.clone(), email: u.email.clone() }
 }
 
 /// Reads the whole case. The caller has already checked access.
-pub async fn load<C: ConnectionTrait>(
-    conn: &C,
-    case_id: i32,
-    now: DateTime<Utc>,
-) -> AppResult<CaseView> {
-    let c = case::Entity::find_by_id(case_id)
-        .one(conn)
-        .await?
-        .ok_or(AppError::NotFound)?;
+pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>) -> AppResult<CaseView> {
+    let c = case::Entity::find_by_id(case_id).one(conn).await?.ok_or(AppError::NotFound)?;
     let current_round = case_round::Entity::find()
         .filter(case_round::Column::CaseId.eq(case_id))
         .filter(case_round::Column::Round.eq(c.round))
         .one(conn)
         .await?;
     let specialist = match current_round.as_ref().and_then(|r| r.specialist_id) {
-        Some(id) => specialist::Entity::find_by_id(id)
-            .one(conn)
-            .await?
-            .map(SpecialistView::from),
+        Some(id) => specialist::Entity::find_by_id(id).one(conn).await?.map(SpecialistView::from),
         None => None,
     };
     let opinions = opinion::Entity::find()
@@ -221,10 +207,7 @@ pub async fn load<C: ConnectionTrait>(
         .order_by_asc(opinion::Column::Round)
         .all(conn)
         .await?;
-    let mut records = case_record::Entity::find()
-        .filter(case_record::Column::CaseId.eq(case_id))
-        .all(conn)
-        .await?;
+    let mut records = case_record::Entity::find().filter(case_record::Column::CaseId.eq(case_id)).all(conn).await?;
     records.sort_by_key(|r| RecordKind::parse(&r.kind).map_or(usize::MAX, |k| k as usize));
     let history = stage_change::Entity::find()
         .filter(stage_change::Column::CaseId.eq(case_id))
@@ -232,21 +215,11 @@ pub async fn load<C: ConnectionTrait>(
         .all(conn)
         .await?;
 
-    let mut people_ids: Vec<i32> = history
-        .iter()
-        .filter_map(|h| h.by_user_id)
-        .chain(c.advocate_id)
-        .collect();
+    let mut people_ids: Vec<i32> = history.iter().filter_map(|h| h.by_user_id).chain(c.advocate_id).collect();
     people_ids.sort_unstable();
     people_ids.dedup();
-    let people = user::Entity::find()
-        .filter(user::Column::Id.is_in(people_ids))
-        .all(conn)
-        .await?;
-    let person_by_id = |id: Option<i32>| {
-        id.and_then(|id| people.iter().find(|u| u.id == id))
-            .map(person)
-    };
+    let people = user::Entity::find().filter(user::Column::Id.is_in(people_ids)).all(conn).await?;
+    let person_by_id = |id: Option<i32>| id.and_then(|id| people.iter().find(|u| u.id == id)).map(person);
 
     let held = c.held_since.is_some();
     let consultation = current_round.as_ref().and_then(|r| {
@@ -269,11 +242,9 @@ pub async fn load<C: ConnectionTrait>(
         })
     });
     let decision = match (&c.chosen_opinion, &c.decision_reason, c.decided_at) {
-        (Some(chosen), Some(reason), Some(at)) => Some(DecisionView {
-            chosen_opinion: chosen.clone(),
-            reason: reason.clone(),
-            decided_at: at,
-        }),
+        (Some(chosen), Some(reason), Some(at)) => {
+            Some(DecisionView { chosen_opinion: chosen.clone(), reason: reason.clone(), decided_at: at })
+        }
         _ => None,
     };
 
@@ -316,9 +287,7 @@ pub async fn load<C: ConnectionTrait>(
         records: records
             .into_iter()
             .map(|r| RecordView {
-                label: RecordKind::parse(&r.kind)
-                    .map_or("", |k| k.label())
-                    .to_string(),
+                label: RecordKind::parse(&r.kind).map_or("", |k| k.label()).to_string(),
                 kind: r.kind,
                 status: r.status,
                 requested_at: r.requested_at,
@@ -351,6 +320,5 @@ pub async fn load<C: ConnectionTrait>(
 
 /// The stage stored on a row; a value the code does not know is a broken row.
 pub fn stage_of(c: &case::Model) -> AppResult<Stage> {
-    Stage::parse(&c.stage)
-        .ok_or_else(|| AppError::Internal(format!("case {} has unknown stage {:?}", c.id, c.stage)))
+    Stage::parse(&c.stage).ok_or_else(|| AppError::Internal(format!("case {} has unknown stage {:?}", c.id, c.stage)))
 }

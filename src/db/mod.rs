@@ -8,8 +8,8 @@ use std::{path::Path, str::FromStr};
 use chrono::{DateTime, SubsecRound, Utc};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::config::DatabaseSettings;
@@ -47,16 +47,9 @@ fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
     }
     let _ = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url)
         .map_err(|e| DbErr::Custom(format!("invalid SQLite URL: {e}")))?;
-    if let Some(parent) = Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            DbErr::Custom(format!(
-                "cannot create database folder {}: {e}",
-                parent.display()
-            ))
-        })?;
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| DbErr::Custom(format!("cannot create database folder {}: {e}", parent.display())))?;
     }
     Ok(())
 }
@@ -75,8 +68,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
         return txn.commit().await;
     }
     let lock = db.begin().await?;
-    lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-        .await?;
+    lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
     let result = Migrator::up(db, None).await;
     lock.commit().await?;
     result

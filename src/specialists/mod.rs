@@ -2,8 +2,8 @@
 //! specialty, where, and whether they see patients by video.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -36,20 +36,8 @@ impl SpecialistInput {
     fn validate(&self) -> AppResult<()> {
         let mut errors = FieldErrors::new();
         check_line(&mut errors, "name", &self.name, limits::NAME, true);
-        check_line(
-            &mut errors,
-            "specialty",
-            &self.specialty,
-            limits::SPECIALTY,
-            true,
-        );
-        check_line(
-            &mut errors,
-            "institution",
-            &self.institution,
-            limits::NAME,
-            false,
-        );
+        check_line(&mut errors, "specialty", &self.specialty, limits::SPECIALTY, true);
+        check_line(&mut errors, "institution", &self.institution, limits::NAME, false);
         if let Some(email) = self.email.as_deref().filter(|e| !e.is_empty()) {
             check_email(&mut errors, "email", email);
         }
@@ -62,11 +50,7 @@ impl SpecialistInput {
         row.specialty_key = Set(search_key(&[self.specialty.trim()]));
         row.institution = Set(self.institution.clone());
         row.search_key = Set(search_key(&[&self.name, &self.institution]));
-        row.email = Set(self
-            .email
-            .clone()
-            .map(|e| e.trim().to_string())
-            .filter(|e| !e.is_empty()));
+        row.email = Set(self.email.clone().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()));
         row.offers_virtual = Set(self.offers_virtual);
     }
 }
@@ -80,19 +64,11 @@ pub struct SpecialistFilter {
     pub limit: u64,
 }
 
-pub async fn create(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    input: SpecialistInput,
-) -> AppResult<SpecialistView> {
+pub async fn create(db: &DatabaseConnection, actor: &Actor, input: SpecialistInput) -> AppResult<SpecialistView> {
     input.validate()?;
     let now = db::now();
     let txn = db::begin_write(db).await?;
-    let mut row = specialist::ActiveModel {
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    };
+    let mut row = specialist::ActiveModel { created_at: Set(now), updated_at: Set(now), ..Default::default() };
     input.apply(&mut row);
     let saved = row.insert(&txn).await?;
     audit::record(
@@ -115,10 +91,7 @@ pub async fn update(
 ) -> AppResult<SpecialistView> {
     input.validate()?;
     let txn = db::begin_write(db).await?;
-    let existing = specialist::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let existing = specialist::Entity::find_by_id(id).one(&txn).await?.ok_or(AppError::NotFound)?;
     let mut row = existing.into_active_model();
     input.apply(&mut row);
     row.updated_at = Set(db::now());
@@ -136,32 +109,15 @@ pub async fn update(
 }
 
 pub async fn get(db: &DatabaseConnection, id: i32) -> AppResult<SpecialistView> {
-    specialist::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .map(Into::into)
-        .ok_or(AppError::NotFound)
+    specialist::Entity::find_by_id(id).one(db).await?.map(Into::into).ok_or(AppError::NotFound)
 }
 
-pub async fn list(
-    db: &DatabaseConnection,
-    filter: &SpecialistFilter,
-) -> AppResult<Vec<SpecialistView>> {
+pub async fn list(db: &DatabaseConnection, filter: &SpecialistFilter) -> AppResult<Vec<SpecialistView>> {
     let mut cond = Condition::all();
-    if let Some(specialty) = filter
-        .specialty
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(specialty) = filter.specialty.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         cond = cond.add(specialist::Column::SpecialtyKey.eq(search_key(&[specialty])));
     }
-    if let Some(q) = filter
-        .query
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty())
-    {
+    if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         cond = cond.add(specialist::Column::SearchKey.like(like_contains(&q.to_lowercase())));
     }
     let rows = specialist::Entity::find()

@@ -25,12 +25,7 @@ fn secondlook(database_url: &str, workdir: &std::path::Path) -> Command {
     cmd
 }
 
-async fn output(
-    url: &str,
-    workdir: &std::path::Path,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> (bool, String, String) {
+async fn output(url: &str, workdir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut cmd = secondlook(url, workdir);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     if stdin.is_some() {
@@ -71,15 +66,10 @@ async fn start_server(child: &mut Child) -> (String, String) {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), read)
-        .await
-        .expect("server starts in time");
+    tokio::time::timeout(Duration::from_secs(60), read).await.expect("server starts in time");
     // Keep reading, as a terminal would, so the server never writes into a closed pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (
-        url.expect("URL printed"),
-        password.expect("admin password printed"),
-    )
+    (url.expect("URL printed"), password.expect("admin password printed"))
 }
 
 async fn operator_commands_work_against_a_running_server(backend: Backend) {
@@ -93,43 +83,20 @@ async fn operator_commands_work_against_a_running_server(backend: Backend) {
     assert!(out.contains("up to date"), "{out}");
 
     let mut server = secondlook(&url, workdir.path());
-    server
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    server.arg("serve").stdout(Stdio::piped()).stderr(Stdio::null());
     let mut server = server.spawn().expect("server starts");
     let (base, admin_password) = start_server(&mut server).await;
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
     assert!(admin_password.len() >= 12, "a strong generated password");
 
-    let (ok, token, err) = output(
-        &url,
-        workdir.path(),
-        &[
-            "token",
-            "create",
-            "--email",
-            "admin@secondlook.local",
-            "--label",
-            "cli",
-        ],
-        None,
-    )
-    .await;
+    let (ok, token, err) =
+        output(&url, workdir.path(), &["token", "create", "--email", "admin@secondlook.local", "--label", "cli"], None)
+            .await;
     assert!(ok, "{err}");
     let token = token.trim().to_string();
     assert!(token.starts_with("sl_"), "{token}");
 
-    let add = [
-        "user",
-        "add",
-        "--email",
-        "Sam@Example.org",
-        "--name",
-        "Sam Advocate",
-        "--role",
-        "advocate",
-    ];
+    let add = ["user", "add", "--email", "Sam@Example.org", "--name", "Sam Advocate", "--role", "advocate"];
     let (ok, out, err) = output(&url, workdir.path(), &add, Some("a piped-in password\n")).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("Created advocate sam@example.org"), "{out}");
@@ -140,16 +107,7 @@ async fn operator_commands_work_against_a_running_server(backend: Backend) {
     let (ok, _, err) = output(
         &url,
         workdir.path(),
-        &[
-            "user",
-            "add",
-            "--email",
-            "x@example.org",
-            "--name",
-            "X",
-            "--role",
-            "advocate",
-        ],
+        &["user", "add", "--email", "x@example.org", "--name", "X", "--role", "advocate"],
         Some("short\n"),
     )
     .await;
@@ -160,15 +118,8 @@ async fn operator_commands_work_against_a_running_server(backend: Backend) {
     assert!(ok, "{out}{err}");
     assert!(out.contains("Created 12 demo cases"), "{out}");
 
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
-    let health = client
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .expect("health");
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let health = client.get(format!("{base}/healthz")).send().await.expect("health");
     assert_eq!(health.status(), reqwest::StatusCode::OK);
     let list: serde_json::Value = client
         .get(format!("{base}/api/v1/cases?limit=100"))
@@ -181,19 +132,13 @@ async fn operator_commands_work_against_a_running_server(backend: Backend) {
         .expect("json");
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 12, "{list}");
-    let mut stages: Vec<&str> = items
-        .iter()
-        .map(|i| i["stage"].as_str().expect("stage"))
-        .collect();
+    let mut stages: Vec<&str> = items.iter().map(|i| i["stage"].as_str().expect("stage")).collect();
     stages.sort_unstable();
     stages.dedup();
     assert!(stages.len() >= 3, "demo cases span the stages: {stages:?}");
 
     let pid = server.id().expect("pid").to_string();
-    let signalled = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
+    let signalled = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
     assert!(signalled.success());
     let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
         .await

@@ -47,10 +47,7 @@ pub async fn fresh_database(backend: Backend) -> Option<(String, Option<tempfile
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temporary folder");
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("secondlook.db").display()
-            );
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("secondlook.db").display());
             Some((url, Some(dir)))
         }
         Backend::Postgres => {
@@ -64,18 +61,9 @@ pub async fn fresh_database(backend: Backend) -> Option<(String, Option<tempfile
                     return None;
                 }
             };
-            let name = format!(
-                "t_{}_{}",
-                std::process::id(),
-                DATABASES.fetch_add(1, Ordering::SeqCst)
-            );
-            let admin = Database::connect(&cluster.admin_url)
-                .await
-                .expect("connect to the test cluster");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create test database");
+            let name = format!("t_{}_{}", std::process::id(), DATABASES.fetch_add(1, Ordering::SeqCst));
+            let admin = Database::connect(&cluster.admin_url).await.expect("connect to the test cluster");
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
             admin.close().await.expect("close admin connection");
             let url = match cluster.admin_url.rsplit_once('/') {
                 Some((server, _)) => format!("{server}/{name}"),
@@ -98,10 +86,7 @@ impl TestApp {
         Self::start_with(backend, |_| {}).await
     }
 
-    pub async fn start_with(
-        backend: Backend,
-        adjust: impl FnOnce(&mut Settings),
-    ) -> Option<TestApp> {
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
         let (database_url, dir) = fresh_database(backend).await?;
         let mut settings = test_settings(&database_url);
         adjust(&mut settings);
@@ -123,43 +108,23 @@ impl TestApp {
                 password: "a long enough password".into(),
             };
             let user = users::create(&db, &system, new).await.expect("create user");
-            let token = tokens::create(&db, &system, email, "tests")
-                .await
-                .expect("create token");
-            staff.push(Staff {
-                id: i64::from(user.id),
-                token,
-            });
+            let token = tokens::create(&db, &system, email, "tests").await.expect("create token");
+            staff.push(Staff { id: i64::from(user.id), token });
         }
         let other_advocate = staff.pop().expect("three users");
         let advocate = staff.pop().expect("three users");
         let admin = staff.pop().expect("three users");
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = AppState::new(db.clone(), settings);
         tokio::spawn(app::serve(listener, state, async move {
             let _ = stopped.await;
         }));
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .no_proxy()
-            .build()
-            .expect("client");
-        Some(TestApp {
-            backend,
-            base,
-            db,
-            client,
-            admin,
-            advocate,
-            other_advocate,
-            _stop: stop,
-            _dir: dir,
-        })
+        let client =
+            reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).no_proxy().build().expect("client");
+        Some(TestApp { backend, base, db, client, admin, advocate, other_advocate, _stop: stop, _dir: dir })
     }
 
     pub fn backend(&self) -> Backend {
@@ -183,11 +148,8 @@ impl TestApp {
         let response = request.send().await.expect("request sent");
         let status = response.status();
         let text = response.text().await.expect("body read");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, value)
     }
 
@@ -204,8 +166,7 @@ impl TestApp {
     }
 
     pub async fn patch(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Some(token), Method::PATCH, path, Some(body))
-            .await
+        self.call(Some(token), Method::PATCH, path, Some(body)).await
     }
 
     /// Opens a case as `token`'s user and returns its id.
@@ -220,25 +181,19 @@ impl TestApp {
             "name": name, "specialty": "Oncology", "institution": "City Hospital",
             "email": "dr@example.org", "offers_virtual": offers_virtual,
         });
-        let (status, specialist) = self
-            .post(&self.admin.token, "/api/v1/specialists", body)
-            .await;
+        let (status, specialist) = self.post(&self.admin.token, "/api/v1/specialists", body).await;
         assert_eq!(status, StatusCode::CREATED, "{specialist}");
         specialist["id"].as_i64().expect("specialist id")
     }
 
     pub async fn move_case(&self, token: &str, id: i64, body: Value) -> (StatusCode, Value) {
-        self.post(token, &format!("/api/v1/cases/{id}/transition"), body)
-            .await
+        self.post(token, &format!("/api/v1/cases/{id}/transition"), body).await
     }
 
     /// Runs a statement straight on the database, for setting up situations
     /// (such as time having passed) that the API cannot create.
     pub async fn sql(&self, statement: &str) {
-        self.db
-            .execute_unprepared(statement)
-            .await
-            .expect("statement runs");
+        self.db.execute_unprepared(statement).await.expect("statement runs");
     }
 }
 

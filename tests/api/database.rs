@@ -20,20 +20,12 @@ async fn instances_starting_together_migrate_once(backend: Backend) {
         result.expect("every instance's migration run succeeds");
     }
     // Each instance would now bootstrap the first admin; exactly one account results.
-    let outcomes = futures_util::future::join_all(pools.iter().map(|pool| {
-        users::bootstrap_admin(
-            pool,
-            "first@example.org",
-            "First",
-            Some("a long enough password".into()),
-        )
-    }))
-    .await;
-    let created = outcomes
-        .into_iter()
-        .map(|o| o.expect("bootstrap succeeds"))
-        .filter(Option::is_some)
-        .count();
+    let outcomes =
+        futures_util::future::join_all(pools.iter().map(|pool| {
+            users::bootstrap_admin(pool, "first@example.org", "First", Some("a long enough password".into()))
+        }))
+        .await;
+    let created = outcomes.into_iter().map(|o| o.expect("bootstrap succeeds")).filter(Option::is_some).count();
     assert_eq!(created, 1);
     assert_eq!(users::count(&pools[0]).await.expect("count"), 1);
 }

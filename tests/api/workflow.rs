@@ -21,45 +21,25 @@ fn stages(case: &Value) -> Vec<(Option<String>, String)> {
         .as_array()
         .expect("history")
         .iter()
-        .map(|h| {
-            (
-                h["from"].as_str().map(String::from),
-                h["to"].as_str().expect("to").to_string(),
-            )
-        })
+        .map(|h| (h["from"].as_str().map(String::from), h["to"].as_str().expect("to").to_string()))
         .collect()
 }
 
 fn ts(value: &Value) -> chrono::DateTime<chrono::Utc> {
-    value
-        .as_str()
-        .expect("timestamp")
-        .parse()
-        .expect("RFC 3339")
+    value.as_str().expect("timestamp").parse().expect("RFC 3339")
 }
 
 /// Walks a fresh case to `opinions_compared` through the API.
 async fn to_opinions_compared(app: &TestApp, token: &str, id: i64, specialist: i64) {
     let path = |p: &str| format!("/api/v1/cases/{id}/{p}");
-    let (s, b) = app
-        .put(
-            token,
-            &path("specialist"),
-            json!({ "specialist_id": specialist }),
-        )
-        .await;
+    let (s, b) = app.put(token, &path("specialist"), json!({ "specialist_id": specialist })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, b) = app
-        .move_case(token, id, json!({ "to": "specialist_chosen" }))
-        .await;
+    let (s, b) = app.move_case(token, id, json!({ "to": "specialist_chosen" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let consultation =
-        json!({ "scheduled_at": hours_from_now(-2), "mode": "in_person", "location": "Room 4" });
+    let consultation = json!({ "scheduled_at": hours_from_now(-2), "mode": "in_person", "location": "Room 4" });
     let (s, b) = app.put(token, &path("consultation"), consultation).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, b) = app
-        .move_case(token, id, json!({ "to": "consultation_held" }))
-        .await;
+    let (s, b) = app.move_case(token, id, json!({ "to": "consultation_held" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     for (round, surgery) in [("original", true), ("second", false)] {
         let opinion = json!({
@@ -75,9 +55,7 @@ async fn to_opinions_compared(app: &TestApp, token: &str, id: i64, specialist: i
     });
     let (s, b) = app.put(token, &path("comparison"), comparison).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, b) = app
-        .move_case(token, id, json!({ "to": "opinions_compared" }))
-        .await;
+    let (s, b) = app.move_case(token, id, json!({ "to": "opinions_compared" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
 }
 
@@ -87,52 +65,21 @@ async fn happy_path_through_all_five_stages(backend: Backend) {
     };
     let token = app.advocate.token.clone();
     let specialist = app.add_specialist("Dr. Rosa Lind", true).await;
-    let (status, case) = app
-        .post(
-            &token,
-            "/api/v1/cases",
-            crate::common::new_case("Jordan Patient"),
-        )
-        .await;
+    let (status, case) = app.post(&token, "/api/v1/cases", crate::common::new_case("Jordan Patient")).await;
     assert_eq!(status, StatusCode::CREATED, "{case}");
     let id = case["id"].as_i64().expect("id");
     assert_eq!(case["stage"], "records_requested");
-    assert!(
-        case["reference"]
-            .as_str()
-            .expect("reference")
-            .starts_with("SO-20"),
-        "{}",
-        case["reference"]
-    );
-    assert_eq!(
-        case["advocate"]["id"].as_i64(),
-        Some(app.advocate.id),
-        "an advocate's new case is theirs"
-    );
+    assert!(case["reference"].as_str().expect("reference").starts_with("SO-20"), "{}", case["reference"]);
+    assert_eq!(case["advocate"]["id"].as_i64(), Some(app.advocate.id), "an advocate's new case is theirs");
     assert_eq!(case["records"].as_array().expect("records").len(), 9);
     let entered = ts(&case["stage_entered_at"]);
-    assert_eq!(
-        ts(&case["stage_due_at"]) - entered,
-        chrono::Duration::days(14),
-        "routine records allowance"
-    );
+    assert_eq!(ts(&case["stage_due_at"]) - entered, chrono::Duration::days(14), "routine records allowance");
 
-    let (s, b) = app
-        .put(
-            &token,
-            &format!("/api/v1/cases/{id}/records/lab_results"),
-            json!({ "status": "received" }),
-        )
-        .await;
+    let (s, b) =
+        app.put(&token, &format!("/api/v1/cases/{id}/records/lab_results"), json!({ "status": "received" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let lab = b["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .find(|r| r["kind"] == "lab_results")
-        .cloned()
-        .expect("lab");
+    let lab =
+        b["records"].as_array().expect("records").iter().find(|r| r["kind"] == "lab_results").cloned().expect("lab");
     assert_eq!(lab["status"], "received");
     assert!(lab["received_at"].is_string());
 
@@ -142,36 +89,18 @@ async fn happy_path_through_all_five_stages(backend: Backend) {
     assert_eq!(b["stage"], "opinions_compared");
     assert_eq!(b["specialist"]["id"].as_i64(), Some(specialist));
     assert_eq!(b["consultation"]["mode"], "in_person");
-    assert!(
-        b["consultation"]["held_at"].is_string(),
-        "held time defaults to the scheduled time"
-    );
+    assert!(b["consultation"]["held_at"].is_string(), "held time defaults to the scheduled time");
     assert_eq!(b["opinions"].as_array().expect("opinions").len(), 2);
     assert_eq!(b["comparison"]["treatment_agrees"], false);
-    assert_eq!(
-        ts(&b["stage_due_at"]) - ts(&b["stage_entered_at"]),
-        chrono::Duration::days(14)
-    );
+    assert_eq!(ts(&b["stage_due_at"]) - ts(&b["stage_entered_at"]), chrono::Duration::days(14));
 
-    let decision =
-        json!({ "chosen_opinion": "second", "reason": "Avoids surgery with similar outcomes" });
-    let (s, b) = app
-        .put(&token, &format!("/api/v1/cases/{id}/decision"), decision)
-        .await;
+    let decision = json!({ "chosen_opinion": "second", "reason": "Avoids surgery with similar outcomes" });
+    let (s, b) = app.put(&token, &format!("/api/v1/cases/{id}/decision"), decision).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, done) = app
-        .move_case(
-            &token,
-            id,
-            json!({ "to": "decision_made", "note": "Patient decided" }),
-        )
-        .await;
+    let (s, done) = app.move_case(&token, id, json!({ "to": "decision_made", "note": "Patient decided" })).await;
     assert_eq!(s, StatusCode::OK, "{done}");
     assert_eq!(done["stage"], "decision_made");
-    assert!(
-        done["stage_due_at"].is_null(),
-        "a final stage has no due date"
-    );
+    assert!(done["stage_due_at"].is_null(), "a final stage has no due date");
     assert_eq!(done["overdue"], false);
     assert!(done["closed_at"].is_string());
     assert_eq!(done["decision"]["chosen_opinion"], "second");
@@ -184,10 +113,7 @@ async fn happy_path_through_all_five_stages(backend: Backend) {
     ];
     assert_eq!(stages(&done), expected);
     assert_eq!(done["history"][4]["note"], "Patient decided");
-    assert_eq!(
-        done["history"][4]["by"]["id"].as_i64(),
-        Some(app.advocate.id)
-    );
+    assert_eq!(done["history"][4]["by"]["id"].as_i64(), Some(app.advocate.id));
 
     let actions: Vec<(String,)> = audit_actions(&app, id).await;
     for wanted in [
@@ -200,15 +126,9 @@ async fn happy_path_through_all_five_stages(backend: Backend) {
         "case.comparison",
         "case.decision",
     ] {
-        assert!(
-            actions.iter().any(|(a,)| a == wanted),
-            "audit log lacks {wanted}: {actions:?}"
-        );
+        assert!(actions.iter().any(|(a,)| a == wanted), "audit log lacks {wanted}: {actions:?}");
     }
-    assert_eq!(
-        actions.iter().filter(|(a,)| a == "case.transition").count(),
-        4
-    );
+    assert_eq!(actions.iter().filter(|(a,)| a == "case.transition").count(), 4);
 }
 
 async fn audit_actions(app: &TestApp, case_id: i64) -> Vec<(String,)> {
@@ -225,14 +145,12 @@ async fn audit_actions(app: &TestApp, case_id: i64) -> Vec<(String,)> {
         .expect("audit rows")
 }
 
+/// The missing pieces a `requirements_unmet` answer names, sorted.
 fn unmet(body: &Value) -> Vec<String> {
     assert_eq!(body["error"]["code"], "requirements_unmet", "{body}");
-    body["error"]["fields"]
-        .as_object()
-        .expect("fields")
-        .keys()
-        .cloned()
-        .collect()
+    let mut missing: Vec<String> = body["error"]["fields"].as_object().expect("fields").keys().cloned().collect();
+    missing.sort();
+    missing
 }
 
 async fn every_refused_move_says_why(backend: Backend) {
@@ -245,36 +163,21 @@ async fn every_refused_move_says_why(backend: Backend) {
     let path = |p: &str| format!("/api/v1/cases/{id}/{p}");
 
     // Skipping ahead or going back is not a move the machine knows.
-    for to in [
-        "consultation_held",
-        "opinions_compared",
-        "decision_made",
-        "records_requested",
-    ] {
+    for to in ["consultation_held", "opinions_compared", "decision_made", "records_requested"] {
         let (s, b) = app.move_case(&token, id, json!({ "to": to })).await;
         assert_eq!(s, StatusCode::CONFLICT, "{to}: {b}");
         assert_eq!(b["error"]["code"], "invalid_transition", "{to}: {b}");
     }
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "specialist_chosen" }))
-        .await;
+    let (s, b) = app.move_case(&token, id, json!({ "to": "specialist_chosen" })).await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(unmet(&b), vec!["specialist"]);
 
     // A specialist given with the move satisfies it.
-    let (s, b) = app
-        .move_case(
-            &token,
-            id,
-            json!({ "to": "specialist_chosen", "specialist_id": specialist }),
-        )
-        .await;
+    let (s, b) = app.move_case(&token, id, json!({ "to": "specialist_chosen", "specialist_id": specialist })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["specialist"]["id"].as_i64(), Some(specialist));
 
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "consultation_held" }))
-        .await;
+    let (s, b) = app.move_case(&token, id, json!({ "to": "consultation_held" })).await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(unmet(&b), vec!["consultation"]);
     // This specialist sees patients only in person.
@@ -282,48 +185,28 @@ async fn every_refused_move_says_why(backend: Backend) {
     let (s, b) = app.put(&token, &path("consultation"), virtual_visit).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert!(b["error"]["fields"]["mode"].is_string());
-    let future =
-        json!({ "scheduled_at": hours_from_now(48), "mode": "in_person", "location": "Clinic B" });
+    let future = json!({ "scheduled_at": hours_from_now(48), "mode": "in_person", "location": "Clinic B" });
     let (s, b) = app.put(&token, &path("consultation"), future).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "consultation_held" }))
-        .await;
+    let (s, b) = app.move_case(&token, id, json!({ "to": "consultation_held" })).await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(unmet(&b), vec!["consultation_not_yet_held"]);
-    let held_in_future = json!({ "scheduled_at": hours_from_now(-1), "mode": "in_person", "held_at": hours_from_now(5) });
+    let held_in_future =
+        json!({ "scheduled_at": hours_from_now(-1), "mode": "in_person", "held_at": hours_from_now(5) });
     let (s, b) = app.put(&token, &path("consultation"), held_in_future).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert!(b["error"]["fields"]["held_at"].is_string());
     let past = json!({ "scheduled_at": hours_from_now(-3), "mode": "in_person", "held_at": hours_from_now(-2) });
-    assert_eq!(
-        app.put(&token, &path("consultation"), past).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.move_case(&token, id, json!({ "to": "consultation_held" }))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(app.put(&token, &path("consultation"), past).await.0, StatusCode::OK);
+    assert_eq!(app.move_case(&token, id, json!({ "to": "consultation_held" })).await.0, StatusCode::OK);
 
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "opinions_compared" }))
-        .await;
+    let (s, b) = app.move_case(&token, id, json!({ "to": "opinions_compared" })).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let mut missing = unmet(&b);
-    missing.sort();
-    assert_eq!(
-        missing,
-        vec!["comparison", "current_round_opinion", "original_opinion"]
-    );
+    assert_eq!(unmet(&b), vec!["comparison", "current_round_opinion", "original_opinion"]);
     // A decision cannot be recorded before the opinions are compared.
     let decision = json!({ "chosen_opinion": "original", "reason": "x" });
     let (s, b) = app.put(&token, &path("decision"), decision.clone()).await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("wrong_stage"))
-    );
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("wrong_stage")));
     // Opinions of rounds the case has not reached are refused.
     let third = json!({ "round": "third", "clinician": "Dr. X", "diagnosis": "d", "treatment_plan": "t", "recommends_surgery": false });
     let (s, b) = app.post(&token, &path("opinions"), third).await;
@@ -331,111 +214,39 @@ async fn every_refused_move_says_why(backend: Backend) {
     assert!(b["error"]["fields"]["round"].is_string());
 
     let original = json!({ "round": "original", "clinician": "Dr. A", "diagnosis": "d", "treatment_plan": "t", "recommends_surgery": true });
-    assert_eq!(
-        app.post(&token, &path("opinions"), original.clone())
-            .await
-            .0,
-        StatusCode::CREATED
-    );
+    assert_eq!(app.post(&token, &path("opinions"), original.clone()).await.0, StatusCode::CREATED);
     // Recording the same round again replaces it.
-    assert_eq!(
-        app.post(&token, &path("opinions"), original).await.0,
-        StatusCode::OK
-    );
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "opinions_compared" }))
-        .await;
+    assert_eq!(app.post(&token, &path("opinions"), original).await.0, StatusCode::OK);
+    let (s, b) = app.move_case(&token, id, json!({ "to": "opinions_compared" })).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let mut missing = unmet(&b);
-    missing.sort();
-    assert_eq!(missing, vec!["comparison", "current_round_opinion"]);
+    assert_eq!(unmet(&b), vec!["comparison", "current_round_opinion"]);
     let second = json!({ "round": "second", "clinician": "Dr. B", "diagnosis": "d2", "treatment_plan": "t2", "recommends_surgery": false });
-    assert_eq!(
-        app.post(&token, &path("opinions"), second).await.0,
-        StatusCode::CREATED
-    );
+    assert_eq!(app.post(&token, &path("opinions"), second).await.0, StatusCode::CREATED);
     let comparison = json!({ "diagnosis_agrees": false, "treatment_agrees": false });
-    assert_eq!(
-        app.put(&token, &path("comparison"), comparison).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.move_case(&token, id, json!({ "to": "opinions_compared" }))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(app.put(&token, &path("comparison"), comparison).await.0, StatusCode::OK);
+    assert_eq!(app.move_case(&token, id, json!({ "to": "opinions_compared" })).await.0, StatusCode::OK);
 
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "decision_made" }))
-        .await;
+    let (s, b) = app.move_case(&token, id, json!({ "to": "decision_made" })).await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(unmet(&b), vec!["decision"]);
-    let (s, b) = app
-        .put(
-            &token,
-            &path("decision"),
-            json!({ "chosen_opinion": "fifth", "reason": "x" }),
-        )
-        .await;
-    assert_eq!(
-        s,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "an opinion that was never recorded: {b}"
-    );
+    let (s, b) = app.put(&token, &path("decision"), json!({ "chosen_opinion": "fifth", "reason": "x" })).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "an opinion that was never recorded: {b}");
 
     // Withdrawal needs a note; after it nothing moves or changes.
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "withdrawn" }))
-        .await;
+    let (s, b) = app.move_case(&token, id, json!({ "to": "withdrawn" })).await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(unmet(&b), vec!["note"]);
-    let (s, b) = app
-        .move_case(
-            &token,
-            id,
-            json!({ "to": "withdrawn", "note": "Patient moved abroad" }),
-        )
-        .await;
+    let (s, b) = app.move_case(&token, id, json!({ "to": "withdrawn", "note": "Patient moved abroad" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert!(b["stage_due_at"].is_null());
-    for to in [
-        "records_requested",
-        "specialist_chosen",
-        "decision_made",
-        "withdrawn",
-    ] {
-        let (s, b) = app
-            .move_case(&token, id, json!({ "to": to, "note": "again" }))
-            .await;
-        assert_eq!(
-            (s, b["error"]["code"].as_str()),
-            (StatusCode::CONFLICT, Some("invalid_transition")),
-            "{to}"
-        );
+    for to in ["records_requested", "specialist_chosen", "decision_made", "withdrawn"] {
+        let (s, b) = app.move_case(&token, id, json!({ "to": to, "note": "again" })).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_transition")), "{to}");
     }
-    let (s, b) = app
-        .put(
-            &token,
-            &path("records/lab_results"),
-            json!({ "status": "received" }),
-        )
-        .await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("case_closed"))
-    );
-    let (s, b) = app
-        .post(
-            &token,
-            &path("hold"),
-            json!({ "reason": "waiting_for_patient" }),
-        )
-        .await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("case_closed"))
-    );
+    let (s, b) = app.put(&token, &path("records/lab_results"), json!({ "status": "received" })).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("case_closed")));
+    let (s, b) = app.post(&token, &path("hold"), json!({ "reason": "waiting_for_patient" })).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("case_closed")));
     let (s, b) = app.move_case(&token, id, json!({ "to": "sideways" })).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "unknown stage: {b}");
     assert!(b["error"]["fields"]["to"].is_string());
@@ -452,91 +263,46 @@ async fn a_third_opinion_round(backend: Backend) {
     to_opinions_compared(&app, &token, id, first).await;
     let path = |p: &str| format!("/api/v1/cases/{id}/{p}");
 
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "specialist_chosen" }))
-        .await;
-    assert_eq!(
-        s,
-        StatusCode::CONFLICT,
-        "a further round needs its own specialist"
-    );
+    let (s, b) = app.move_case(&token, id, json!({ "to": "specialist_chosen" })).await;
+    assert_eq!(s, StatusCode::CONFLICT, "a further round needs its own specialist");
     assert_eq!(unmet(&b), vec!["specialist"]);
-    let request = json!({ "to": "specialist_chosen", "specialist_id": second, "note": "Opinions disagree on treatment" });
+    let request =
+        json!({ "to": "specialist_chosen", "specialist_id": second, "note": "Opinions disagree on treatment" });
     let (s, b) = app.move_case(&token, id, request).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["round"], "third");
     assert_eq!(b["stage"], "specialist_chosen");
     assert_eq!(b["specialist"]["id"].as_i64(), Some(second));
-    assert!(
-        b["consultation"].is_null(),
-        "the new round starts without a consultation"
-    );
-    assert!(
-        b["comparison"].is_null(),
-        "the new round needs a new comparison"
-    );
+    assert!(b["consultation"].is_null(), "the new round starts without a consultation");
+    assert!(b["comparison"].is_null(), "the new round needs a new comparison");
     assert!(b["stage_due_at"].is_string());
 
-    let visit = json!({ "scheduled_at": hours_from_now(-1), "mode": "virtual", "location": "https://video.example/room" });
-    assert_eq!(
-        app.put(&token, &path("consultation"), visit).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.move_case(&token, id, json!({ "to": "consultation_held" }))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "opinions_compared" }))
-        .await;
+    let visit =
+        json!({ "scheduled_at": hours_from_now(-1), "mode": "virtual", "location": "https://video.example/room" });
+    assert_eq!(app.put(&token, &path("consultation"), visit).await.0, StatusCode::OK);
+    assert_eq!(app.move_case(&token, id, json!({ "to": "consultation_held" })).await.0, StatusCode::OK);
+    let (s, b) = app.move_case(&token, id, json!({ "to": "opinions_compared" })).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let mut missing = unmet(&b);
-    missing.sort();
     assert_eq!(
-        missing,
+        unmet(&b),
         vec!["comparison", "current_round_opinion"],
         "the second opinion does not count for round three"
     );
     let third = json!({ "round": "third", "clinician": "Dr. Second", "diagnosis": "Follicular lymphoma", "treatment_plan": "Watchful waiting", "recommends_surgery": false });
+    assert_eq!(app.post(&token, &path("opinions"), third).await.0, StatusCode::CREATED);
     assert_eq!(
-        app.post(&token, &path("opinions"), third).await.0,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        app.put(
-            &token,
-            &path("comparison"),
-            json!({ "diagnosis_agrees": true, "treatment_agrees": true })
-        )
-        .await
-        .0,
+        app.put(&token, &path("comparison"), json!({ "diagnosis_agrees": true, "treatment_agrees": true })).await.0,
         StatusCode::OK
     );
-    assert_eq!(
-        app.move_case(&token, id, json!({ "to": "opinions_compared" }))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    let decision =
-        json!({ "chosen_opinion": "third", "reason": "Two of three specialists advise waiting" });
-    assert_eq!(
-        app.put(&token, &path("decision"), decision).await.0,
-        StatusCode::OK
-    );
-    let (s, b) = app
-        .move_case(&token, id, json!({ "to": "decision_made" }))
-        .await;
+    assert_eq!(app.move_case(&token, id, json!({ "to": "opinions_compared" })).await.0, StatusCode::OK);
+    let decision = json!({ "chosen_opinion": "third", "reason": "Two of three specialists advise waiting" });
+    assert_eq!(app.put(&token, &path("decision"), decision).await.0, StatusCode::OK);
+    let (s, b) = app.move_case(&token, id, json!({ "to": "decision_made" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["opinions"].as_array().expect("opinions").len(), 3);
     let history = stages(&b);
     assert_eq!(history.len(), 8);
-    assert_eq!(
-        history[4],
-        (Some("opinions_compared".into()), "specialist_chosen".into())
-    );
+    assert_eq!(history[4], (Some("opinions_compared".into()), "specialist_chosen".into()));
     assert_eq!(b["history"][4]["round"], "third");
     assert_eq!(b["decision"]["chosen_opinion"], "third");
 }
@@ -562,78 +328,35 @@ async fn hold_and_resume_move_the_due_date(backend: Backend) {
     let (_, listed) = app.get(&token, "/api/v1/cases?overdue=true").await;
     assert_eq!(listed["items"].as_array().expect("items").len(), 1);
 
-    let (s, held) = app
-        .post(
-            &token,
-            &path("hold"),
-            json!({ "reason": "insurance_preapproval", "note": "Form sent 3 May" }),
-        )
-        .await;
+    let (s, held) =
+        app.post(&token, &path("hold"), json!({ "reason": "insurance_preapproval", "note": "Form sent 3 May" })).await;
     assert_eq!(s, StatusCode::OK, "{held}");
     assert_eq!(held["overdue"], false, "a held case is never overdue");
     assert_eq!(held["hold"]["reason"], "insurance_preapproval");
-    assert_eq!(
-        ts(&held["stage_due_at"]),
-        ts(&b["stage_due_at"]),
-        "holding does not move the date by itself"
-    );
+    assert_eq!(ts(&held["stage_due_at"]), ts(&b["stage_due_at"]), "holding does not move the date by itself");
     let (_, listed) = app.get(&token, "/api/v1/cases?overdue=true").await;
-    assert!(
-        listed["items"].as_array().expect("items").is_empty(),
-        "held cases are not listed as overdue"
-    );
-    let (s, b) = app
-        .post(&token, &path("hold"), json!({ "reason": "other" }))
-        .await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("already_on_hold"))
-    );
+    assert!(listed["items"].as_array().expect("items").is_empty(), "held cases are not listed as overdue");
+    let (s, b) = app.post(&token, &path("hold"), json!({ "reason": "other" })).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("already_on_hold")));
 
     // Ten days on hold.
     let since = chrono::Utc::now() - chrono::Duration::days(10);
-    app.sql(&format!(
-        "UPDATE cases SET held_since = '{}' WHERE id = {id}",
-        db_time(app.backend(), since)
-    ))
-    .await;
+    app.sql(&format!("UPDATE cases SET held_since = '{}' WHERE id = {id}", db_time(app.backend(), since))).await;
     let (s, resumed) = app.post(&token, &path("resume"), json!({})).await;
     assert_eq!(s, StatusCode::OK, "{resumed}");
     assert!(resumed["hold"].is_null());
     let moved = ts(&resumed["stage_due_at"]) - ts(&held["stage_due_at"]);
     assert!(
-        moved >= chrono::Duration::days(10)
-            && moved < chrono::Duration::days(10) + chrono::Duration::minutes(5),
+        moved >= chrono::Duration::days(10) && moved < chrono::Duration::days(10) + chrono::Duration::minutes(5),
         "due date moved by {moved}"
     );
-    assert_eq!(
-        resumed["overdue"], false,
-        "20 days in stage minus 10 on hold is within 14 days"
-    );
+    assert_eq!(resumed["overdue"], false, "20 days in stage minus 10 on hold is within 14 days");
     let (s, b) = app.post(&token, &path("resume"), json!({})).await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("not_on_hold"))
-    );
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_on_hold")));
 
     // A move ends a hold.
-    assert_eq!(
-        app.post(
-            &token,
-            &path("hold"),
-            json!({ "reason": "waiting_for_patient" })
-        )
-        .await
-        .0,
-        StatusCode::OK
-    );
-    let (s, b) = app
-        .move_case(
-            &token,
-            id,
-            json!({ "to": "withdrawn", "note": "Patient declined" }),
-        )
-        .await;
+    assert_eq!(app.post(&token, &path("hold"), json!({ "reason": "waiting_for_patient" })).await.0, StatusCode::OK);
+    let (s, b) = app.move_case(&token, id, json!({ "to": "withdrawn", "note": "Patient declined" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert!(b["hold"].is_null());
 }
@@ -644,36 +367,15 @@ async fn urgency_change_recomputes_the_due_date(backend: Backend) {
     };
     let token = app.advocate.token.clone();
     let id = app.open_case(&token, "Urgent Case").await;
-    let (s, b) = app
-        .patch(
-            &token,
-            &format!("/api/v1/cases/{id}"),
-            json!({ "urgency": "expedited" }),
-        )
-        .await;
+    let (s, b) = app.patch(&token, &format!("/api/v1/cases/{id}"), json!({ "urgency": "expedited" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["urgency"], "expedited");
-    assert_eq!(
-        ts(&b["stage_due_at"]) - ts(&b["stage_entered_at"]),
-        chrono::Duration::days(3)
-    );
-    let (s, b) = app
-        .patch(
-            &token,
-            &format!("/api/v1/cases/{id}"),
-            json!({ "summary": "Updated <summary>" }),
-        )
-        .await;
+    assert_eq!(ts(&b["stage_due_at"]) - ts(&b["stage_entered_at"]), chrono::Duration::days(3));
+    let (s, b) = app.patch(&token, &format!("/api/v1/cases/{id}"), json!({ "summary": "Updated <summary>" })).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b["summary"], "Updated <summary>");
     assert_eq!(b["urgency"], "expedited", "absent fields stay as they were");
-    let (s, b) = app
-        .patch(
-            &token,
-            &format!("/api/v1/cases/{id}"),
-            json!({ "urgency": "whenever" }),
-        )
-        .await;
+    let (s, b) = app.patch(&token, &format!("/api/v1/cases/{id}"), json!({ "urgency": "whenever" })).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(b["error"]["fields"]["urgency"].is_string());
 }
@@ -689,13 +391,7 @@ async fn listing_filters_and_pages(backend: Backend) {
     }
     let specialist = app.add_specialist("Dr. Filter", false).await;
     let moved = ids[2];
-    let (s, _) = app
-        .move_case(
-            &token,
-            moved,
-            json!({ "to": "specialist_chosen", "specialist_id": specialist }),
-        )
-        .await;
+    let (s, _) = app.move_case(&token, moved, json!({ "to": "specialist_chosen", "specialist_id": specialist })).await;
     assert_eq!(s, StatusCode::OK);
 
     let mut seen = Vec::new();
@@ -709,13 +405,7 @@ async fn listing_filters_and_pages(backend: Backend) {
         let (s, b) = app.get(&token, &path).await;
         assert_eq!(s, StatusCode::OK, "{b}");
         pages += 1;
-        seen.extend(
-            b["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .map(|i| i["id"].as_i64().expect("id")),
-        );
+        seen.extend(b["items"].as_array().expect("items").iter().map(|i| i["id"].as_i64().expect("id")));
         match b["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
             None => break,
@@ -727,38 +417,17 @@ async fn listing_filters_and_pages(backend: Backend) {
     newest_first.reverse();
     assert_eq!(seen, newest_first, "every case once, newest first");
 
-    let (_, b) = app
-        .get(&token, "/api/v1/cases?stage=specialist_chosen")
-        .await;
-    let only: Vec<i64> = b["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["id"].as_i64().expect("id"))
-        .collect();
+    let (_, b) = app.get(&token, "/api/v1/cases?stage=specialist_chosen").await;
+    let only: Vec<i64> = b["items"].as_array().expect("items").iter().map(|i| i["id"].as_i64().expect("id")).collect();
     assert_eq!(only, vec![moved]);
     let (_, b) = app.get(&token, "/api/v1/cases?q=number4").await;
-    assert_eq!(
-        b["items"].as_array().expect("items").len(),
-        1,
-        "search ignores case: {b}"
-    );
+    assert_eq!(b["items"].as_array().expect("items").len(), 1, "search ignores case: {b}");
     assert_eq!(b["items"][0]["patient_name"], "Patient Number4");
     let (_, b) = app.get(&token, "/api/v1/cases?q=100%25").await;
-    assert!(
-        b["items"].as_array().expect("items").is_empty(),
-        "% is matched literally"
-    );
+    assert!(b["items"].as_array().expect("items").is_empty(), "% is matched literally");
 
-    for bad in [
-        "stage=nowhere",
-        "limit=0",
-        "limit=1000",
-        "cursor=garbage",
-        "overdue=maybe",
-        "limit=abc",
-        "colour=red",
-    ] {
+    for bad in ["stage=nowhere", "limit=0", "limit=1000", "cursor=garbage", "overdue=maybe", "limit=abc", "colour=red"]
+    {
         let (s, b) = app.get(&token, &format!("/api/v1/cases?{bad}")).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {b}");
         assert_eq!(b["error"]["code"], "validation_failed", "{bad}");
@@ -773,16 +442,7 @@ async fn concurrent_transitions_have_one_winner_per_step(backend: Backend) {
     let specialist = app.add_specialist("Dr. Race", true).await;
     let id = app.open_case(&token, "Contended Case").await;
     let path = |p: &str| format!("/api/v1/cases/{id}/{p}");
-    assert_eq!(
-        app.put(
-            &token,
-            &path("specialist"),
-            json!({ "specialist_id": specialist })
-        )
-        .await
-        .0,
-        StatusCode::OK
-    );
+    assert_eq!(app.put(&token, &path("specialist"), json!({ "specialist_id": specialist })).await.0, StatusCode::OK);
     let app = std::sync::Arc::new(app);
 
     let race = |to: &'static str| {
@@ -793,10 +453,7 @@ async fn concurrent_transitions_have_one_winner_per_step(backend: Backend) {
                 .map(|_| {
                     let app = app.clone();
                     let token = token.clone();
-                    tokio::spawn(async move {
-                        app.move_case(&token, id, json!({ "to": to, "note": "race" }))
-                            .await
-                    })
+                    tokio::spawn(async move { app.move_case(&token, id, json!({ "to": to, "note": "race" })).await })
                 })
                 .collect();
             let mut wins = 0;
@@ -818,10 +475,7 @@ async fn concurrent_transitions_have_one_winner_per_step(backend: Backend) {
     };
     assert_eq!(race("specialist_chosen").await, 1);
     let visit = json!({ "scheduled_at": hours_from_now(-1), "mode": "virtual" });
-    assert_eq!(
-        app.put(&token, &path("consultation"), visit).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(app.put(&token, &path("consultation"), visit).await.0, StatusCode::OK);
     assert_eq!(race("consultation_held").await, 1);
     assert_eq!(race("withdrawn").await, 1);
 
@@ -829,11 +483,7 @@ async fn concurrent_transitions_have_one_winner_per_step(backend: Backend) {
     let history = stages(&b);
     assert_eq!(history.len(), 4, "{history:?}");
     for pair in history.windows(2) {
-        assert_eq!(
-            pair[1].0.as_deref(),
-            Some(pair[0].1.as_str()),
-            "each entry starts where the last ended"
-        );
+        assert_eq!(pair[1].0.as_deref(), Some(pair[0].1.as_str()), "each entry starts where the last ended");
     }
     assert_eq!(b["stage"], "withdrawn");
 }
