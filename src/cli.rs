@@ -13,7 +13,10 @@ use tokio::net::TcpListener;
 
 use crate::{
     app::{self, AppState},
-    auth::{Actor, Role, passwords, tokens, users},
+    auth::{
+        Actor, Role, passwords, tokens,
+        users::{self, BootstrapOutcome},
+    },
     config::Settings,
     db, demo,
     error::AppError,
@@ -147,6 +150,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::DemoData(args) => {
             let db = open(&settings).await?;
+            // Demo accounts must not leave a fresh database without its admin.
+            let created = bootstrap_admin(&db, &settings).await?;
+            print_admin(created.as_ref());
             let state = AppState::new(db, settings);
             let summary = demo::fill(&state.db, &state.rules, args.cases, args.seed).await?;
             println!("{summary}");
@@ -180,9 +186,7 @@ fn read_or_generate_password() -> Result<(String, bool), CliError> {
 
 async fn serve(settings: Settings) -> Result<(), CliError> {
     let db = open(&settings).await?;
-    let admin_password = std::env::var("SECONDLOOK_ADMIN_PASSWORD").ok();
-    let bootstrap = &settings.bootstrap;
-    let created = users::bootstrap_admin(&db, &bootstrap.admin_email, &bootstrap.admin_name, admin_password).await?;
+    let created = bootstrap_admin(&db, &settings).await?;
     let listener = TcpListener::bind(settings.server.listen)
         .await
         .map_err(|e| CliError::App(format!("cannot listen on {}: {e}", settings.server.listen)))?;
@@ -190,16 +194,7 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     let url =
         if settings.server.public_url.trim().is_empty() { format!("http://{bound}") } else { settings.public_url() };
     let mut banner = format!("SecondLook is running at {url}\n");
-    if let Some(admin) = created {
-        banner.push_str(&format!("Created the first admin account: {}\n", admin.email));
-        match admin.generated_password {
-            Some(password) => {
-                banner.push_str(&format!("Its password (shown once, change it after signing in): {password}\n"))
-            }
-            None => banner.push_str("Its password is the one given in SECONDLOOK_ADMIN_PASSWORD.\n"),
-        }
-        banner.push_str(&format!("Create an API token with: secondlook token create --email {}\n", admin.email));
-    }
+    banner.push_str(&admin_banner(created.as_ref()));
     // A closed stdout (a detached service) must not stop the server.
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
@@ -220,6 +215,29 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     }
     db.close().await?;
     Ok(())
+}
+
+async fn bootstrap_admin(db: &DatabaseConnection, settings: &Settings) -> Result<Option<BootstrapOutcome>, CliError> {
+    let password = std::env::var("SECONDLOOK_ADMIN_PASSWORD").ok();
+    let bootstrap = &settings.bootstrap;
+    Ok(users::bootstrap_admin(db, &bootstrap.admin_email, &bootstrap.admin_name, password).await?)
+}
+
+/// What to tell the operator about a newly created first admin.
+fn admin_banner(created: Option<&BootstrapOutcome>) -> String {
+    let Some(admin) = created else { return String::new() };
+    let password = match &admin.generated_password {
+        Some(password) => format!("Its password (shown once, change it after signing in): {password}\n"),
+        None => "Its password is the one given in SECONDLOOK_ADMIN_PASSWORD.\n".to_string(),
+    };
+    format!(
+        "Created the first admin account: {email}\n{password}Create an API token with: secondlook token create --email {email}\n",
+        email = admin.email
+    )
+}
+
+fn print_admin(created: Option<&BootstrapOutcome>) {
+    print!("{}", admin_banner(created));
 }
 
 async fn shutdown_signal() {
