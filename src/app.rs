@@ -14,7 +14,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-use crate::{api, cases::store::CaseRules, config::Settings, db};
+use crate::{api, cases::store::CaseRules, config::Settings, db, web};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api::router())
+        .merge(web::router(&state))
         .layer(DefaultBodyLimit::max(body_limit))
         // Spans name the route pattern, never the raw URI: query strings can
         // hold patient names.

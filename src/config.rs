@@ -16,6 +16,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub web: WebSettings,
     pub bootstrap: BootstrapSettings,
     pub cases: CaseSettings,
     pub service_levels: ServiceLevelSettings,
@@ -39,6 +40,20 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub sqlite_busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebSettings {
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub session_absolute_lifetime: Duration,
+    pub secure_cookies: bool,
+    pub slow_down_after: u32,
+    pub account_lockout_after: u32,
+    pub address_lockout_after: u32,
+    #[serde(with = "humantime_serde")]
+    pub lockout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +149,16 @@ impl Settings {
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes must be at least 1024".into());
+        }
+        let web = &self.web;
+        if web.session_idle_timeout < Duration::from_secs(1) || web.session_absolute_lifetime < web.session_idle_timeout
+        {
+            return invalid(
+                "web.session_idle_timeout must be at least 1s and no longer than web.session_absolute_lifetime".into(),
+            );
+        }
+        if web.account_lockout_after == 0 || web.address_lockout_after == 0 || web.lockout.is_zero() {
+            return invalid("web lockout thresholds and web.lockout must be above zero".into());
         }
         for (urgency, durations) in
             [("routine", &self.service_levels.routine), ("expedited", &self.service_levels.expedited)]

@@ -116,6 +116,9 @@ pub async fn fill(db: &DatabaseConnection, rules: &CaseRules, cases: u32, seed: 
             urgency,
             summary: format!("Patient seeks a second opinion on {summary}."),
             advocate_id: None,
+            medical_history: "Symptoms began eight months ago; first seen by the family doctor.".to_string(),
+            medications: "Ibuprofen 400 mg as needed; omeprazole 20 mg daily".to_string(),
+            patient_questions: "Do you agree with the diagnosis?\nWhat happens if we wait?".to_string(),
         };
         let created = store::create(db, rules, &actor, new).await?;
         let target = pick_stage(&mut rng);

@@ -164,6 +164,17 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
 }
 
+/// The client's address, as [`client_ip`] finds it.
+pub struct ClientIp(pub Option<String>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts, state.settings.server.trust_forwarded_for)))
+    }
+}
+
 /// The authenticated caller of an API route.
 pub struct Caller(pub Actor);
 
@@ -185,7 +196,7 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-async fn path_param(parts: &mut Parts, wanted: &str) -> Option<String> {
+pub async fn path_param(parts: &mut Parts, wanted: &str) -> Option<String> {
     let params = axum::extract::RawPathParams::from_request_parts(parts, &()).await.ok()?;
     params.iter().find(|(name, _)| *name == wanted).map(|(_, value)| value.to_string())
 }

@@ -59,3 +59,18 @@ pub async fn record_denied<C: ConnectionTrait>(conn: &C, actor: &Actor, subject:
     }
     tracing::warn!(actor = %actor.label, entity = subject.entity, entity_id = ?subject.entity_id, attempted = what, "access refused");
 }
+
+/// The trail of one case, newest first. The caller has checked access.
+pub async fn for_case<C: ConnectionTrait>(
+    conn: &C,
+    case_id: i32,
+    limit: u64,
+) -> Result<Vec<audit_entry::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    audit_entry::Entity::find()
+        .filter(audit_entry::Column::CaseId.eq(case_id))
+        .order_by_desc(audit_entry::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await
+}

@@ -3,6 +3,7 @@
 //! the address recorded in the audit trail.
 
 pub mod passwords;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 

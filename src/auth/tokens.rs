@@ -5,7 +5,8 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Duration;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, prelude::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    prelude::Expr,
 };
 use sha2::{Digest, Sha256};
 
@@ -60,6 +61,55 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, email: &str, label: 
     .await?;
     txn.commit().await?;
     Ok(token)
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenListing {
+    pub id: i32,
+    pub user_email: String,
+    pub label: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Every token (never its text), newest first. Admins only.
+pub async fn list(db: &DatabaseConnection, actor: &Actor) -> AppResult<Vec<TokenListing>> {
+    if !actor.is_admin() {
+        return Err(AppError::Forbidden("only admins can manage API tokens".into()));
+    }
+    let rows = api_token::Entity::find().order_by_desc(api_token::Column::Id).all(db).await?;
+    let owners = user::Entity::find().all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|t| TokenListing {
+            id: t.id,
+            user_email: owners.iter().find(|u| u.id == t.user_id).map_or_else(String::new, |u| u.email.clone()),
+            label: t.label,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+        })
+        .collect())
+}
+
+pub async fn revoke(db: &DatabaseConnection, actor: &Actor, token_id: i32) -> AppResult<()> {
+    if !actor.is_admin() {
+        return Err(AppError::Forbidden("only admins can manage API tokens".into()));
+    }
+    let txn = db::begin_write(db).await?;
+    let result = api_token::Entity::update_many()
+        .col_expr(api_token::Column::RevokedAt, Expr::value(db::now()))
+        .filter(api_token::Column::Id.eq(token_id))
+        .filter(api_token::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(AppError::NotFound);
+    }
+    audit::record(&txn, actor, "token.revoke", Subject::of("api_token", token_id), serde_json::json!({})).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Finds the active user a bearer token belongs to.

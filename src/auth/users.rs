@@ -10,7 +10,10 @@ use crate::{
     audit::{self, Subject},
     auth::{Actor, Role, passwords},
     cases::values::{check_email, check_line, check_timezone, limits},
-    db::{self, entities::user},
+    db::{
+        self,
+        entities::{session, user},
+    },
     error::{AppError, AppResult, FieldErrors},
 };
 
@@ -145,4 +148,46 @@ pub async fn bootstrap_admin(
 pub struct BootstrapOutcome {
     pub email: String,
     pub generated_password: Option<String>,
+}
+
+/// Changes a user's role or active flag. Deactivating ends the user's
+/// sessions at once; their API tokens stop working because every request
+/// checks that the user is active.
+pub async fn update_access(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    user_id: i32,
+    role: Option<Role>,
+    active: Option<bool>,
+) -> AppResult<UserView> {
+    if !actor.is_admin() {
+        return Err(AppError::Forbidden("only admins can change users".into()));
+    }
+    if actor.user_id == Some(user_id) && (active == Some(false) || role == Some(Role::Advocate)) {
+        return Err(AppError::conflict("own_account", "you cannot deactivate yourself or give up your own admin role"));
+    }
+    let txn = db::begin_write(db).await?;
+    let existing = user::Entity::find_by_id(user_id).one(&txn).await?.ok_or(AppError::NotFound)?;
+    let mut row: user::ActiveModel = existing.clone().into();
+    if let Some(role) = role {
+        row.role = Set(role.as_str().to_string());
+    }
+    if let Some(active) = active {
+        row.active = Set(active);
+    }
+    row.updated_at = Set(db::now());
+    let saved = row.update(&txn).await?;
+    if active == Some(false) {
+        session::Entity::delete_many().filter(session::Column::UserId.eq(user_id)).exec(&txn).await?;
+    }
+    audit::record(
+        &txn,
+        actor,
+        "user.update",
+        Subject::of("user", user_id),
+        serde_json::json!({ "role": { "from": existing.role, "to": saved.role }, "active": { "from": existing.active, "to": saved.active } }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved.into())
 }

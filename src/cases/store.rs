@@ -63,6 +63,14 @@ pub struct NewCase {
     pub summary: String,
     #[serde(default)]
     pub advocate_id: Option<i32>,
+    /// Symptom and treatment history, in the patient's words or the advocate's.
+    #[serde(default)]
+    pub medical_history: String,
+    #[serde(default)]
+    pub medications: String,
+    /// The questions the patient wants the specialist to answer.
+    #[serde(default)]
+    pub patient_questions: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +161,12 @@ pub struct CasePatch {
     pub urgency: Option<Urgency>,
     #[serde(default)]
     pub summary: Option<String>,
+    #[serde(default)]
+    pub medical_history: Option<String>,
+    #[serde(default)]
+    pub medications: Option<String>,
+    #[serde(default)]
+    pub patient_questions: Option<String>,
 }
 
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -195,6 +209,13 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
     check_language(&mut errors, "patient.language", &language);
     check_line(&mut errors, "specialty", &new.specialty, limits::SPECIALTY, true);
     check_text(&mut errors, "summary", &new.summary, limits::LONG_TEXT, false);
+    for (field, value) in [
+        ("medical_history", &new.medical_history),
+        ("medications", &new.medications),
+        ("patient_questions", &new.patient_questions),
+    ] {
+        check_text(&mut errors, field, value, limits::LONG_TEXT, false);
+    }
     let advocate_id = match actor.scope {
         Scope::OwnCases(me) => {
             if new.advocate_id.is_some_and(|id| id != me) {
@@ -243,6 +264,9 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
         created_at: Set(now),
         updated_at: Set(now),
         closed_at: Set(None),
+        medical_history: Set(new.medical_history.clone()),
+        medications: Set(new.medications.clone()),
+        patient_questions: Set(new.patient_questions.clone()),
         ..Default::default()
     }
     .insert(&txn)
@@ -880,8 +904,15 @@ pub async fn update(
     patch: CasePatch,
 ) -> AppResult<CaseView> {
     let mut errors = FieldErrors::new();
-    if let Some(summary) = patch.summary.as_deref() {
-        check_text(&mut errors, "summary", summary, limits::LONG_TEXT, false);
+    for (field, value) in [
+        ("summary", &patch.summary),
+        ("medical_history", &patch.medical_history),
+        ("medications", &patch.medications),
+        ("patient_questions", &patch.patient_questions),
+    ] {
+        if let Some(value) = value.as_deref() {
+            check_text(&mut errors, field, value, limits::LONG_TEXT, false);
+        }
     }
     if patch.advocate_id.is_some() && !actor.is_admin() {
         return Err(AppError::Forbidden("only admins can reassign cases".into()));
@@ -906,9 +937,22 @@ pub async fn update(
         changes.stage_due_at = Set(w.clock().due_at(&rules.levels, stage, urgency));
         detail.insert("urgency".into(), json!({ "from": w.case.urgency, "to": urgency }));
     }
+    // Free text is health information: the audit entry says what changed, not to what.
     if let Some(summary) = patch.summary {
         detail.insert("summary".into(), json!({ "changed": summary != w.case.summary }));
         changes.summary = Set(summary);
+    }
+    if let Some(history) = patch.medical_history {
+        detail.insert("medical_history".into(), json!({ "changed": history != w.case.medical_history }));
+        changes.medical_history = Set(history);
+    }
+    if let Some(medications) = patch.medications {
+        detail.insert("medications".into(), json!({ "changed": medications != w.case.medications }));
+        changes.medications = Set(medications);
+    }
+    if let Some(questions) = patch.patient_questions {
+        detail.insert("patient_questions".into(), json!({ "changed": questions != w.case.patient_questions }));
+        changes.patient_questions = Set(questions);
     }
     w.finish(db, actor, changes, "case.update", serde_json::Value::Object(detail)).await
 }

@@ -37,6 +37,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub closed_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text")]
+    pub medical_history: String,
+    #[sea_orm(column_type = "Text")]
+    pub medications: String,
+    #[sea_orm(column_type = "Text")]
+    pub patient_questions: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,8 @@ pub mod case;
 pub mod case_record;
 pub mod case_round;
 pub mod opinion;
+pub mod session;
+pub mod sign_in_failure;
 pub mod specialist;
 pub mod stage_change;
 pub mod user;

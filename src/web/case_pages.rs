@@ -1,0 +1,620 @@
+//! Case pages: intake, the case at a glance with a form per stage, and the
+//! printable summary for the patient. Each form posts to its own address,
+//! calls the same case operations as the API, and comes back to the case.
+
+use askama::Template;
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{Html, IntoResponse, Redirect, Response},
+};
+
+use super::{
+    Clock, DueLabel, FormFields, FormState, Nav, PathId, PathKind, Staff, caseload::describe_action, error::PageResult,
+    render,
+};
+use crate::{
+    app::AppState,
+    audit,
+    cases::{
+        Stage, Urgency,
+        stage::{self, Readiness, Refusal},
+        store,
+        values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, parse_round, round_name},
+        view::{CaseView, SpecialistView},
+    },
+    error::{AppError, AppResult, FieldErrors},
+    specialists::{self, SpecialistFilter},
+};
+
+pub struct MoveOption {
+    pub to: Stage,
+    pub label: String,
+    pub allowed: bool,
+    pub reasons: Vec<&'static str>,
+    pub further: bool,
+}
+
+pub struct ActivityLine {
+    pub when: String,
+    pub what: &'static str,
+    pub who: String,
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    nav: Nav,
+    clock: Clock,
+    case: CaseView,
+    due: DueLabel,
+    progress: Vec<(Stage, &'static str)>,
+    open: bool,
+    moves: Vec<MoveOption>,
+    specialists: Vec<SpecialistView>,
+    specialists_all: bool,
+    opinion_rounds: Vec<(String, String)>,
+    decision_choices: Vec<(String, String)>,
+    record_statuses: &'static [RecordStatus],
+    hold_reasons: &'static [HoldReason],
+    activity: Vec<ActivityLine>,
+    form: FormState,
+}
+
+impl CasePage {
+    fn value(&self, form: &str, name: &str, current: &str) -> String {
+        self.form.value(form, name, current)
+    }
+
+    fn error(&self, form: &str, name: &str) -> String {
+        self.form.error(form, name).unwrap_or_default().to_string()
+    }
+
+    fn has_error(&self, form: &str, name: &str) -> bool {
+        self.form.error(form, name).is_some()
+    }
+
+    fn message(&self, form: &str) -> String {
+        if self.form.is(form) { self.form.message.clone().unwrap_or_default() } else { String::new() }
+    }
+
+    fn consultation_value(&self, name: &str) -> String {
+        let c = self.case.consultation.as_ref();
+        let current = match name {
+            "scheduled_at" => self.clock.input(&c.map(|c| c.scheduled_at)),
+            "held_at" => self.clock.input(&c.and_then(|c| c.held_at)),
+            "location" => c.and_then(|c| c.location.clone()).unwrap_or_default(),
+            "mode" => c.map(|c| c.mode.clone()).unwrap_or_else(|| "in_person".into()),
+            _ => String::new(),
+        };
+        self.value("consultation", name, &current)
+    }
+
+    fn comparison_value(&self, name: &str) -> String {
+        let c = self.case.comparison.as_ref();
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let current = match name {
+            "diagnosis_agrees" => c.map(|c| yes_no(c.diagnosis_agrees)).unwrap_or_default(),
+            "treatment_agrees" => c.map(|c| yes_no(c.treatment_agrees)).unwrap_or_default(),
+            "risk_notes" => c.map(|c| c.risk_notes.clone()).unwrap_or_default(),
+            "outcome_notes" => c.map(|c| c.outcome_notes.clone()).unwrap_or_default(),
+            "cost_notes" => c.map(|c| c.cost_notes.clone()).unwrap_or_default(),
+            "summary" => c.map(|c| c.summary.clone()).unwrap_or_default(),
+            _ => String::new(),
+        };
+        self.value("comparison", name, &current)
+    }
+
+    fn round_label(&self, word: &str) -> String {
+        parse_round(word).map_or_else(|| word.to_string(), round_label)
+    }
+}
+
+fn round_label(round: i32) -> String {
+    match round {
+        1 => "Original opinion".to_string(),
+        n => {
+            let word = round_name(n);
+            let mut chars = word.chars();
+            let first = chars.next().map(|c| c.to_uppercase().collect::<String>()).unwrap_or_default();
+            format!("{first}{} opinion", chars.as_str())
+        }
+    }
+}
+
+/// What the case has, as far as the stage rules care, read off its view.
+fn readiness(view: &CaseView) -> Readiness {
+    let round = parse_round(&view.round).unwrap_or(2);
+    Readiness {
+        round,
+        specialist_chosen: view.specialist.is_some(),
+        consultation_at: view.consultation.as_ref().map(|c| c.held_at.unwrap_or(c.scheduled_at)),
+        original_opinion: view.opinions.iter().any(|o| o.round == "original"),
+        current_round_opinion: view.opinions.iter().any(|o| o.round == view.round),
+        comparison: view.comparison.is_some(),
+        decision: view.decision.is_some(),
+    }
+}
+
+fn move_options(view: &CaseView, now: chrono::DateTime<chrono::Utc>) -> Vec<MoveOption> {
+    let Some(from) = Stage::parse(&view.stage) else { return Vec::new() };
+    let ready = readiness(view);
+    Stage::ALL
+        .into_iter()
+        .filter(|to| *to != Stage::Withdrawn)
+        .filter_map(|to| {
+            let kind = stage::move_kind(from, to)?;
+            let further = kind == stage::MoveKind::FurtherOpinion;
+            // A further round picks its specialist in the same form, so that
+            // requirement is checked when the form is sent.
+            let ready = if further { Readiness { specialist_chosen: true, ..ready.clone() } } else { ready.clone() };
+            let reasons = match stage::plan_move(from, to, &ready, None, now) {
+                Ok(_) => Vec::new(),
+                Err(Refusal::Unmet(unmet)) => unmet.iter().map(|r| r.message()).collect(),
+                Err(Refusal::NotAllowed { .. }) => return None,
+            };
+            let label = if further {
+                format!("Get a {} opinion", round_name(ready.round + 1))
+            } else {
+                format!("Move to “{}”", to.label())
+            };
+            Some(MoveOption { to, label, allowed: reasons.is_empty(), reasons, further })
+        })
+        .collect()
+}
+
+async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) -> PageResult<CasePage> {
+    let case = store::get(&state.db, &staff.actor, id).await?;
+    let clock = staff.clock();
+    let current = Stage::parse(&case.stage).unwrap_or(Stage::RecordsRequested);
+    let position = Stage::PATH.iter().position(|s| *s == current);
+    let progress = Stage::PATH
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let state = match position {
+                Some(p) if i < p => "done",
+                Some(p) if i == p => "current",
+                _ => "todo",
+            };
+            (*s, state)
+        })
+        .collect();
+    let mut specialists = specialists::list(
+        &state.db,
+        &SpecialistFilter { specialty: Some(case.specialty.clone()), query: None, limit: 200 },
+    )
+    .await?;
+    let specialists_all = specialists.is_empty();
+    if specialists_all {
+        specialists =
+            specialists::list(&state.db, &SpecialistFilter { specialty: None, query: None, limit: 200 }).await?;
+    }
+    let round = parse_round(&case.round).unwrap_or(2);
+    let opinion_rounds = (1..=round).map(|r| (round_name(r), round_label(r))).collect();
+    let mut decision_choices: Vec<(String, String)> =
+        case.opinions.iter().map(|o| (o.round.clone(), round_label(parse_round(&o.round).unwrap_or(1)))).collect();
+    decision_choices.push(("other".into(), "Another course".into()));
+    let activity = audit::for_case(&state.db, id, 200)
+        .await?
+        .iter()
+        .map(|a| ActivityLine { when: clock.at(&a.at), what: describe_action(&a.action), who: a.actor.clone() })
+        .collect();
+    Ok(CasePage {
+        nav: staff.nav().await,
+        due: clock.due(&case.stage_due_at, case.hold.is_some()),
+        moves: move_options(&case, clock.now),
+        open: !current.is_final(),
+        clock,
+        progress,
+        specialists,
+        specialists_all,
+        opinion_rounds,
+        decision_choices,
+        record_statuses: RecordStatus::ALL,
+        hold_reasons: HoldReason::ALL,
+        activity,
+        form,
+        case,
+    })
+}
+
+pub async fn show(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Html<String>> {
+    render(&case_page(&state, &staff, id, FormState::default()).await?)
+}
+
+/// After a form on the case page: back to the case with a message, or the
+/// page again with the form as it was sent and what was wrong with it.
+async fn finish<T>(
+    state: &AppState,
+    staff: &Staff,
+    id: i32,
+    form: &str,
+    fields: &FormFields,
+    result: AppResult<T>,
+    done: &str,
+) -> PageResult<Response> {
+    match result {
+        Ok(_) => {
+            staff.flash(done).await;
+            Ok(Redirect::to(&format!("/cases/{id}#{form}")).into_response())
+        }
+        Err(err) => {
+            let status = match &err {
+                AppError::Conflict { .. } => StatusCode::CONFLICT,
+                AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let state_of_form = FormState::refused(form, fields, err)?;
+            let page = case_page(state, staff, id, state_of_form).await?;
+            Ok((status, render(&page)?).into_response())
+        }
+    }
+}
+
+fn parse_id(fields: &FormFields, name: &str, errors: &mut FieldErrors) -> Option<i32> {
+    let value = fields.text(name);
+    match value.trim().parse::<i32>() {
+        Ok(id) => Some(id),
+        Err(_) if value.trim().is_empty() => None,
+        Err(_) => {
+            errors.add(name, "is not a valid choice");
+            None
+        }
+    }
+}
+
+pub async fn transition(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let mut errors = FieldErrors::new();
+    let to = Stage::parse(&fields.text("to"));
+    if to.is_none() {
+        errors.add("to", "is not a stage");
+    }
+    let specialist_id = parse_id(&fields, "specialist_id", &mut errors);
+    let form = if to == Some(Stage::Withdrawn) { "withdraw" } else { "moves" };
+    let result = match (errors.into_result(), to) {
+        (Ok(()), Some(to)) => {
+            let request = store::TransitionRequest { to, note: fields.optional("note"), specialist_id };
+            store::transition(&state.db, &state.rules, &staff.actor, id, request).await.map(|_| to)
+        }
+        (Err(err), _) => Err(err),
+        (Ok(()), None) => Err(FieldErrors::single("to", "is not a stage")),
+    };
+    let done = match &result {
+        Ok(to) => format!("The case moved to “{}”.", to.label()),
+        Err(_) => String::new(),
+    };
+    finish(&state, &staff, id, form, &fields, result, &done).await
+}
+
+pub async fn hold(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let result = match HoldReason::parse(&fields.text("reason")) {
+        Some(reason) => {
+            let request = store::HoldRequest { reason, note: fields.optional("note") };
+            store::hold(&state.db, &staff.actor, id, request).await
+        }
+        None => Err(FieldErrors::single("reason", "choose what the case is waiting for")),
+    };
+    finish(&state, &staff, id, "hold", &fields, result, "The case is on hold; its due date will move by the time held.")
+        .await
+}
+
+pub async fn resume(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let result = store::resume(&state.db, &state.rules, &staff.actor, id).await;
+    finish(
+        &state,
+        &staff,
+        id,
+        "hold",
+        &fields,
+        result,
+        "The case is active again; its due date moved by the time held.",
+    )
+    .await
+}
+
+pub async fn set_record(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    PathKind(kind): PathKind,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let Some(kind) = RecordKind::parse(&kind) else { return Err(AppError::NotFound.into()) };
+    let result = match RecordStatus::parse(&fields.text("status")) {
+        Some(status) => {
+            let update = store::RecordUpdate { status, note: fields.text("note") };
+            store::set_record(&state.db, &staff.actor, id, kind, update).await
+        }
+        None => Err(FieldErrors::single("status", "choose a status")),
+    };
+    let form = format!("record-{}", kind.as_str());
+    finish(&state, &staff, id, &form, &fields, result, &format!("{} updated.", kind.label())).await
+}
+
+pub async fn set_specialist(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let mut errors = FieldErrors::new();
+    let chosen = parse_id(&fields, "specialist_id", &mut errors);
+    let result = match (errors.into_result(), chosen) {
+        (Ok(()), Some(specialist_id)) => {
+            store::set_specialist(&state.db, &staff.actor, id, store::SpecialistChoice { specialist_id }).await
+        }
+        (Err(err), _) => Err(err),
+        (Ok(()), None) => Err(FieldErrors::single("specialist_id", "choose a specialist")),
+    };
+    finish(&state, &staff, id, "specialist", &fields, result, "Specialist chosen.").await
+}
+
+pub async fn set_consultation(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let clock = staff.clock();
+    let mut errors = FieldErrors::new();
+    let scheduled_at = match clock.parse_input(&fields.text("scheduled_at")) {
+        Ok(t) => Some(t),
+        Err(problem) => {
+            errors.add("scheduled_at", problem);
+            None
+        }
+    };
+    let held_at = match fields.optional("held_at").map(|v| clock.parse_input(&v)) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(problem)) => {
+            errors.add("held_at", problem);
+            None
+        }
+        None => None,
+    };
+    let mode = ConsultationMode::parse(&fields.text("mode"));
+    if mode.is_none() {
+        errors.add("mode", "choose virtual or in person");
+    }
+    let result = match (errors.into_result(), scheduled_at, mode) {
+        (Ok(()), Some(scheduled_at), Some(mode)) => {
+            let input = store::ConsultationInput { scheduled_at, mode, location: fields.optional("location"), held_at };
+            store::set_consultation(&state.db, &staff.actor, id, input).await
+        }
+        (Err(err), _, _) => Err(err),
+        _ => Err(FieldErrors::single("scheduled_at", "is required")),
+    };
+    finish(&state, &staff, id, "consultation", &fields, result, "Consultation saved.").await
+}
+
+pub async fn record_opinion(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let input = store::OpinionInput {
+        round: fields.text("round"),
+        clinician: fields.text("clinician"),
+        diagnosis: fields.text("diagnosis"),
+        treatment_plan: fields.text("treatment_plan"),
+        recommends_surgery: fields.checked("recommends_surgery"),
+        notes: fields.text("notes"),
+    };
+    let result = store::record_opinion(&state.db, &staff.actor, id, input).await;
+    finish(&state, &staff, id, "opinions", &fields, result, "Opinion saved.").await
+}
+
+fn yes_no(fields: &FormFields, name: &str, errors: &mut FieldErrors) -> bool {
+    match fields.text(name).as_str() {
+        "yes" => true,
+        "no" => false,
+        _ => {
+            errors.add(name, "answer yes or no");
+            false
+        }
+    }
+}
+
+pub async fn set_comparison(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let mut errors = FieldErrors::new();
+    let diagnosis_agrees = yes_no(&fields, "diagnosis_agrees", &mut errors);
+    let treatment_agrees = yes_no(&fields, "treatment_agrees", &mut errors);
+    let result = match errors.into_result() {
+        Ok(()) => {
+            let input = store::ComparisonInput {
+                diagnosis_agrees,
+                treatment_agrees,
+                risk_notes: fields.text("risk_notes"),
+                outcome_notes: fields.text("outcome_notes"),
+                cost_notes: fields.text("cost_notes"),
+                summary: fields.text("summary"),
+            };
+            store::set_comparison(&state.db, &staff.actor, id, input).await
+        }
+        Err(err) => Err(err),
+    };
+    finish(&state, &staff, id, "comparison", &fields, result, "Comparison saved.").await
+}
+
+pub async fn set_decision(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let input = store::DecisionInput { chosen_opinion: fields.text("chosen_opinion"), reason: fields.text("reason") };
+    let result = store::set_decision(&state.db, &staff.actor, id, input).await;
+    finish(&state, &staff, id, "decision", &fields, result, "Decision recorded.").await
+}
+
+pub async fn update_details(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let mut errors = FieldErrors::new();
+    let urgency = fields.optional("urgency").and_then(|u| {
+        let parsed = Urgency::parse(&u);
+        if parsed.is_none() {
+            errors.add("urgency", "choose routine or expedited");
+        }
+        parsed
+    });
+    let current = store::get(&state.db, &staff.actor, id).await?;
+    // Only a changed urgency is sent: on a closed case it cannot change.
+    let urgency = urgency.filter(|u| u.as_str() != current.urgency);
+    let result = match errors.into_result() {
+        Ok(()) => {
+            let patch = store::CasePatch {
+                advocate_id: None,
+                urgency,
+                summary: Some(fields.text("summary")),
+                medical_history: Some(fields.text("medical_history")),
+                medications: Some(fields.text("medications")),
+                patient_questions: Some(fields.text("patient_questions")),
+            };
+            store::update(&state.db, &state.rules, &staff.actor, id, patch).await
+        }
+        Err(err) => Err(err),
+    };
+    finish(&state, &staff, id, "details", &fields, result, "Case details saved.").await
+}
+
+#[derive(Template)]
+#[template(path = "case_new.html")]
+struct NewCasePage {
+    nav: Nav,
+    form: FormState,
+    reasons: &'static [Reason],
+    default_timezone: String,
+}
+
+impl NewCasePage {
+    fn value(&self, name: &str) -> String {
+        self.form.value("intake", name, "")
+    }
+
+    fn error(&self, name: &str) -> String {
+        self.form.error("intake", name).unwrap_or_default().to_string()
+    }
+
+    fn has_error(&self, name: &str) -> bool {
+        self.form.error("intake", name).is_some()
+    }
+}
+
+pub async fn new_form(State(state): State<AppState>, staff: Staff) -> PageResult<Html<String>> {
+    let form = FormState { form: "intake".into(), ..FormState::default() };
+    let mut page = NewCasePage {
+        nav: staff.nav().await,
+        form,
+        reasons: Reason::ALL,
+        default_timezone: state.settings.cases.default_timezone.clone(),
+    };
+    page.form.values.insert("patient.timezone".into(), page.default_timezone.clone());
+    page.form.values.insert("patient.language".into(), state.settings.cases.default_language.clone());
+    page.form.values.insert("urgency".into(), "routine".into());
+    render(&page)
+}
+
+pub async fn create(State(state): State<AppState>, staff: Staff, fields: FormFields) -> PageResult<Response> {
+    let mut errors = FieldErrors::new();
+    let reason = Reason::parse(&fields.text("reason"));
+    if reason.is_none() {
+        errors.add("reason", "choose why the patient wants a second opinion");
+    }
+    let urgency = Urgency::parse(&fields.text("urgency"));
+    if urgency.is_none() {
+        errors.add("urgency", "choose routine or expedited");
+    }
+    let result = match (errors.into_result(), reason, urgency) {
+        (Ok(()), Some(reason), Some(urgency)) => {
+            let new = store::NewCase {
+                patient: store::NewPatient {
+                    name: fields.text("patient.name"),
+                    email: fields.text("patient.email"),
+                    phone: fields.optional("patient.phone"),
+                    timezone: fields.optional("patient.timezone"),
+                    language: fields.optional("patient.language"),
+                },
+                specialty: fields.text("specialty"),
+                reason,
+                urgency,
+                summary: fields.text("summary"),
+                advocate_id: None,
+                medical_history: fields.text("medical_history"),
+                medications: fields.text("medications"),
+                patient_questions: fields.text("patient_questions"),
+            };
+            store::create(&state.db, &state.rules, &staff.actor, new).await
+        }
+        (Err(err), _, _) => Err(err),
+        _ => Err(FieldErrors::single("reason", "is required")),
+    };
+    match result {
+        Ok(case) => {
+            staff.flash(format!("Case {} opened.", case.reference)).await;
+            Ok(Redirect::to(&format!("/cases/{}", case.id)).into_response())
+        }
+        Err(err) => {
+            let form = FormState::refused("intake", &fields, err)?;
+            let page = NewCasePage {
+                nav: staff.nav().await,
+                form,
+                reasons: Reason::ALL,
+                default_timezone: state.settings.cases.default_timezone.clone(),
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "case_summary.html")]
+struct SummaryPage {
+    case: CaseView,
+    clock: Clock,
+    reason: &'static str,
+    enclosed: Vec<String>,
+    current_diagnosis: String,
+    current_plan: String,
+    questions: Vec<String>,
+}
+
+pub async fn summary(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Html<String>> {
+    let case = store::get(&state.db, &staff.actor, id).await?;
+    let original = case.opinions.iter().find(|o| o.round == "original");
+    let page = SummaryPage {
+        reason: Reason::parse(&case.reason).map_or("", |r| r.label()),
+        enclosed: case.records.iter().filter(|r| r.status == "received").map(|r| r.label.clone()).collect(),
+        current_diagnosis: original.map(|o| o.diagnosis.clone()).unwrap_or_default(),
+        current_plan: original.map(|o| o.treatment_plan.clone()).unwrap_or_default(),
+        questions: case.patient_questions.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+        clock: staff.clock(),
+        case,
+    };
+    render(&page)
+}

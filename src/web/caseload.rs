@@ -1,0 +1,187 @@
+//! The home page: a caseload — counts per stage, open cases by due date,
+//! upcoming consultations and recent activity.
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    response::Html,
+};
+use serde::Deserialize;
+
+use super::{DueLabel, Nav, Staff, error::PageResult, render};
+use crate::{
+    app::AppState,
+    auth::users,
+    cases::Stage,
+    reports::{self, CaseloadFilter, PAGE_SIZE},
+};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HomeQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default)]
+    urgency: Option<String>,
+    #[serde(default)]
+    overdue: Option<String>,
+    #[serde(default)]
+    advocate: Option<i32>,
+    #[serde(default)]
+    page: Option<u64>,
+}
+
+pub struct Row {
+    pub id: i32,
+    pub reference: String,
+    pub patient: String,
+    pub stage: &'static str,
+    pub urgency: String,
+    pub due: DueLabel,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    nav: Nav,
+    heading: String,
+    stage_counts: Vec<(Stage, i64)>,
+    open_stages: Vec<Stage>,
+    rows: Vec<Row>,
+    q: String,
+    stage_filter: String,
+    urgency: String,
+    overdue: bool,
+    advocate_id: Option<i32>,
+    page: u64,
+    pages: u64,
+    total: u64,
+    /// (when, case id, reference, mode)
+    upcoming: Vec<(String, i32, String, String)>,
+    /// (when, case id, action, who)
+    activity: Vec<(String, i32, String, String)>,
+}
+
+impl HomePage {
+    fn query_string(&self, stage: &str, page: u64) -> String {
+        let mut pairs = form_urlencoded::Serializer::new(String::new());
+        if !self.q.is_empty() {
+            pairs.append_pair("q", &self.q);
+        }
+        if !stage.is_empty() {
+            pairs.append_pair("stage", stage);
+        }
+        if !self.urgency.is_empty() {
+            pairs.append_pair("urgency", &self.urgency);
+        }
+        if self.overdue {
+            pairs.append_pair("overdue", "true");
+        }
+        if let Some(id) = self.advocate_id {
+            pairs.append_pair("advocate", &id.to_string());
+        }
+        if page > 0 {
+            pairs.append_pair("page", &page.to_string());
+        }
+        format!("/?{}", pairs.finish())
+    }
+
+    fn link_for_page(&self, page: u64) -> String {
+        self.query_string(&self.stage_filter, page)
+    }
+
+    fn link_for_stage(&self, stage: &Stage) -> String {
+        self.query_string(stage.as_str(), 0)
+    }
+}
+
+/// How an audit action reads in a list.
+pub fn describe_action(action: &str) -> &'static str {
+    match action {
+        "case.create" => "case opened",
+        "case.transition" => "stage changed",
+        "case.hold" => "put on hold",
+        "case.resume" => "resumed",
+        "case.record" => "records checklist updated",
+        "case.specialist" => "specialist chosen",
+        "case.consultation" => "consultation updated",
+        "case.opinion" => "opinion recorded",
+        "case.comparison" => "opinions compared",
+        "case.decision" => "decision recorded",
+        "case.update" => "case details changed",
+        "access.denied" => "access refused",
+        _ => "changed",
+    }
+}
+
+pub async fn home(
+    State(state): State<AppState>,
+    staff: Staff,
+    Query(query): Query<HomeQuery>,
+) -> PageResult<Html<String>> {
+    let stage = query.stage.as_deref().and_then(Stage::parse).filter(|s| !s.is_final());
+    let urgency = query.urgency.clone().filter(|u| u == "routine" || u == "expedited");
+    let advocate_id = query.advocate.filter(|_| staff.actor.is_admin());
+    let filter = CaseloadFilter {
+        stage,
+        urgency: urgency.clone(),
+        overdue: query.overdue.is_some(),
+        query: query.q.clone(),
+        advocate_id,
+        page: query.page.unwrap_or(0),
+    };
+    let clock = staff.clock();
+    let caseload = reports::caseload(&state.db, &staff.actor, &filter, clock.now).await?;
+    let heading = match (staff.actor.is_admin(), advocate_id) {
+        (false, _) => "My caseload".to_string(),
+        (true, None) => "All open cases".to_string(),
+        (true, Some(id)) => match users::find_active(&state.db, id).await? {
+            Some(u) => format!("Caseload of {}", u.name),
+            None => "Caseload of a former advocate".to_string(),
+        },
+    };
+    let rows = caseload
+        .cases
+        .iter()
+        .map(|c| Row {
+            id: c.id,
+            reference: c.reference.clone(),
+            patient: c.patient_name.clone(),
+            stage: Stage::parse(&c.stage).map_or("", |s| s.label()),
+            urgency: c.urgency.clone(),
+            due: clock.due(&c.stage_due_at, c.held_since.is_some()),
+        })
+        .collect();
+    let page = HomePage {
+        nav: staff.nav().await,
+        heading,
+        stage_counts: caseload.stage_counts,
+        open_stages: Stage::PATH[..4].to_vec(),
+        rows,
+        q: query.q.unwrap_or_default(),
+        stage_filter: stage.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        urgency: urgency.unwrap_or_default(),
+        overdue: filter.overdue,
+        advocate_id,
+        page: filter.page,
+        pages: caseload.total.div_ceil(PAGE_SIZE).max(1),
+        total: caseload.total,
+        upcoming: caseload
+            .upcoming
+            .iter()
+            .map(|u| {
+                let mode = u.mode.as_deref().map_or("", |m| if m == "virtual" { "virtual" } else { "in person" });
+                (clock.at(&u.scheduled_at), u.case_id, format!("{} {}", u.reference, u.patient_name), mode.to_string())
+            })
+            .collect(),
+        activity: caseload
+            .activity
+            .iter()
+            .filter_map(|a| {
+                Some((clock.at(&a.at), a.case_id?, describe_action(&a.action).to_string(), a.actor.clone()))
+            })
+            .collect(),
+    };
+    render(&page)
+}

@@ -1,0 +1,147 @@
+//! The specialists directory pages: list and search, add, edit.
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::StatusCode,
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use super::{FormFields, FormState, Nav, PathId, Staff, error::PageResult, render};
+use crate::{
+    app::AppState,
+    cases::view::SpecialistView,
+    specialists::{self, SpecialistFilter, SpecialistInput},
+};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DirectoryQuery {
+    #[serde(default)]
+    specialty: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "specialists.html")]
+struct ListPage {
+    nav: Nav,
+    items: Vec<SpecialistView>,
+    specialty: String,
+    q: String,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    staff: Staff,
+    Query(query): Query<DirectoryQuery>,
+) -> PageResult<Html<String>> {
+    let filter = SpecialistFilter { specialty: query.specialty.clone(), query: query.q.clone(), limit: 500 };
+    let items = specialists::list(&state.db, &filter).await?;
+    render(&ListPage {
+        nav: staff.nav().await,
+        items,
+        specialty: query.specialty.unwrap_or_default(),
+        q: query.q.unwrap_or_default(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "specialist_form.html")]
+struct FormPage {
+    nav: Nav,
+    heading: String,
+    action: String,
+    form: FormState,
+}
+
+impl FormPage {
+    fn value(&self, name: &str) -> String {
+        self.form.values.get(name).cloned().unwrap_or_default()
+    }
+
+    fn error(&self, name: &str) -> String {
+        self.form.errors.get(name).cloned().unwrap_or_default()
+    }
+
+    fn has_error(&self, name: &str) -> bool {
+        self.form.errors.contains_key(name)
+    }
+}
+
+fn input_from(fields: &FormFields) -> SpecialistInput {
+    SpecialistInput {
+        name: fields.text("name"),
+        specialty: fields.text("specialty"),
+        institution: fields.text("institution"),
+        email: fields.optional("email"),
+        offers_virtual: fields.checked("offers_virtual"),
+    }
+}
+
+pub async fn new_form(staff: Staff) -> PageResult<Html<String>> {
+    render(&FormPage {
+        nav: staff.nav().await,
+        heading: "Add a specialist".into(),
+        action: "/specialists/new".into(),
+        form: FormState::default(),
+    })
+}
+
+pub async fn edit_form(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Html<String>> {
+    let s = specialists::get(&state.db, id).await?;
+    let mut form = FormState::default();
+    for (name, value) in [
+        ("name", s.name.clone()),
+        ("specialty", s.specialty.clone()),
+        ("institution", s.institution.clone()),
+        ("email", s.email.clone().unwrap_or_default()),
+    ] {
+        form.values.insert(name.into(), value);
+    }
+    if s.offers_virtual {
+        form.values.insert("offers_virtual".into(), "on".into());
+    }
+    render(&FormPage {
+        nav: staff.nav().await,
+        heading: format!("Edit {}", s.name),
+        action: format!("/specialists/{id}/edit"),
+        form,
+    })
+}
+
+async fn saved(
+    staff: &Staff,
+    fields: &FormFields,
+    heading: &str,
+    action: String,
+    result: crate::error::AppResult<SpecialistView>,
+) -> PageResult<Response> {
+    match result {
+        Ok(s) => {
+            staff.flash(format!("{} saved.", s.name)).await;
+            Ok(Redirect::to("/specialists").into_response())
+        }
+        Err(err) => {
+            let form = FormState::refused("specialist", fields, err)?;
+            let page = FormPage { nav: staff.nav().await, heading: heading.into(), action, form };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+    }
+}
+
+pub async fn create(State(state): State<AppState>, staff: Staff, fields: FormFields) -> PageResult<Response> {
+    let result = specialists::create(&state.db, &staff.actor, input_from(&fields)).await;
+    saved(&staff, &fields, "Add a specialist", "/specialists/new".into(), result).await
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let result = specialists::update(&state.db, &staff.actor, id, input_from(&fields)).await;
+    saved(&staff, &fields, "Edit specialist", format!("/specialists/{id}/edit"), result).await
+}

@@ -1,0 +1,368 @@
+//! The staff dashboard: server-rendered pages for advocates and admins,
+//! signed-in with sessions stored in the database and protected against
+//! cross-site forgery. Works without JavaScript.
+
+pub mod admin;
+pub mod case_pages;
+pub mod caseload;
+pub mod charts;
+pub mod directory;
+pub mod error;
+pub mod session_store;
+pub mod sign_in;
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::{
+    Router,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    response::{Html, IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use tower_http::{csrf::CsrfLayer, set_header::SetResponseHeaderLayer};
+use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite};
+
+use crate::{
+    api::extract::{client_ip, path_param},
+    app::AppState,
+    auth::{Actor, Role, users},
+    db::{self, entities::user},
+    error::AppError,
+};
+use error::{PageError, PageResult};
+use session_store::{DbSessionStore, USER_KEY};
+
+pub const SIGNED_IN_AT_KEY: &str = "signed_in_at";
+const FLASH_KEY: &str = "flash";
+pub const SESSION_COOKIE: &str = "secondlook_session";
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let web = &state.settings.web;
+    let idle = time::Duration::try_from(web.session_idle_timeout).unwrap_or(time::Duration::minutes(30));
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(web.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(idle))
+        // Saving on every request is what moves the idle deadline forward.
+        .with_always_save(true);
+    let mut csrf = CsrfLayer::new();
+    let public_url = state.settings.public_url();
+    match csrf.clone().add_trusted_origin(&public_url) {
+        Ok(with_origin) => csrf = with_origin,
+        Err(err) => tracing::warn!(%public_url, error = %err, "server.public_url is not a usable origin"),
+    }
+    Router::new()
+        .route("/", get(caseload::home))
+        .route("/login", get(sign_in::form).post(sign_in::submit))
+        .route("/logout", post(sign_in::sign_out))
+        .route("/cases/new", get(case_pages::new_form).post(case_pages::create))
+        .route("/cases/{id}", get(case_pages::show))
+        .route("/cases/{id}/summary", get(case_pages::summary))
+        .route("/cases/{id}/transition", post(case_pages::transition))
+        .route("/cases/{id}/hold", post(case_pages::hold))
+        .route("/cases/{id}/resume", post(case_pages::resume))
+        .route("/cases/{id}/records/{kind}", post(case_pages::set_record))
+        .route("/cases/{id}/specialist", post(case_pages::set_specialist))
+        .route("/cases/{id}/consultation", post(case_pages::set_consultation))
+        .route("/cases/{id}/opinions", post(case_pages::record_opinion))
+        .route("/cases/{id}/comparison", post(case_pages::set_comparison))
+        .route("/cases/{id}/decision", post(case_pages::set_decision))
+        .route("/cases/{id}/details", post(case_pages::update_details))
+        .route("/specialists", get(directory::list))
+        .route("/specialists/new", get(directory::new_form).post(directory::create))
+        .route("/specialists/{id}/edit", get(directory::edit_form).post(directory::update))
+        .route("/admin", get(admin::overview))
+        .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/users/{id}", post(admin::update_user))
+        .route("/admin/tokens", get(admin::tokens).post(admin::create_token))
+        .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
+        .route("/static/app.css", get(stylesheet))
+        .fallback(|| async { PageError::App(AppError::NotFound) })
+        .layer(csrf.with_rejection_response(forgery_refused))
+        .layer(sessions)
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+            ),
+        ))
+}
+
+fn forgery_refused(_: tower_http::csrf::ProtectionError) -> Response {
+    let body = "<!doctype html><title>Refused</title><h1>Request refused</h1>\
+        <p>This form was sent from another site, so SecondLook did not act on it. \
+        Go back to SecondLook and try again from there.</p>";
+    (StatusCode::FORBIDDEN, Html(body)).into_response()
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/app.css"))
+}
+
+/// Renders a template into a page.
+pub fn render<T: Template>(template: &T) -> PageResult<Html<String>> {
+    template.render().map(Html).map_err(|e| PageError::App(AppError::Internal(format!("template: {e}"))))
+}
+
+/// What every page's header needs.
+pub struct Nav {
+    pub name: String,
+    pub is_admin: bool,
+    pub flash: Option<String>,
+}
+
+/// The signed-in staff member of a page request.
+pub struct Staff {
+    pub actor: Actor,
+    pub user: user::Model,
+    pub session: Session,
+    pub tz: Tz,
+}
+
+impl Staff {
+    /// The header for a page, taking any one-time message out of the session.
+    pub async fn nav(&self) -> Nav {
+        let flash = self.session.remove::<String>(FLASH_KEY).await.ok().flatten();
+        Nav { name: self.user.name.clone(), is_admin: self.actor.is_admin(), flash }
+    }
+
+    pub async fn flash(&self, message: impl Into<String>) {
+        if let Err(err) = self.session.insert(FLASH_KEY, message.into()).await {
+            tracing::warn!(error = %err, "could not store a message for the next page");
+        }
+    }
+
+    pub fn clock(&self) -> Clock {
+        Clock { tz: self.tz, now: db::now() }
+    }
+
+    pub fn require_admin(&self) -> PageResult<()> {
+        if self.actor.is_admin() { Ok(()) } else { Err(AppError::Forbidden("This page is for admins.".into()).into()) }
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let next = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let sign_in = || PageError::SignIn { next: next.clone() };
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| PageError::App(AppError::Internal("session layer missing".into())))?;
+        let user_id = session.get::<i32>(USER_KEY).await.ok().flatten().ok_or_else(sign_in)?;
+        let signed_in_at = session.get::<i64>(SIGNED_IN_AT_KEY).await.ok().flatten().unwrap_or(0);
+        let lifetime = state.settings.web.session_absolute_lifetime.as_secs();
+        let age = Utc::now().timestamp().saturating_sub(signed_in_at);
+        let user = match users::find_active(&state.db, user_id).await? {
+            Some(user) if u64::try_from(age).is_ok_and(|age| age <= lifetime) => user,
+            _ => {
+                let _ = session.flush().await;
+                return Err(sign_in());
+            }
+        };
+        let role = Role::parse(&user.role).ok_or_else(sign_in)?;
+        let ip = client_ip(parts, state.settings.server.trust_forwarded_for);
+        let actor = Actor::user(user.id, &user.email, role, ip);
+        let tz = user.timezone.parse().unwrap_or(Tz::UTC);
+        Ok(Staff { actor, user, session, tz })
+    }
+}
+
+/// The numeric `{id}` of a page address; anything else is a missing page.
+pub struct PathId(pub i32);
+
+impl FromRequestParts<AppState> for PathId {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        path_param(parts, "id")
+            .await
+            .and_then(|value| value.parse::<i32>().ok())
+            .filter(|id| *id > 0)
+            .map(PathId)
+            .ok_or(PageError::App(AppError::NotFound))
+    }
+}
+
+/// The `{kind}` segment of a records checklist address.
+pub struct PathKind(pub String);
+
+impl FromRequestParts<AppState> for PathKind {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        path_param(parts, "kind").await.map(PathKind).ok_or(PageError::App(AppError::NotFound))
+    }
+}
+
+/// A submitted `application/x-www-form-urlencoded` form, as field → value.
+pub struct FormFields(pub HashMap<String, String>);
+
+impl FormFields {
+    pub fn text(&self, name: &str) -> String {
+        self.0.get(name).cloned().unwrap_or_default()
+    }
+
+    pub fn optional(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.trim().is_empty()).cloned()
+    }
+
+    pub fn checked(&self, name: &str) -> bool {
+        self.0.get(name).is_some_and(|v| v == "on" || v == "true" || v == "yes")
+    }
+}
+
+impl FromRequest<AppState> for FormFields {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.settings.server.max_body_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+            PageError::App(AppError::Forbidden(format!("The form was larger than {limit} bytes and was not saved.")))
+        })?;
+        Ok(FormFields(form_urlencoded::parse(&bytes).into_owned().collect()))
+    }
+}
+
+/// Shows times in the signed-in user's time zone.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub tz: Tz,
+    pub now: DateTime<Utc>,
+}
+
+impl Clock {
+    pub fn at(&self, t: &DateTime<Utc>) -> String {
+        t.with_timezone(&self.tz).format("%a %-d %b %Y, %H:%M").to_string()
+    }
+
+    pub fn date(&self, t: &DateTime<Utc>) -> String {
+        t.with_timezone(&self.tz).format("%-d %b %Y").to_string()
+    }
+
+    pub fn opt_at(&self, t: &Option<DateTime<Utc>>) -> String {
+        t.as_ref().map_or_else(|| "—".to_string(), |t| self.at(t))
+    }
+
+    /// The value of a `datetime-local` input.
+    pub fn input(&self, t: &Option<DateTime<Utc>>) -> String {
+        t.as_ref().map_or_else(String::new, |t| t.with_timezone(&self.tz).format("%Y-%m-%dT%H:%M").to_string())
+    }
+
+    /// Reads a `datetime-local` value given in this time zone.
+    pub fn parse_input(&self, value: &str) -> Result<DateTime<Utc>, &'static str> {
+        let naive = NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M")
+            .or_else(|_| NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M:%S"))
+            .map_err(|_| "is not a date and time")?;
+        self.tz
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or("does not exist in your time zone (clocks change then)")
+    }
+
+    /// How a due date reads at a glance, in words as well as colour.
+    pub fn due(&self, due: &Option<DateTime<Utc>>, held: bool) -> DueLabel {
+        let Some(due) = due else { return DueLabel { text: "No due date".into(), class: "due-none" } };
+        if held {
+            return DueLabel { text: format!("On hold (was due {})", self.date(due)), class: "due-held" };
+        }
+        let left = *due - self.now;
+        if left < chrono::Duration::zero() {
+            DueLabel { text: format!("Overdue by {}", span(-left)), class: "due-overdue" }
+        } else if left <= chrono::Duration::hours(48) {
+            DueLabel { text: format!("Due soon: in {}", span(left)), class: "due-soon" }
+        } else {
+            DueLabel { text: format!("Due {}", self.date(due)), class: "due-ok" }
+        }
+    }
+}
+
+pub struct DueLabel {
+    pub text: String,
+    pub class: &'static str,
+}
+
+fn span(d: chrono::Duration) -> String {
+    if d >= chrono::Duration::days(2) {
+        format!("{} days", d.num_days())
+    } else if d >= chrono::Duration::hours(1) {
+        format!("{} h", d.num_hours())
+    } else {
+        format!("{} min", d.num_minutes().max(1))
+    }
+}
+
+/// Values typed into a form and the problems found with them, so a refused
+/// form comes back as the person left it.
+#[derive(Debug, Clone, Default)]
+pub struct FormState {
+    /// Which form on the page these belong to.
+    pub form: String,
+    pub values: HashMap<String, String>,
+    pub errors: std::collections::BTreeMap<String, String>,
+    pub message: Option<String>,
+}
+
+impl FormState {
+    pub fn refused(form: &str, fields: &FormFields, err: AppError) -> Result<Self, PageError> {
+        let (errors, message) = match err {
+            AppError::Validation(errors) => (errors.0, None),
+            AppError::Conflict { message, fields, .. } => (fields, Some(message)),
+            AppError::Forbidden(message) => (Default::default(), Some(message)),
+            other => return Err(other.into()),
+        };
+        Ok(Self { form: form.to_string(), values: fields.0.clone(), errors, message })
+    }
+
+    pub fn is(&self, form: &str) -> bool {
+        self.form == form
+    }
+
+    /// The typed value when this form was refused, else `current`.
+    pub fn value(&self, form: &str, name: &str, current: &str) -> String {
+        if self.is(form) { self.values.get(name).cloned().unwrap_or_default() } else { current.to_string() }
+    }
+
+    pub fn error(&self, form: &str, name: &str) -> Option<&str> {
+        if self.is(form) { self.errors.get(name).map(String::as_str) } else { None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_times_round_trip_through_the_users_zone() {
+        let clock = Clock { tz: "America/New_York".parse().expect("zone"), now: Utc::now() };
+        let t = clock.parse_input("2026-07-01T09:30").expect("valid");
+        assert_eq!(t.to_rfc3339(), "2026-07-01T13:30:00+00:00");
+        assert_eq!(clock.input(&Some(t)), "2026-07-01T09:30");
+        // 02:30 on the spring-forward night does not exist in New York.
+        assert!(clock.parse_input("2026-03-08T02:30").is_err());
+        assert!(clock.parse_input("tomorrow").is_err());
+    }
+
+    #[test]
+    fn due_labels_say_it_in_words() {
+        let now = Utc::now();
+        let clock = Clock { tz: Tz::UTC, now };
+        assert!(clock.due(&Some(now - chrono::Duration::days(3)), false).text.starts_with("Overdue by 3 days"));
+        assert!(clock.due(&Some(now + chrono::Duration::hours(5)), false).text.starts_with("Due soon"));
+        assert_eq!(clock.due(&Some(now - chrono::Duration::days(3)), true).class, "due-held");
+        assert_eq!(clock.due(&None, false).class, "due-none");
+    }
+}

@@ -1,0 +1,181 @@
+//! Signing in and out. Failed attempts are counted per account and per
+//! address; the answer is the same whether the email exists or not.
+
+use std::sync::OnceLock;
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::{FormFields, SIGNED_IN_AT_KEY, Staff, error::PageResult, render, session_store::USER_KEY};
+use crate::{
+    api::extract::ClientIp,
+    app::AppState,
+    audit::{self, Subject},
+    auth::{
+        Actor, passwords,
+        throttle::{self, Verdict},
+    },
+    db::entities::user,
+    error::AppError,
+};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    email: String,
+    next: String,
+    message: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(default)]
+    signed_out: Option<String>,
+}
+
+/// Only paths on this site, so a crafted link cannot bounce people elsewhere.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+pub async fn form(session: Session, Query(query): Query<LoginQuery>) -> PageResult<Response> {
+    if session.get::<i32>(USER_KEY).await.ok().flatten().is_some() {
+        return Ok(Redirect::to(&safe_next(query.next.as_deref())).into_response());
+    }
+    let notice = query.signed_out.map(|_| "You are signed out.".to_string());
+    let page = LoginPage { email: String::new(), next: safe_next(query.next.as_deref()), message: None, notice };
+    Ok(render(&page)?.into_response())
+}
+
+/// A hash to check passwords against when the email is unknown, so that
+/// both cases take the same time.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| passwords::hash("not the password of anyone at all").unwrap_or_default())
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let email = fields.text("email").trim().to_lowercase();
+    let password = fields.text("password");
+    let next = safe_next(fields.optional("next").as_deref());
+    let ip = ip.unwrap_or_else(|| "unknown".to_string());
+    let (account_policy, address_policy) = throttle::policies(&state.settings.web);
+    let account_key = throttle::account_key(&email);
+    let address_key = throttle::address_key(&ip);
+    let mut attempt = Actor::system("sign-in");
+    attempt.label = if email.is_empty() { "(no email)".into() } else { email.clone() };
+    attempt.ip = Some(ip.clone());
+    let refuse =
+        |page: LoginPage, status: StatusCode| -> PageResult<Response> { Ok((status, render(&page)?).into_response()) };
+
+    let now = crate::db::now();
+    let verdicts = [
+        throttle::verdict(throttle::load(&state.db, &account_key).await?, &account_policy, now),
+        throttle::verdict(throttle::load(&state.db, &address_key).await?, &address_policy, now),
+    ];
+    if let Some(until) = verdicts.iter().find_map(|v| match v {
+        Verdict::Refuse { until } => Some(*until),
+        Verdict::Allow { .. } => None,
+    }) {
+        audit::record(
+            &state.db,
+            &attempt,
+            "auth.sign_in_refused",
+            Subject { entity: "sign_in", entity_id: None, case_id: None },
+            serde_json::json!({}),
+        )
+        .await?;
+        let minutes = (until - now).num_minutes() + 1;
+        let message =
+            format!("Too many failed sign-ins. Sign-in is paused for about {minutes} minutes; try again later.");
+        return refuse(LoginPage { email, next, message: Some(message), notice: None }, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let delay = verdicts
+        .iter()
+        .map(|v| match v {
+            Verdict::Allow { delay } => *delay,
+            Verdict::Refuse { .. } => std::time::Duration::ZERO,
+        })
+        .max()
+        .unwrap_or_default();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+
+    let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(&state.db).await?.filter(|u| u.active);
+    let stored = found.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| dummy_hash().to_string());
+    let candidate = password.clone();
+    let matches = tokio::task::spawn_blocking(move || passwords::verify(&candidate, &stored))
+        .await
+        .map_err(|e| AppError::Internal(format!("password check: {e}")))?;
+    let Some(user) = found.filter(|_| matches && !password.is_empty()) else {
+        let account = throttle::record_failure(&state.db, &account_key, &account_policy).await?;
+        throttle::record_failure(&state.db, &address_key, &address_policy).await?;
+        audit::record(
+            &state.db,
+            &attempt,
+            "auth.sign_in_failed",
+            Subject { entity: "sign_in", entity_id: None, case_id: None },
+            serde_json::json!({ "failures": account.count }),
+        )
+        .await?;
+        let message = if account.locked_until.is_some() {
+            "Email or password is wrong. Too many failed sign-ins: sign-in is paused for a while.".to_string()
+        } else {
+            "Email or password is wrong.".to_string()
+        };
+        return refuse(LoginPage { email, next, message: Some(message), notice: None }, StatusCode::UNAUTHORIZED);
+    };
+
+    throttle::clear(&state.db, &account_key).await?;
+    // A new session id at sign-in, so an id planted before cannot be used after.
+    session.cycle_id().await.map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    session.insert(USER_KEY, user.id).await.map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    session
+        .insert(SIGNED_IN_AT_KEY, chrono::Utc::now().timestamp())
+        .await
+        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    let role = crate::auth::Role::parse(&user.role).unwrap_or(crate::auth::Role::Advocate);
+    let actor = Actor::user(user.id, &user.email, role, Some(ip));
+    audit::record(&state.db, &actor, "auth.sign_in", Subject::of("user", user.id), serde_json::json!({})).await?;
+    Ok(Redirect::to(&next).into_response())
+}
+
+pub async fn sign_out(State(state): State<AppState>, staff: Staff) -> PageResult<Response> {
+    audit::record(&state.db, &staff.actor, "auth.sign_out", Subject::of("user", staff.user.id), serde_json::json!({}))
+        .await?;
+    staff.session.flush().await.map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    Ok(Redirect::to("/login?signed_out=1").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/cases/4")), "/cases/4");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}
