@@ -163,7 +163,7 @@ fn placeholders(backend: DbBackend, sql: &str) -> String {
 /// Days between two timestamp columns, as a real number, in this database's dialect.
 fn days_between(backend: DbBackend, from: &str, to: &str) -> String {
     match backend {
-        DbBackend::Postgres => format!("(EXTRACT(EPOCH FROM ({to} - {from})) / 86400.0)"),
+        DbBackend::Postgres => format!("CAST(EXTRACT(EPOCH FROM ({to} - {from})) / 86400 AS DOUBLE PRECISION)"),
         _ => format!("(julianday({to}) - julianday({from}))"),
     }
 }

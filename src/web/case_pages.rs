@@ -74,10 +74,6 @@ impl CasePage {
         self.form.error(form, name).is_some()
     }
 
-    fn message(&self, form: &str) -> String {
-        if self.form.is(form) { self.form.message.clone().unwrap_or_default() } else { String::new() }
-    }
-
     fn consultation_value(&self, name: &str) -> String {
         let c = self.case.consultation.as_ref();
         let current = match name {

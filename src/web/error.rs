@@ -69,12 +69,21 @@ impl IntoResponse for PageError {
             AppError::Conflict { message, fields, .. } => {
                 (StatusCode::CONFLICT, "That cannot be done now", message, fields.into_iter().collect())
             }
-            AppError::Database(err) => {
-                tracing::error!(error = %err, "database error on a page");
+            AppError::Database(err @ (sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_))) => {
+                tracing::error!(error = %err, "database unreachable from a page");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Try again in a moment",
-                    "The database could not complete the request.".to_string(),
+                    "The database is unreachable.".to_string(),
+                    vec![],
+                )
+            }
+            AppError::Database(err) => {
+                tracing::error!(error = %err, "database error on a page");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The server could not complete the request.".to_string(),
                     vec![],
                 )
             }

@@ -41,6 +41,20 @@ pub struct TestApp {
 
 static DATABASES: AtomicU32 = AtomicU32::new(0);
 
+/// Every test user's password.
+pub const PASSWORD: &str = "a long enough password";
+
+/// A browser-like client: keeps cookies, does not follow redirects.
+pub fn web_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
 /// A fresh, migrated database URL for `backend`, or `None` when PostgreSQL
 /// is not available (which fails the test instead under `CI=true`).
 pub async fn fresh_database(backend: Backend) -> Option<(String, Option<tempfile::TempDir>)> {
@@ -87,6 +101,8 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+        // Server-side errors show in a failing test's output.
+        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("error").try_init();
         let (database_url, dir) = fresh_database(backend).await?;
         let mut settings = test_settings(&database_url);
         adjust(&mut settings);
@@ -105,7 +121,7 @@ impl TestApp {
                 name: name.into(),
                 role,
                 timezone: "UTC".into(),
-                password: "a long enough password".into(),
+                password: PASSWORD.into(),
             };
             let user = users::create(&db, &system, new).await.expect("create user");
             let token = tokens::create(&db, &system, email, "tests").await.expect("create token");
@@ -167,6 +183,19 @@ impl TestApp {
 
     pub async fn patch(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Some(token), Method::PATCH, path, Some(body)).await
+    }
+
+    /// A web client signed in as `email`.
+    pub async fn signed_in(&self, email: &str) -> reqwest::Client {
+        let client = web_client();
+        let response = client
+            .post(format!("{}/login", self.base))
+            .form(&[("email", email), ("password", PASSWORD), ("next", "/")])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "sign-in of {email} failed");
+        client
     }
 
     /// Opens a case as `token`'s user and returns its id.

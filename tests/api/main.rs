@@ -8,4 +8,5 @@ mod access;
 mod cli;
 mod database;
 mod input;
+mod web;
 mod workflow;

@@ -1,0 +1,490 @@
+//! The staff pages over HTTP: every route for every role, sessions, sign-in
+//! throttling, forgery protection and escaping.
+
+use reqwest::{StatusCode, header};
+use serde_json::json;
+
+use crate::common::{Backend, PASSWORD, TestApp, web_client};
+
+crate::on_both_databases!(
+    every_page_answers_each_role_as_it_should,
+    advocates_cannot_change_another_advocates_case_through_forms,
+    cross_site_posts_are_refused,
+    sessions_rotate_end_and_expire,
+    repeated_failed_sign_ins_are_slowed_then_refused,
+    admins_manage_users_and_tokens,
+    text_is_escaped_on_every_page,
+    a_case_is_worked_through_the_forms,
+);
+
+async fn status_of(client: &reqwest::Client, url: &str) -> (StatusCode, Option<String>) {
+    let response = client.get(url).send().await.expect("request");
+    let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(String::from);
+    (response.status(), location)
+}
+
+async fn body_of(client: &reqwest::Client, url: &str) -> String {
+    let response = client.get(url).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    response.text().await.expect("body")
+}
+
+async fn post_form(client: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let response = client.post(url).form(form).send().await.expect("request");
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+async fn every_page_answers_each_role_as_it_should(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let mine = app.open_case(&app.advocate.token, "Mine Page").await;
+    let theirs = app.open_case(&app.other_advocate.token, "Theirs Page").await;
+    let specialist = app.add_specialist("Dr. Pages", true).await;
+    let b = &app.base;
+    let shared = [
+        "/".to_string(),
+        "/?stage=records_requested&overdue=true&q=mine&urgency=routine&page=0".to_string(),
+        "/cases/new".to_string(),
+        format!("/cases/{mine}"),
+        format!("/cases/{mine}/summary"),
+        "/specialists".to_string(),
+        "/specialists?specialty=oncology&q=dr".to_string(),
+        "/specialists/new".to_string(),
+        format!("/specialists/{specialist}/edit"),
+    ];
+    let admin_only = ["/admin", "/admin/users", "/admin/tokens"];
+    let foreign = [format!("/cases/{theirs}"), format!("/cases/{theirs}/summary")];
+
+    let anonymous = web_client();
+    for path in shared.iter().chain(foreign.iter()).map(String::as_str).chain(admin_only) {
+        let (status, location) = status_of(&anonymous, &format!("{b}{path}")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "anonymous {path}");
+        assert!(location.as_deref().is_some_and(|l| l.starts_with("/login?next=")), "anonymous {path}: {location:?}");
+    }
+    let (status, _) = status_of(&anonymous, &format!("{b}/login")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let advocate = app.signed_in("advocate@example.org").await;
+    for path in &shared {
+        assert_eq!(status_of(&advocate, &format!("{b}{path}")).await.0, StatusCode::OK, "advocate {path}");
+    }
+    for path in &foreign {
+        assert_eq!(status_of(&advocate, &format!("{b}{path}")).await.0, StatusCode::NOT_FOUND, "advocate {path}");
+    }
+    for path in admin_only {
+        assert_eq!(status_of(&advocate, &format!("{b}{path}")).await.0, StatusCode::FORBIDDEN, "advocate {path}");
+    }
+    for (path, form) in [
+        ("/admin/users", vec![("name", "X"), ("email", "x@example.org"), ("role", "admin")]),
+        ("/admin/tokens", vec![("email", "advocate@example.org"), ("label", "mine")]),
+        (&*format!("/admin/users/{}", app.other_advocate.id), vec![("active", "false")]),
+        ("/admin/tokens/1/revoke", vec![]),
+    ] {
+        let (status, _) = post_form(&advocate, &format!("{b}{path}"), &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "advocate POST {path}");
+    }
+    for path in ["/cases/abc", "/cases/0", "/nowhere", "/cases/999999"] {
+        let (status, _) = status_of(&advocate, &format!("{b}{path}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+
+    let admin = app.signed_in("admin@example.org").await;
+    for path in shared.iter().chain(foreign.iter()).map(String::as_str).chain(admin_only) {
+        assert_eq!(status_of(&admin, &format!("{b}{path}")).await.0, StatusCode::OK, "admin {path}");
+    }
+    let caseload = body_of(&admin, &format!("{b}/?advocate={}", app.other_advocate.id)).await;
+    assert!(caseload.contains("Theirs Page") && !caseload.contains("Mine Page"), "an advocate's caseload view");
+}
+
+async fn advocates_cannot_change_another_advocates_case_through_forms(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let theirs = app.open_case(&app.other_advocate.token, "Not Yours").await;
+    let advocate = app.signed_in("advocate@example.org").await;
+    let b = &app.base;
+    for (suffix, form) in [
+        ("transition", vec![("to", "withdrawn"), ("note", "taking over")]),
+        ("hold", vec![("reason", "other")]),
+        ("resume", vec![]),
+        ("records/lab_results", vec![("status", "received")]),
+        ("specialist", vec![("specialist_id", "1")]),
+        ("consultation", vec![("scheduled_at", "2026-01-01T10:00"), ("mode", "virtual")]),
+        ("opinions", vec![("round", "original"), ("clinician", "x"), ("diagnosis", "x"), ("treatment_plan", "x")]),
+        ("comparison", vec![("diagnosis_agrees", "yes"), ("treatment_agrees", "no")]),
+        ("decision", vec![("chosen_opinion", "other"), ("reason", "x")]),
+        ("details", vec![("summary", "rewritten")]),
+    ] {
+        let (status, _) = post_form(&advocate, &format!("{b}/cases/{theirs}/{suffix}"), &form).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{suffix}");
+    }
+    let (_, case) = app.get(&app.other_advocate.token, &format!("/api/v1/cases/{theirs}")).await;
+    assert_eq!(case["stage"], "records_requested");
+    assert_ne!(case["summary"], "rewritten");
+    assert_eq!(case["history"].as_array().map(Vec::len), Some(1));
+}
+
+async fn cross_site_posts_are_refused(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let advocate = app.signed_in("advocate@example.org").await;
+    let url = format!("{}/cases/new", app.base);
+    let form = [
+        ("patient.name", "Forged Patient"),
+        ("patient.email", "forged@example.org"),
+        ("specialty", "Oncology"),
+        ("reason", "other"),
+        ("urgency", "routine"),
+    ];
+    for (name, value) in [("origin", "http://evil.example"), ("sec-fetch-site", "cross-site")] {
+        let response = advocate.post(&url).header(name, value).form(&form).send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+        assert!(response.text().await.expect("body").contains("sent from another site"));
+    }
+    let (_, list) = app.get(&app.advocate.token, "/api/v1/cases").await;
+    assert!(list["items"].as_array().expect("items").is_empty(), "the forged posts created nothing");
+
+    // The same form from the site itself goes through.
+    let response = advocate
+        .post(&url)
+        .header("origin", app.base.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .form(&form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, list) = app.get(&app.advocate.token, "/api/v1/cases").await;
+    assert_eq!(list["items"].as_array().expect("items").len(), 1);
+}
+
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("secondlook_session="))
+        .map(String::from)
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap_or_default().to_string()
+}
+
+async fn sessions_rotate_end_and_expire(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let plain =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().expect("client");
+    let home = format!("{}/", app.base);
+    // A session id planted before sign-in is not the one used after it.
+    let planted = "secondlook_session=AAAAAAAAAAAAAAAAAAAAAA";
+    let response = plain
+        .post(format!("{}/login", app.base))
+        .header(header::COOKIE, planted)
+        .form(&[("email", "advocate@example.org"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set_cookie = session_cookie(&response).expect("a session cookie");
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(!set_cookie.contains("Secure"), "not Secure unless configured: {set_cookie}");
+    let cookie = cookie_value(&set_cookie);
+    assert_ne!(cookie, planted);
+    let with = |c: &str| plain.get(&home).header(header::COOKIE, c.to_string()).send();
+    assert_eq!(with(&cookie).await.expect("home").status(), StatusCode::OK);
+    assert_eq!(with(planted).await.expect("home").status(), StatusCode::SEE_OTHER);
+
+    // Signing out ends the session on the server, not only in this browser.
+    let response =
+        plain.post(format!("{}/logout", app.base)).header(header::COOKIE, cookie.clone()).send().await.expect("out");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(with(&cookie).await.expect("home").status(), StatusCode::SEE_OTHER, "the old cookie no longer works");
+
+    // Idle timeout.
+    let Some(idle_app) =
+        TestApp::start_with(backend, |s| s.web.session_idle_timeout = std::time::Duration::from_secs(1)).await
+    else {
+        return;
+    };
+    let client = idle_app.signed_in("advocate@example.org").await;
+    assert_eq!(status_of(&client, &format!("{}/", idle_app.base)).await.0, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let (status, location) = status_of(&client, &format!("{}/", idle_app.base)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "idle session ended");
+    assert!(location.is_some_and(|l| l.starts_with("/login")));
+
+    // Absolute lifetime, even while active.
+    let Some(short_app) =
+        TestApp::start_with(backend, |s| s.web.session_absolute_lifetime = std::time::Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    let client = short_app.signed_in("advocate@example.org").await;
+    for _ in 0..2 {
+        assert_eq!(status_of(&client, &format!("{}/", short_app.base)).await.0, StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    assert_eq!(status_of(&client, &format!("{}/", short_app.base)).await.0, StatusCode::SEE_OTHER, "lifetime ran out");
+}
+
+fn banner(page: &str) -> String {
+    let start = page.find("role=\"alert\">").map(|i| i + "role=\"alert\">".len()).unwrap_or(0);
+    page[start..].split('<').next().unwrap_or_default().to_string()
+}
+
+async fn repeated_failed_sign_ins_are_slowed_then_refused(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let client = web_client();
+    let login = format!("{}/login", app.base);
+    let (status, unknown) =
+        post_form(&client, &login, &[("email", "nobody@example.org"), ("password", "whatever it is")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, wrong) =
+        post_form(&client, &login, &[("email", "advocate@example.org"), ("password", "not the password")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(banner(&unknown), banner(&wrong), "the same message whether or not the account exists");
+    assert_eq!(banner(&wrong), "Email or password is wrong.");
+
+    for _ in 0..4 {
+        post_form(&client, &login, &[("email", "advocate@example.org"), ("password", "still not it")]).await;
+    }
+    let (status, page) = post_form(&client, &login, &[("email", "advocate@example.org"), ("password", PASSWORD)]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits out the lockout");
+    assert!(banner(&page).contains("Too many failed sign-ins"), "{}", banner(&page));
+    // Other accounts are not affected.
+    app.signed_in("other@example.org").await;
+
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use secondlook::db::entities::audit_entry;
+    let count = |action: &'static str| {
+        audit_entry::Entity::find().filter(audit_entry::Column::Action.eq(action)).count(&app.db)
+    };
+    assert_eq!(count("auth.sign_in_failed").await.expect("count"), 6, "one unknown email and five wrong passwords");
+    assert_eq!(count("auth.sign_in_refused").await.expect("count"), 1);
+}
+
+async fn admins_manage_users_and_tokens(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let admin = app.signed_in("admin@example.org").await;
+    let other = app.signed_in("other@example.org").await;
+    let b = &app.base;
+
+    let (status, page) = post_form(
+        &admin,
+        &format!("{b}/admin/users"),
+        &[("name", "New Person"), ("email", "new@example.org"), ("role", "advocate"), ("timezone", "Europe/Oslo")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{page}");
+    let password =
+        page.split("<code class=\"secret\">").nth(1).and_then(|s| s.split('<').next()).expect("password shown once");
+    let fresh = web_client();
+    let (status, _) =
+        post_form(&fresh, &format!("{b}/login"), &[("email", "new@example.org"), ("password", password)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the new user signs in with the shown password");
+    let (status, page) = post_form(
+        &admin,
+        &format!("{b}/admin/users"),
+        &[("name", "Dup"), ("email", "new@example.org"), ("role", "advocate")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("already exists"));
+
+    // Deactivation stops the user's open sessions and tokens at once.
+    let (status, _) =
+        post_form(&admin, &format!("{b}/admin/users/{}", app.other_advocate.id), &[("active", "false")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(status_of(&other, &format!("{b}/")).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(app.get(&app.other_advocate.token, "/api/v1/cases").await.0, StatusCode::UNAUTHORIZED);
+    let (status, _) =
+        post_form(&web_client(), &format!("{b}/login"), &[("email", "other@example.org"), ("password", PASSWORD)])
+            .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a deactivated user cannot sign in");
+    // An admin cannot lock themselves out.
+    let (status, _) = post_form(&admin, &format!("{b}/admin/users/{}", app.admin.id), &[("active", "false")]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let (status, page) =
+        post_form(&admin, &format!("{b}/admin/tokens"), &[("email", "advocate@example.org"), ("label", "reporting")])
+            .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = page
+        .split("<code class=\"secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("token shown once")
+        .to_string();
+    assert_eq!(app.get(&token, "/api/v1/cases").await.0, StatusCode::OK);
+    let listing = body_of(&admin, &format!("{b}/admin/tokens")).await;
+    assert!(listing.contains("reporting") && !listing.contains(&token), "the list never shows token text");
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use secondlook::db::entities::api_token;
+    let row = api_token::Entity::find()
+        .filter(api_token::Column::Label.eq("reporting"))
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("row");
+    let (status, _) = post_form(&admin, &format!("{b}/admin/tokens/{}/revoke", row.id), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get(&token, "/api/v1/cases").await.0, StatusCode::UNAUTHORIZED);
+}
+
+const NASTY: &str = "<script>alert(\"x\")</script> O'Brien & <b>bold</b>";
+
+async fn text_is_escaped_on_every_page(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let advocate = app.signed_in("advocate@example.org").await;
+    let b = &app.base;
+    let (status, _) = post_form(
+        &advocate,
+        &format!("{b}/cases/new"),
+        &[
+            ("patient.name", NASTY),
+            ("patient.email", "p@example.org"),
+            ("specialty", NASTY),
+            ("reason", "uncertain"),
+            ("urgency", "expedited"),
+            ("summary", NASTY),
+            ("patient_questions", NASTY),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, list) = app.get(&app.advocate.token, "/api/v1/cases").await;
+    let id = list["items"][0]["id"].as_i64().expect("id");
+    let specialist = json!({ "name": NASTY, "specialty": NASTY, "institution": NASTY });
+    assert_eq!(app.post(&app.admin.token, "/api/v1/specialists", specialist).await.0, StatusCode::CREATED);
+    let note = json!({ "status": "received", "note": NASTY });
+    assert_eq!(
+        app.put(&app.advocate.token, &format!("/api/v1/cases/{id}/records/lab_results"), note).await.0,
+        StatusCode::OK
+    );
+    let admin = app.signed_in("admin@example.org").await;
+    for (client, path) in [
+        (&advocate, "/".to_string()),
+        (&advocate, format!("/cases/{id}")),
+        (&advocate, format!("/cases/{id}/summary")),
+        (&advocate, "/specialists".to_string()),
+        (&admin, "/admin".to_string()),
+    ] {
+        let page = body_of(client, &format!("{b}{path}")).await;
+        assert!(!page.contains("<script>alert"), "{path} renders a script tag");
+        assert!(!page.contains("<b>bold</b>"), "{path} renders markup");
+        if path != "/admin" {
+            assert!(
+                page.contains("&#60;script&#62;") || page.contains("&lt;script&gt;"),
+                "{path} shows the text escaped"
+            );
+        }
+    }
+}
+
+/// The whole flow over plain HTTP forms, as a browser without JavaScript sends them.
+async fn a_case_is_worked_through_the_forms(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let specialist = app.add_specialist("Dr. Form", true).await.to_string();
+    let advocate = app.signed_in("advocate@example.org").await;
+    let b = &app.base;
+    let (status, page) = post_form(
+        &advocate,
+        &format!("{b}/cases/new"),
+        &[
+            ("patient.name", ""),
+            ("patient.email", "bad"),
+            ("specialty", "Oncology"),
+            ("reason", "other"),
+            ("urgency", "routine"),
+            ("summary", "kept text"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("is required") && page.contains("not a valid email address"), "field-level errors");
+    assert!(page.contains("kept text"), "what was typed is kept");
+
+    let response = advocate
+        .post(format!("{b}/cases/new"))
+        .form(&[
+            ("patient.name", "Form Patient"),
+            ("patient.email", "fp@example.org"),
+            ("specialty", "Oncology"),
+            ("reason", "surgery_recommended"),
+            ("urgency", "routine"),
+        ])
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let case_path =
+        response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).expect("location").to_string();
+    let url = |suffix: &str| format!("{b}{case_path}/{suffix}");
+    let ok = |(status, page): (StatusCode, String)| {
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    };
+    let page = body_of(&advocate, &format!("{b}{case_path}")).await;
+    assert!(page.contains("Not yet: choose a specialist first"), "the move button says why it is disabled");
+
+    ok(post_form(&advocate, &url("records/pathology_report"), &[("status", "received"), ("note", "biopsy slides")])
+        .await);
+    ok(post_form(&advocate, &url("specialist"), &[("specialist_id", &specialist)]).await);
+    ok(post_form(&advocate, &url("transition"), &[("to", "specialist_chosen")]).await);
+    let (status, page) =
+        post_form(&advocate, &url("consultation"), &[("scheduled_at", "not a time"), ("mode", "virtual")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("is not a date and time"));
+    let past = (chrono::Utc::now() - chrono::Duration::hours(3)).format("%Y-%m-%dT%H:%M").to_string();
+    ok(post_form(
+        &advocate,
+        &url("consultation"),
+        &[("scheduled_at", &past), ("mode", "virtual"), ("location", "https://video.example")],
+    )
+    .await);
+    ok(post_form(&advocate, &url("transition"), &[("to", "consultation_held")]).await);
+    ok(post_form(
+        &advocate,
+        &url("opinions"),
+        &[
+            ("round", "original"),
+            ("clinician", "Dr. One"),
+            ("diagnosis", "Hernia"),
+            ("treatment_plan", "Surgery"),
+            ("recommends_surgery", "on"),
+        ],
+    )
+    .await);
+    ok(post_form(
+        &advocate,
+        &url("opinions"),
+        &[("round", "second"), ("clinician", "Dr. Form"), ("diagnosis", "Hernia"), ("treatment_plan", "Physiotherapy")],
+    )
+    .await);
+    let (status, page) = post_form(&advocate, &url("comparison"), &[("risk_notes", "none")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("answer yes or no"));
+    ok(post_form(
+        &advocate,
+        &url("comparison"),
+        &[("diagnosis_agrees", "yes"), ("treatment_agrees", "no"), ("summary", "Same diagnosis")],
+    )
+    .await);
+    ok(post_form(&advocate, &url("transition"), &[("to", "opinions_compared")]).await);
+    ok(post_form(&advocate, &url("decision"), &[("chosen_opinion", "second"), ("reason", "Avoids surgery")]).await);
+    ok(post_form(&advocate, &url("transition"), &[("to", "decision_made")]).await);
+    let (status, page) = post_form(&advocate, &url("transition"), &[("to", "withdrawn"), ("note", "too late")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a decided case cannot be withdrawn");
+    assert!(page.contains("cannot move"));
+
+    let admin = app.signed_in("admin@example.org").await;
+    let overview = body_of(&admin, &format!("{b}/admin")).await;
+    let outcomes = overview.split("id=\"outcomes\"").nth(1).expect("outcomes section");
+    assert!(outcomes.contains("1 decided cases."), "{outcomes}");
+    assert!(outcomes.contains("<th scope=\"row\">Treatment changed</th><td>1</td><td>100%</td>"), "{outcomes}");
+    assert!(
+        outcomes.contains("<th scope=\"row\">Surgery recommended first, not followed</th><td>1</td>"),
+        "{outcomes}"
+    );
+    assert!(outcomes.contains("<th scope=\"row\">Diagnosis changed</th><td>0</td>"), "{outcomes}");
+}
