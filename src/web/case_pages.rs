@@ -59,9 +59,15 @@ struct CasePage {
     hold_reasons: &'static [HoldReason],
     activity: Vec<ActivityLine>,
     form: FormState,
+    stage_label: &'static str,
+    reason_label: &'static str,
 }
 
 impl CasePage {
+    fn hold_label(&self, reason: &str) -> &'static str {
+        HoldReason::parse(reason).map_or("", |r| r.label())
+    }
+
     fn value(&self, form: &str, name: &str, current: &str) -> String {
         self.form.value(form, name, current)
     }
@@ -211,6 +217,8 @@ async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) ->
         hold_reasons: HoldReason::ALL,
         activity,
         form,
+        stage_label: current.label(),
+        reason_label: Reason::parse(&case.reason).map_or("", |r| r.label()),
         case,
     })
 }

@@ -5,6 +5,7 @@ mod common;
 mod postgres;
 
 mod access;
+mod browser;
 mod cli;
 mod database;
 mod input;
