@@ -248,6 +248,12 @@ struct WeekRow {
     n: i64,
 }
 
+/// Rows of one week; times a little ahead of `now` (another instance's
+/// clock) count as this week.
+fn in_week(rows: &[WeekRow], weeks_ago: i32) -> i64 {
+    rows.iter().filter(|r| r.weeks_ago.max(0) == weeks_ago).map(|r| r.n).sum()
+}
+
 pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Overview> {
     let backend = db.get_database_backend();
     let stmt =
@@ -340,8 +346,8 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<
         .rev()
         .map(|weeks_ago: i32| WeekCounts {
             week_start: now - Duration::weeks(i64::from(weeks_ago) + 1),
-            opened: opened.iter().find(|r| r.weeks_ago == weeks_ago).map_or(0, |r| r.n),
-            closed: closed.iter().find(|r| r.weeks_ago == weeks_ago).map_or(0, |r| r.n),
+            opened: in_week(&opened, weeks_ago),
+            closed: in_week(&closed, weeks_ago),
         })
         .collect();
 

@@ -1,10 +1,11 @@
-//! The database layer on its own: migrations run by processes starting together.
+//! The database layer on its own: migrations run by processes starting
+//! together, and the admin figures the database computes.
 
 use secondlook::{auth::users, db};
 
 use crate::common::{Backend, fresh_database, test_settings};
 
-crate::on_both_databases!(instances_starting_together_migrate_once);
+crate::on_both_databases!(instances_starting_together_migrate_once, admin_figures_are_computed_by_the_database);
 
 async fn instances_starting_together_migrate_once(backend: Backend) {
     let Some((url, _dir)) = fresh_database(backend).await else {
@@ -28,4 +29,49 @@ async fn instances_starting_together_migrate_once(backend: Backend) {
     let created = outcomes.into_iter().map(|o| o.expect("bootstrap succeeds")).filter(Option::is_some).count();
     assert_eq!(created, 1);
     assert_eq!(users::count(&pools[0]).await.expect("count"), 1);
+}
+
+async fn admin_figures_are_computed_by_the_database(backend: Backend) {
+    use crate::common::TestApp;
+    use serde_json::json;
+    let Some(app) = TestApp::start(backend).await else { return };
+    let specialist = app.add_specialist("Dr. Figures", true).await;
+    let now = chrono::Utc::now();
+    // Three cases spent 2, 4 and 6 days gathering records; a fourth is still there, overdue.
+    for (n, days) in [(0, 2), (1, 4), (2, 6)] {
+        let id = app.open_case(&app.advocate.token, &format!("Figure {n}")).await;
+        let moved = json!({ "to": "specialist_chosen", "specialist_id": specialist });
+        assert_eq!(app.move_case(&app.advocate.token, id, moved).await.0, reqwest::StatusCode::OK);
+        let entered = now - chrono::Duration::days(10);
+        let left = entered + chrono::Duration::days(days);
+        for (to, at) in [("records_requested", entered), ("specialist_chosen", left)] {
+            app.sql(&format!(
+                "UPDATE stage_history SET at = '{}' WHERE case_id = {id} AND to_stage = '{to}'",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+            ))
+            .await;
+        }
+    }
+    let late = app.open_case(&app.other_advocate.token, "Late Figure").await;
+    let due = (now - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+    app.sql(&format!("UPDATE cases SET stage_due_at = '{due}' WHERE id = {late}")).await;
+
+    let overview = secondlook::reports::overview(&app.db, chrono::Utc::now()).await.expect("overview");
+    let records = &overview.time_in_stage[0];
+    assert_eq!(records.count, 3);
+    let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 0.01);
+    assert!(close(records.median_days, 4.0), "median {:?}", records.median_days);
+    assert!(close(records.p90_days, 6.0), "90th percentile {:?}", records.p90_days);
+    assert_eq!(overview.open_per_stage[0].1, 1, "one case still gathering records");
+    assert_eq!(overview.open_per_stage[1].1, 3);
+    assert_eq!(overview.overdue_per_stage[0].1, 1);
+    let this_week = overview.weekly.last().expect("weeks");
+    assert_eq!(this_week.opened, 4, "every case was opened this week");
+    assert_eq!(overview.weekly.len(), 12);
+    let late_owner = overview
+        .per_advocate
+        .iter()
+        .find(|a| a.advocate_id.map(i64::from) == Some(app.other_advocate.id))
+        .expect("row");
+    assert_eq!((late_owner.open, late_owner.overdue), (1, 1));
 }
