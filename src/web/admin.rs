@@ -75,20 +75,6 @@ struct UsersPage {
     created_password: Option<(String, String)>,
 }
 
-impl UsersPage {
-    fn value(&self, name: &str) -> String {
-        self.form.values.get(name).cloned().unwrap_or_default()
-    }
-
-    fn error(&self, name: &str) -> String {
-        self.form.errors.get(name).cloned().unwrap_or_default()
-    }
-
-    fn has_error(&self, name: &str) -> bool {
-        self.form.errors.contains_key(name)
-    }
-}
-
 async fn users_page(
     state: &AppState,
     staff: &Staff,

@@ -516,20 +516,6 @@ struct NewCasePage {
     default_timezone: String,
 }
 
-impl NewCasePage {
-    fn value(&self, name: &str) -> String {
-        self.form.value("intake", name, "")
-    }
-
-    fn error(&self, name: &str) -> String {
-        self.form.error("intake", name).unwrap_or_default().to_string()
-    }
-
-    fn has_error(&self, name: &str) -> bool {
-        self.form.error("intake", name).is_some()
-    }
-}
-
 pub async fn new_form(State(state): State<AppState>, staff: Staff) -> PageResult<Html<String>> {
     let form = FormState { form: "intake".into(), ..FormState::default() };
     let mut page = NewCasePage {

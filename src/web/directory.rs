@@ -56,20 +56,6 @@ struct FormPage {
     form: FormState,
 }
 
-impl FormPage {
-    fn value(&self, name: &str) -> String {
-        self.form.values.get(name).cloned().unwrap_or_default()
-    }
-
-    fn error(&self, name: &str) -> String {
-        self.form.errors.get(name).cloned().unwrap_or_default()
-    }
-
-    fn has_error(&self, name: &str) -> bool {
-        self.form.errors.contains_key(name)
-    }
-}
-
 fn input_from(fields: &FormFields) -> SpecialistInput {
     SpecialistInput {
         name: fields.text("name"),

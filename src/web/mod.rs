@@ -327,6 +327,19 @@ impl FormState {
         Ok(Self { form: form.to_string(), values: fields.0.clone(), errors, message })
     }
 
+    /// On a page with a single form: the value typed into `name`.
+    pub fn field(&self, name: &str) -> String {
+        self.values.get(name).cloned().unwrap_or_default()
+    }
+
+    pub fn problem(&self, name: &str) -> String {
+        self.errors.get(name).cloned().unwrap_or_default()
+    }
+
+    pub fn has_problem(&self, name: &str) -> bool {
+        self.errors.contains_key(name)
+    }
+
     pub fn is(&self, form: &str) -> bool {
         self.form == form
     }
