@@ -17,6 +17,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub web: WebSettings,
+    pub mail: MailSettings,
+    pub reminders: ReminderSettings,
     pub bootstrap: BootstrapSettings,
     pub cases: CaseSettings,
     pub service_levels: ServiceLevelSettings,
@@ -54,6 +56,81 @@ pub struct WebSettings {
     pub address_lockout_after: u32,
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    pub file_dir: String,
+    pub from_name: String,
+    pub from_address: String,
+    pub reply_to: String,
+    pub message_id_domain: String,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: String,
+    pub password: String,
+    pub pool_size: u32,
+    #[serde(with = "humantime_serde")]
+    pub pool_idle: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never reaches a log.
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReminderSettings {
+    pub enabled: bool,
+    pub schedule: String,
+    pub batch_size: u64,
+    #[serde(with = "humantime_serde")]
+    pub due_soon_window: Duration,
+    pub overdue_max: u32,
+    pub digest_time: String,
+    #[serde(with = "humantime_serde")]
+    pub records_nudge_every: Duration,
+    pub records_nudge_max: u32,
+    pub quiet_start: String,
+    pub quiet_end: String,
+    pub weekly_summary_day: String,
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,6 +227,15 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes must be at least 1024".into());
         }
+        if let Err(problem) = self.reminder_rules() {
+            return invalid(problem);
+        }
+        if self.mail.from_address.parse::<lettre::Address>().is_err() {
+            return invalid(format!("mail.from_address {:?} is not an email address", self.mail.from_address));
+        }
+        if self.reminders.batch_size == 0 || self.reminders.max_attempts == 0 || self.reminders.lease.is_zero() {
+            return invalid("reminders.batch_size, max_attempts and lease must be above zero".into());
+        }
         let web = &self.web;
         if web.session_idle_timeout < Duration::from_secs(1) || web.session_absolute_lifetime < web.session_idle_timeout
         {
@@ -176,6 +262,34 @@ impl Settings {
     pub fn public_url(&self) -> String {
         let configured = self.server.public_url.trim().trim_end_matches('/');
         if configured.is_empty() { format!("http://{}", self.server.listen) } else { configured.to_string() }
+    }
+
+    /// The planner's rules, checked: times of day, weekday, durations.
+    pub fn reminder_rules(&self) -> Result<crate::reminders::planner::Rules, String> {
+        let r = &self.reminders;
+        let time = |name: &str, value: &str| {
+            chrono::NaiveTime::parse_from_str(value, "%H:%M")
+                .map_err(|_| format!("reminders.{name} {value:?} is not a time such as 07:30"))
+        };
+        let weekday = r.weekly_summary_day.parse::<chrono::Weekday>().map_err(|_| {
+            format!("reminders.weekly_summary_day {:?} is not a weekday such as Mon", r.weekly_summary_day)
+        })?;
+        let span = |name: &str, value: Duration| {
+            chrono::Duration::from_std(value)
+                .ok()
+                .filter(|d| *d > chrono::Duration::zero())
+                .ok_or(format!("reminders.{name} must be above zero"))
+        };
+        Ok(crate::reminders::planner::Rules {
+            due_soon_window: span("due_soon_window", r.due_soon_window)?,
+            overdue_max: r.overdue_max,
+            digest_time: time("digest_time", &r.digest_time)?,
+            records_nudge_every: span("records_nudge_every", r.records_nudge_every)?,
+            records_nudge_max: r.records_nudge_max,
+            quiet_start: time("quiet_start", &r.quiet_start)?,
+            quiet_end: time("quiet_end", &r.quiet_end)?,
+            weekly_summary_day: weekday,
+        })
     }
 
     pub fn service_levels(&self) -> ServiceLevels {

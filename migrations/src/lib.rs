@@ -8,12 +8,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_case_workflow;
 mod m20261122_000002_staff_web;
+mod m20261122_000003_outbox;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_case_workflow::Migration), Box::new(m20261122_000002_staff_web::Migration)]
+        vec![
+            Box::new(m20261121_000001_case_workflow::Migration),
+            Box::new(m20261122_000002_staff_web::Migration),
+            Box::new(m20261122_000003_outbox::Migration),
+        ]
     }
 }

@@ -267,6 +267,8 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
         medical_history: Set(new.medical_history.clone()),
         medications: Set(new.medications.clone()),
         patient_questions: Set(new.patient_questions.clone()),
+        nudge_token: Set(Some(unsubscribe_token()?)),
+        nudges_stopped_at: Set(None),
         ..Default::default()
     }
     .insert(&txn)
@@ -338,6 +340,12 @@ async fn ensure_assignable<C: ConnectionTrait>(conn: &C, user_id: i32) -> AppRes
         Some(u) if u.active && Role::parse(&u.role).is_some() => Ok(()),
         _ => Err(FieldErrors::single("advocate_id", "no active staff member has this id")),
     }
+}
+
+/// The secret in a patient's unsubscribe link: 128 random bits.
+fn unsubscribe_token() -> AppResult<String> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    Ok(URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<16>()?))
 }
 
 fn hex_token() -> AppResult<String> {

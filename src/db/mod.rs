@@ -99,3 +99,33 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
+
+/// Rewrites `?` placeholders as `$1, $2…` for PostgreSQL, so hand-written
+/// SQL can be shared by both databases.
+pub fn placeholders(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_only() {
+        assert_eq!(placeholders(DbBackend::Postgres, "a = ? AND b < ?"), "a = $1 AND b < $2");
+        assert_eq!(placeholders(DbBackend::Sqlite, "a = ? AND b < ?"), "a = ? AND b < ?");
+    }
+}

@@ -15,7 +15,10 @@ use crate::{
         Stage,
         values::{like_contains, round_name},
     },
-    db::entities::{audit_entry, case},
+    db::{
+        self,
+        entities::{audit_entry, case},
+    },
     error::AppResult,
 };
 
@@ -114,7 +117,7 @@ pub async fn caseload(
     };
     let upcoming = Upcoming::find_by_statement(Statement::from_sql_and_values(
         backend,
-        placeholders(
+        db::placeholders(
             backend,
             &format!(
                 "SELECT c.id AS case_id, c.reference, c.patient_name, r.consultation_scheduled_at AS scheduled_at, \
@@ -140,24 +143,6 @@ pub async fn caseload(
     }
     let activity = activity_query.order_by_desc(audit_entry::Column::Id).limit(30).all(db).await?;
     Ok(Caseload { stage_counts, cases, total, upcoming, activity })
-}
-
-/// Rewrites `?` placeholders as `$1, $2…` for PostgreSQL.
-fn placeholders(backend: DbBackend, sql: &str) -> String {
-    if backend != DbBackend::Postgres {
-        return sql.to_string();
-    }
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for ch in sql.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(ch);
-        }
-    }
-    out
 }
 
 /// Days between two timestamp columns, as a real number, in this database's dialect.
@@ -256,8 +241,9 @@ fn in_week(rows: &[WeekRow], weeks_ago: i32) -> i64 {
 
 pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Overview> {
     let backend = db.get_database_backend();
-    let stmt =
-        |sql: String, values: Vec<Value>| Statement::from_sql_and_values(backend, placeholders(backend, &sql), values);
+    let stmt = |sql: String, values: Vec<Value>| {
+        Statement::from_sql_and_values(backend, db::placeholders(backend, &sql), values)
+    };
     let open_list = "('records_requested', 'specialist_chosen', 'consultation_held', 'opinions_compared')";
 
     let per_stage = |rows: Vec<StageCount>| -> Vec<(Stage, i64)> {
@@ -381,15 +367,4 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<
         weekly,
         outcomes,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres_only() {
-        assert_eq!(placeholders(DbBackend::Postgres, "a = ? AND b < ?"), "a = $1 AND b < $2");
-        assert_eq!(placeholders(DbBackend::Sqlite, "a = ? AND b < ?"), "a = ? AND b < ?");
-    }
 }

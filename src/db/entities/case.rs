@@ -43,6 +43,8 @@ pub struct Model {
     pub medications: String,
     #[sea_orm(column_type = "Text")]
     pub patient_questions: String,
+    pub nudge_token: Option<String>,
+    pub nudges_stopped_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,7 @@ pub mod case;
 pub mod case_record;
 pub mod case_round;
 pub mod opinion;
+pub mod outbox_message;
 pub mod session;
 pub mod sign_in_failure;
 pub mod specialist;

@@ -1,0 +1,294 @@
+//! What each reminder says. Every email is rendered from the same pair of
+//! askama templates (`templates/email/message.txt` and `.html`) filled with
+//! content chosen here. Subjects never name a diagnosis, specialty, reason
+//! or stage; patient emails say what to do, not the medical details.
+
+use askama::Template;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::{
+    outbox::Draft,
+    planner::{CaseFacts, Kind, Planned},
+};
+use crate::{cases::Stage, error::AppError};
+
+#[derive(Template)]
+#[template(path = "email/message.txt")]
+struct TextPart<'a> {
+    greeting: &'a str,
+    paragraphs: &'a [String],
+    list_title: &'a Option<String>,
+    items: &'a [String],
+    action: &'a Option<(String, String)>,
+    footer: &'a [String],
+}
+
+#[derive(Template)]
+#[template(path = "email/message.html")]
+struct HtmlPart<'a> {
+    subject: &'a str,
+    greeting: &'a str,
+    paragraphs: &'a [String],
+    list_title: &'a Option<String>,
+    items: &'a [String],
+    action: &'a Option<(String, String)>,
+    footer: &'a [String],
+    unsubscribe_url: &'a Option<String>,
+}
+
+/// The content of one email before it becomes text and HTML.
+#[derive(Debug, Clone, Default)]
+pub struct Content {
+    pub subject: String,
+    pub greeting: String,
+    pub paragraphs: Vec<String>,
+    pub list_title: Option<String>,
+    pub items: Vec<String>,
+    pub action: Option<(String, String)>,
+    pub footer: Vec<String>,
+    pub ics: Option<String>,
+    pub unsubscribe_url: Option<String>,
+}
+
+pub const QUESTIONS_TO_ASK: [&str; 6] = [
+    "Do you agree with the diagnosis I was given?",
+    "Could anything else explain my symptoms?",
+    "Are further tests needed before deciding?",
+    "What are all my treatment options, with the risks and benefits of each?",
+    "What happens if we wait?",
+    "What outcomes can I expect with each option?",
+];
+
+pub const WHAT_TO_BRING: &str = "Bring photo ID, your insurance card, your list of medications, and copies of \
+     your records and imaging (or the summary your advocate prepared).";
+
+pub fn when(t: DateTime<Utc>, tz: Tz) -> String {
+    format!("{} ({})", t.with_timezone(&tz).format("%A %-d %B %Y at %H:%M"), tz.name())
+}
+
+fn patient_footer(unsubscribe_url: &str) -> Vec<String> {
+    vec![
+        "This is an automated reminder from SecondLook, sent for your advocate. Replies reach your advocate's team."
+            .to_string(),
+        format!("To stop these reminders for this case, open {unsubscribe_url}"),
+    ]
+}
+
+fn staff_footer() -> Vec<String> {
+    vec!["This is an automated message from SecondLook.".to_string()]
+}
+
+/// What a case reminder says.
+pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsubscribe_url: Option<String>) -> Content {
+    let case_url = format!("{public_url}/cases/{}", case.case_id);
+    let tz = planned.recipient.tz;
+    let first_name = planned.recipient.name.split_whitespace().next().unwrap_or("there").to_string();
+    let greeting = format!("Hello {first_name},");
+    let stage = case.stage.label();
+    let due = case.stage_due_at.map(|d| when(d, tz)).unwrap_or_default();
+    let patient_unsubscribe = unsubscribe_url.clone().unwrap_or_default();
+    match &planned.kind {
+        Kind::DueSoon => Content {
+            subject: format!("Case {} is due within a day", case.reference),
+            greeting,
+            paragraphs: vec![format!(
+                "Case {} ({}) has to leave the stage “{stage}” by {due}.",
+                case.reference, case.patient_name
+            )],
+            action: Some(("Open the case".into(), case_url)),
+            footer: staff_footer(),
+            ..Content::default()
+        },
+        Kind::Overdue { day } => Content {
+            subject: format!("Case {} is overdue", case.reference),
+            greeting,
+            paragraphs: vec![
+                format!(
+                    "Case {} ({}) was due to leave the stage “{stage}” by {due}{}.",
+                    case.reference,
+                    case.patient_name,
+                    if *day == 0 { String::new() } else { format!(" — {} days ago", day) }
+                ),
+                "Move it on, or put it on hold with the reason it is waiting.".into(),
+            ],
+            action: Some(("Open the case".into(), case_url)),
+            footer: staff_footer(),
+            ..Content::default()
+        },
+        Kind::RecordsNudge { .. } => Content {
+            subject: "Please send your medical records".into(),
+            greeting,
+            paragraphs: vec![
+                "Your second opinion can only start once the specialist has your records. We are still waiting for:"
+                    .into(),
+            ],
+            list_title: Some("Still needed".into()),
+            items: case.records_outstanding.iter().map(|k| k.label().to_string()).collect(),
+            footer: {
+                let mut footer = vec![
+                    "Ask the clinic or hospital that holds them to send copies to your advocate, or reply to this email."
+                        .to_string(),
+                ];
+                footer.extend(patient_footer(&patient_unsubscribe));
+                footer
+            },
+            unsubscribe_url,
+            ..Content::default()
+        },
+        Kind::ConsultationSoon { days_before } => {
+            let Some(visit) = &case.consultation else { return Content::default() };
+            let with = case.specialist_name.as_deref().map(|n| format!(" with {n}")).unwrap_or_default();
+            let place = if visit.virtual_visit {
+                match &visit.location {
+                    Some(link) => format!("It is a video appointment: {link}"),
+                    None => "It is a video appointment; the link will come from the clinic.".to_string(),
+                }
+            } else {
+                match &visit.location {
+                    Some(place) => format!("It is in person at: {place}"),
+                    None => "It is in person; the clinic will confirm the address.".to_string(),
+                }
+            };
+            let in_days = if *days_before == 1 { "tomorrow".to_string() } else { format!("in {days_before} days") };
+            let at = when(visit.scheduled_at, tz);
+            Content {
+                subject: format!("Your appointment {in_days}"),
+                greeting,
+                paragraphs: vec![
+                    format!("Your second-opinion appointment{with} is {in_days}: {at}."),
+                    place,
+                    WHAT_TO_BRING.to_string(),
+                    "A calendar entry is attached.".to_string(),
+                ],
+                list_title: Some("Questions to ask".into()),
+                items: QUESTIONS_TO_ASK.iter().map(|q| (*q).to_string()).collect(),
+                footer: patient_footer(&patient_unsubscribe),
+                ics: Some(calendar_entry(case, visit.scheduled_at, &with)),
+                unsubscribe_url,
+                ..Content::default()
+            }
+        }
+        Kind::ReportRequest => Content {
+            subject: "Please send the specialist's written report".into(),
+            greeting,
+            paragraphs: vec![
+                "Thank you for attending your second-opinion appointment.".into(),
+                "When the specialist's written report reaches you, please forward it to your advocate (or reply to this email with it), so the two opinions can be put side by side.".into(),
+            ],
+            footer: patient_footer(&patient_unsubscribe),
+            unsubscribe_url,
+            ..Content::default()
+        },
+        Kind::Digest | Kind::WeeklySummary => Content::default(),
+    }
+}
+
+/// A calendar entry for the appointment: no medical detail, a stable UID
+/// so a later reminder updates the same entry.
+fn calendar_entry(case: &CaseFacts, at: DateTime<Utc>, with: &str) -> String {
+    use icalendar::{Calendar, Component, Event, EventLike};
+    let mut event = Event::new();
+    event
+        .uid(&format!("consultation-{}-{}-{}@secondlook", case.case_id, case.round, at.timestamp()))
+        .summary(&format!("Second-opinion appointment{with}"))
+        .description(WHAT_TO_BRING)
+        .starts(at)
+        .ends(at + chrono::Duration::hours(1));
+    if let Some(place) = case.consultation.as_ref().and_then(|v| v.location.as_deref()) {
+        event.location(place);
+    }
+    Calendar::new().push(event.done()).done().to_string()
+}
+
+/// Turns content into a queueable draft (text and HTML parts rendered).
+pub fn draft(planned: &Planned, content: Content) -> Result<Draft, AppError> {
+    let render_error = |e: askama::Error| AppError::Internal(format!("email template: {e}"));
+    let text = TextPart {
+        greeting: &content.greeting,
+        paragraphs: &content.paragraphs,
+        list_title: &content.list_title,
+        items: &content.items,
+        action: &content.action,
+        footer: &content.footer,
+    }
+    .render()
+    .map_err(render_error)?;
+    let html = HtmlPart {
+        subject: &content.subject,
+        greeting: &content.greeting,
+        paragraphs: &content.paragraphs,
+        list_title: &content.list_title,
+        items: &content.items,
+        action: &content.action,
+        footer: &content.footer,
+        unsubscribe_url: &content.unsubscribe_url,
+    }
+    .render()
+    .map_err(render_error)?;
+    Ok(Draft {
+        key: planned.key.clone(),
+        case_id: planned.case_id,
+        kind: planned.kind.name().to_string(),
+        recipient_email: planned.recipient.email.clone(),
+        recipient_name: planned.recipient.name.clone(),
+        subject: content.subject,
+        body_text: text,
+        body_html: html,
+        ics: content.ics,
+        unsubscribe_url: content.unsubscribe_url,
+        send_after: planned.send_after,
+    })
+}
+
+/// An advocate's digest.
+pub struct DigestContent {
+    pub due_today: Vec<(String, String)>,
+    pub overdue: Vec<(String, String)>,
+    pub consultations: Vec<String>,
+}
+
+pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str) -> Content {
+    let first_name = planned.recipient.name.split_whitespace().next().unwrap_or("there");
+    let date = planned.send_after.with_timezone(&planned.recipient.tz).format("%A %-d %B").to_string();
+    let mut items = Vec::new();
+    items.extend(facts.overdue.iter().map(|(reference, stage)| format!("Overdue: {reference} — {stage}")));
+    items.extend(facts.due_today.iter().map(|(reference, stage)| format!("Due today: {reference} — {stage}")));
+    items.extend(facts.consultations.iter().map(|c| format!("Consultation: {c}")));
+    Content {
+        subject: format!(
+            "Your caseload for {date}: {} due today, {} overdue",
+            facts.due_today.len(),
+            facts.overdue.len()
+        ),
+        greeting: format!("Good morning {first_name},"),
+        paragraphs: vec!["Here is what needs you today.".into()],
+        list_title: Some("Today".into()),
+        items,
+        action: Some(("Open your caseload".into(), format!("{public_url}/"))),
+        footer: staff_footer(),
+        ..Content::default()
+    }
+}
+
+pub fn weekly_content(
+    planned: &Planned,
+    open_per_stage: &[(Stage, i64)],
+    overdue: i64,
+    decided: i64,
+    public_url: &str,
+) -> Content {
+    let first_name = planned.recipient.name.split_whitespace().next().unwrap_or("there");
+    Content {
+        subject: "SecondLook weekly summary".into(),
+        greeting: format!("Hello {first_name},"),
+        paragraphs: vec![format!(
+            "{overdue} open cases are overdue; {decided} cases reached a decision in the last 7 days."
+        )],
+        list_title: Some("Open cases per stage".into()),
+        items: open_per_stage.iter().map(|(stage, n)| format!("{}: {n}", stage.label())).collect(),
+        action: Some(("Open the overview".into(), format!("{public_url}/admin"))),
+        footer: staff_footer(),
+        ..Content::default()
+    }
+}

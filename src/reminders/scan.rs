@@ -1,0 +1,305 @@
+//! The scan: reads open cases in bounded chunks, turns them into planner
+//! facts, and queues what the planner says is due. Also plans advocates'
+//! digests and admins' weekly summaries.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{
+    Reminders,
+    outbox::{self, Draft},
+    planner::{self, CaseFacts, Consultation, DigestFacts, Person, Planned},
+    render,
+};
+use crate::{
+    auth::Role,
+    cases::{
+        Stage,
+        values::{RecordKind, RecordStatus},
+    },
+    db::entities::{case, case_record, case_round, opinion, specialist, user},
+    error::AppResult,
+    reports,
+};
+
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    /// Reminders the planner found due and not yet queued.
+    pub planned: usize,
+    /// Of those, the ones this scan queued (another instance may have been first).
+    pub queued: usize,
+    /// In a dry run, what would have been queued.
+    pub drafts: Vec<Draft>,
+}
+
+fn open_stages() -> Vec<&'static str> {
+    Stage::PATH[..4].iter().map(|s| s.as_str()).collect()
+}
+
+fn person(u: &user::Model) -> Person {
+    Person { id: u.id, name: u.name.clone(), email: u.email.clone(), tz: u.timezone.parse().unwrap_or(Tz::UTC) }
+}
+
+pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> AppResult<ScanReport> {
+    let db = &reminders.db;
+    let limit = reminders.settings.reminders.batch_size;
+    let public_url = reminders.settings.public_url();
+    let mut report = ScanReport::default();
+    let mut after = 0;
+    while (report.planned as u64) < limit {
+        let chunk = case::Entity::find()
+            .filter(case::Column::Stage.is_in(open_stages()))
+            .filter(case::Column::Id.gt(after))
+            .order_by_asc(case::Column::Id)
+            .limit(limit)
+            .all(db)
+            .await?;
+        let Some(last) = chunk.last() else { break };
+        after = last.id;
+        let facts = case_facts(db, &chunk).await?;
+        let ids: Vec<i32> = chunk.iter().map(|c| c.id).collect();
+        let queued: HashSet<String> = outbox::keys_for_cases(db, &ids).await?.into_iter().collect();
+        let planned = planner::plan_cases(&reminders.rules, &facts, &queued, now);
+        for p in planned.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX).saturating_sub(report.planned)) {
+            let Some(case_facts) = facts.iter().find(|f| Some(f.case_id) == p.case_id) else { continue };
+            let row = chunk.iter().find(|c| Some(c.id) == p.case_id);
+            let unsubscribe = match (p.kind.to_patient(), row) {
+                (true, Some(row)) => Some(format!("{public_url}/u/{}", nudge_token(db, row, dry_run).await?)),
+                _ => None,
+            };
+            let content = render::case_content(&p, case_facts, &public_url, unsubscribe);
+            queue(db, &p, content, dry_run, &mut report).await?;
+        }
+    }
+    if (report.planned as u64) < limit {
+        plan_people(reminders, now, dry_run, &mut report).await?;
+    }
+    Ok(report)
+}
+
+async fn queue(
+    db: &DatabaseConnection,
+    planned: &Planned,
+    content: render::Content,
+    dry_run: bool,
+    report: &mut ScanReport,
+) -> AppResult<()> {
+    let draft = render::draft(planned, content)?;
+    report.planned += 1;
+    if dry_run {
+        report.drafts.push(draft);
+    } else if outbox::enqueue(db, draft).await? {
+        report.queued += 1;
+    }
+    Ok(())
+}
+
+/// The case's unsubscribe secret, made on first use for cases that predate it.
+async fn nudge_token(db: &DatabaseConnection, row: &case::Model, dry_run: bool) -> AppResult<String> {
+    if let Some(token) = &row.nudge_token {
+        return Ok(token.clone());
+    }
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let token = URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<16>()?);
+    if !dry_run {
+        case::Entity::update_many()
+            .col_expr(case::Column::NudgeToken, sea_orm::prelude::Expr::value(token.clone()))
+            .filter(case::Column::Id.eq(row.id))
+            .filter(case::Column::NudgeToken.is_null())
+            .exec(db)
+            .await?;
+        // Another instance may have set one first; use whichever is stored.
+        if let Some(stored) = case::Entity::find_by_id(row.id).one(db).await?.and_then(|c| c.nudge_token) {
+            return Ok(stored);
+        }
+    }
+    Ok(token)
+}
+
+async fn case_facts(db: &DatabaseConnection, chunk: &[case::Model]) -> AppResult<Vec<CaseFacts>> {
+    let ids: Vec<i32> = chunk.iter().map(|c| c.id).collect();
+    let advocate_ids: Vec<i32> = chunk.iter().filter_map(|c| c.advocate_id).collect();
+    let advocates: HashMap<i32, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(advocate_ids))
+        .filter(user::Column::Active.eq(true))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let outstanding = case_record::Entity::find()
+        .filter(case_record::Column::CaseId.is_in(ids.clone()))
+        .filter(case_record::Column::Status.eq(RecordStatus::Requested.as_str()))
+        .all(db)
+        .await?;
+    let rounds = case_round::Entity::find().filter(case_round::Column::CaseId.is_in(ids.clone())).all(db).await?;
+    let specialist_ids: Vec<i32> = rounds.iter().filter_map(|r| r.specialist_id).collect();
+    let specialists: HashMap<i32, String> = specialist::Entity::find()
+        .filter(specialist::Column::Id.is_in(specialist_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+    let opinions: HashSet<(i32, i32)> = opinion::Entity::find()
+        .select_only()
+        .column(opinion::Column::CaseId)
+        .column(opinion::Column::Round)
+        .filter(opinion::Column::CaseId.is_in(ids))
+        .into_tuple()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(chunk
+        .iter()
+        .filter_map(|c| {
+            let stage = Stage::parse(&c.stage)?;
+            let round = rounds.iter().find(|r| r.case_id == c.id && r.round == c.round);
+            let consultation = round.and_then(|r| {
+                Some(Consultation {
+                    scheduled_at: r.consultation_scheduled_at?,
+                    virtual_visit: r.consultation_mode.as_deref() == Some("virtual"),
+                    location: r.consultation_location.clone(),
+                    held_at: r.consultation_held_at,
+                })
+            });
+            let mut missing: Vec<RecordKind> =
+                outstanding.iter().filter(|r| r.case_id == c.id).filter_map(|r| RecordKind::parse(&r.kind)).collect();
+            missing.sort();
+            Some(CaseFacts {
+                case_id: c.id,
+                reference: c.reference.clone(),
+                stage,
+                round: c.round,
+                stage_entered_at: c.stage_entered_at,
+                stage_due_at: c.stage_due_at,
+                held: c.held_since.is_some(),
+                advocate: c.advocate_id.and_then(|id| advocates.get(&id)).map(person),
+                patient_name: c.patient_name.clone(),
+                patient_email: c.patient_email.clone(),
+                patient_tz: c.patient_timezone.parse().unwrap_or(Tz::UTC),
+                nudges_stopped: c.nudges_stopped_at.is_some(),
+                records_outstanding: missing,
+                consultation,
+                specialist_name: round.and_then(|r| r.specialist_id).and_then(|id| specialists.get(&id).cloned()),
+                current_round_opinion: opinions.contains(&(c.id, c.round)),
+            })
+        })
+        .collect())
+}
+
+/// Digests for advocates and weekly summaries for admins whose time has come.
+async fn plan_people(
+    reminders: &Reminders,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    report: &mut ScanReport,
+) -> AppResult<()> {
+    let db = &reminders.db;
+    let rules = &reminders.rules;
+    let public_url = reminders.settings.public_url();
+    let staff = user::Entity::find().filter(user::Column::Active.eq(true)).all(db).await?;
+    for member in &staff {
+        let who = person(member);
+        let role = Role::parse(&member.role);
+        if role == Some(Role::Advocate) {
+            let (key, due) = planner::digest_slot(rules, &who, now);
+            if due && !outbox::key_exists(db, &key).await? {
+                let content = digest_of(db, member.id, &who, now).await?;
+                let facts = DigestFacts {
+                    advocate: who.clone(),
+                    due_today: content.due_today.len(),
+                    overdue: content.overdue.len(),
+                    consultations_this_week: content.consultations.len(),
+                };
+                for p in planner::plan_digests(rules, &[facts], &HashSet::new(), now) {
+                    queue(db, &p, render::digest_content(&p, &content, &public_url), dry_run, report).await?;
+                }
+            }
+        }
+        if role == Some(Role::Admin) {
+            let (key, due) = planner::weekly_slot(rules, &who, now);
+            if due && !outbox::key_exists(db, &key).await? {
+                let overview = reports::overview(db, now).await?;
+                let overdue = overview.overdue_per_stage.iter().map(|(_, n)| n).sum();
+                let decided = decided_since(db, now - Duration::days(7)).await?;
+                for p in planner::plan_weekly(rules, std::slice::from_ref(&who), &HashSet::new(), now) {
+                    let content = render::weekly_content(&p, &overview.open_per_stage, overdue, decided, &public_url);
+                    queue(db, &p, content, dry_run, report).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn decided_since(db: &DatabaseConnection, since: DateTime<Utc>) -> AppResult<i64> {
+    use sea_orm::PaginatorTrait;
+    let n = case::Entity::find()
+        .filter(case::Column::Stage.eq(Stage::DecisionMade.as_str()))
+        .filter(case::Column::ClosedAt.gte(since))
+        .count(db)
+        .await?;
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+async fn digest_of(
+    db: &DatabaseConnection,
+    advocate_id: i32,
+    who: &Person,
+    now: DateTime<Utc>,
+) -> AppResult<render::DigestContent> {
+    let local = now.with_timezone(&who.tz);
+    let end_of_day = local
+        .date_naive()
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|t| chrono::TimeZone::from_local_datetime(&who.tz, &t).earliest())
+        .map_or(now + Duration::days(1), |t| t.with_timezone(&Utc));
+    let cases = case::Entity::find()
+        .filter(case::Column::AdvocateId.eq(advocate_id))
+        .filter(case::Column::Stage.is_in(open_stages()))
+        .filter(case::Column::HeldSince.is_null())
+        .filter(case::Column::StageDueAt.lt(end_of_day))
+        .order_by_asc(case::Column::StageDueAt)
+        .limit(100)
+        .all(db)
+        .await?;
+    let label = |c: &case::Model| Stage::parse(&c.stage).map_or("", |s| s.label()).to_string();
+    let overdue = cases
+        .iter()
+        .filter(|c| c.stage_due_at.is_some_and(|d| d < now))
+        .map(|c| (c.reference.clone(), label(c)))
+        .collect();
+    let due_today = cases
+        .iter()
+        .filter(|c| c.stage_due_at.is_some_and(|d| d >= now))
+        .map(|c| (c.reference.clone(), label(c)))
+        .collect();
+    let mine: Vec<i32> = case::Entity::find()
+        .select_only()
+        .column(case::Column::Id)
+        .filter(case::Column::AdvocateId.eq(advocate_id))
+        .filter(case::Column::Stage.is_in(open_stages()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let visits = case_round::Entity::find()
+        .filter(case_round::Column::CaseId.is_in(mine))
+        .filter(case_round::Column::ConsultationHeldAt.is_null())
+        .filter(case_round::Column::ConsultationScheduledAt.gte(now))
+        .filter(case_round::Column::ConsultationScheduledAt.lt(now + Duration::days(7)))
+        .order_by_asc(case_round::Column::ConsultationScheduledAt)
+        .limit(50)
+        .all(db)
+        .await?;
+    let consultations = visits
+        .iter()
+        .filter_map(|r| Some(format!("case {} — {}", r.case_id, render::when(r.consultation_scheduled_at?, who.tz))))
+        .collect();
+    Ok(render::DigestContent { due_today, overdue, consultations })
+}
