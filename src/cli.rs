@@ -4,6 +4,7 @@
 use std::{
     io::{IsTerminal, Read, Write},
     path::PathBuf,
+    sync::Arc,
     time::Duration,
 };
 
@@ -20,6 +21,8 @@ use crate::{
     config::Settings,
     db, demo,
     error::AppError,
+    reminders::{Reminders, jobs, scan},
+    web::session_store::DbSessionStore,
 };
 
 #[derive(Debug, Parser)]
@@ -46,6 +49,18 @@ pub enum Command {
     Token(TokenCommand),
     /// Fill the database with a realistic sample caseload.
     DemoData(DemoArgs),
+    /// Reminder emails.
+    #[command(subcommand)]
+    Reminders(RemindersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemindersCommand {
+    /// Plan what is due now and send it (with --dry-run: only print what would be queued).
+    RunOnce {
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +163,29 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             eprintln!("Store this token now: it is not shown again. Send it as 'Authorization: Bearer <token>'.");
             Ok(())
         }
+        Command::Reminders(RemindersCommand::RunOnce { dry_run }) => {
+            let db = open(&settings).await?;
+            let reminders = Reminders::new(db, Arc::new(settings)).map_err(CliError::App)?;
+            let report = scan::scan(&reminders, crate::db::now(), dry_run).await?;
+            if dry_run {
+                for draft in &report.drafts {
+                    println!(
+                        "{}  to {} <{}>  \"{}\"  not before {}",
+                        draft.kind,
+                        draft.recipient_name,
+                        draft.recipient_email,
+                        draft.subject,
+                        draft.send_after.to_rfc3339()
+                    );
+                }
+                println!("{} reminders would be queued (dry run: nothing queued or sent).", report.planned);
+                return Ok(());
+            }
+            println!("{} reminders planned, {} newly queued.", report.planned, report.queued);
+            let sent = reminders.send_due().await?;
+            println!("{} sent, {} to retry later, {} failed.", sent.sent, sent.retried, sent.failed);
+            Ok(())
+        }
         Command::DemoData(args) => {
             let db = open(&settings).await?;
             // Demo accounts must not leave a fresh database without its admin.
@@ -201,6 +239,15 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     drop(stdout);
     let grace = settings.server.shutdown_grace;
     let state = AppState::new(db.clone(), settings);
+    let reminders = if state.settings.reminders.enabled {
+        Some(Arc::new(Reminders::new(db.clone(), state.settings.clone()).map_err(CliError::App)?))
+    } else {
+        jobs::check_schedule(&state.settings.reminders.schedule).map_err(CliError::App)?;
+        None
+    };
+    let mut scheduler = jobs::start(reminders, DbSessionStore::new(db.clone()), &state.settings.reminders.schedule)
+        .await
+        .map_err(CliError::App)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app::serve(listener, state, async move {
         let _ = stop_rx.await;
@@ -208,6 +255,9 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(());
+    if let Err(err) = scheduler.shutdown().await {
+        tracing::warn!(error = %err, "scheduler did not stop cleanly");
+    }
     match tokio::time::timeout(grace.max(Duration::from_secs(1)), server).await {
         Ok(Ok(result)) => result?,
         Ok(Err(join)) => return Err(CliError::App(format!("server task failed: {join}"))),

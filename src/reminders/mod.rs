@@ -5,6 +5,7 @@
 //! send; correctness comes from the outbox, so restarts, missed ticks and
 //! several instances never lose or double a reminder.
 
+pub mod jobs;
 pub mod outbox;
 pub mod planner;
 pub mod render;

@@ -15,7 +15,9 @@ use crate::{
         tokens::{self, TokenListing},
         users::{self, NewUser, UserView},
     },
+    db::entities::outbox_message,
     error::{AppError, FieldErrors},
+    reminders::outbox,
     reports::{self, Overview},
 };
 
@@ -201,4 +203,33 @@ pub async fn revoke_token(State(state): State<AppState>, staff: Staff, PathId(id
     tokens::revoke(&state.db, &staff.actor, id).await?;
     staff.flash("Token revoked.").await;
     Ok(Redirect::to("/admin/tokens").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "admin_outbox.html")]
+struct OutboxPage {
+    nav: Nav,
+    clock: super::Clock,
+    /// (heading, emails, whether they can be retried)
+    sections: Vec<(&'static str, Vec<outbox_message::Model>, bool)>,
+}
+
+pub async fn outbox_page(State(state): State<AppState>, staff: Staff) -> PageResult<Html<String>> {
+    staff.require_admin()?;
+    render(&OutboxPage {
+        nav: staff.nav().await,
+        clock: staff.clock(),
+        sections: vec![
+            ("Failed", outbox::list(&state.db, outbox::FAILED, 200).await?, true),
+            ("Queued", outbox::list(&state.db, outbox::QUEUED, 200).await?, false),
+            ("Sent recently", outbox::list(&state.db, outbox::SENT, 100).await?, false),
+        ],
+    })
+}
+
+pub async fn retry_email(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Response> {
+    staff.require_admin()?;
+    outbox::retry(&state.db, &staff.actor, id).await?;
+    staff.flash("The email is queued again.").await;
+    Ok(Redirect::to("/admin/outbox").into_response())
 }

@@ -111,6 +111,10 @@ pub fn describe_action(action: &str) -> &'static str {
         "case.decision" => "decision recorded",
         "case.update" => "case details changed",
         "access.denied" => "access refused",
+        "mail.sent" => "email sent",
+        "mail.failed" => "email failed",
+        "mail.retry" => "email queued again",
+        "case.nudges_stopped" => "patient stopped reminders",
         _ => "changed",
     }
 }

@@ -10,6 +10,7 @@ pub mod directory;
 pub mod error;
 pub mod session_store;
 pub mod sign_in;
+pub mod unsubscribe;
 
 use std::collections::HashMap;
 
@@ -82,6 +83,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/users/{id}", post(admin::update_user))
         .route("/admin/tokens", get(admin::tokens).post(admin::create_token))
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
+        .route("/admin/outbox", get(admin::outbox_page))
+        .route("/admin/outbox/{id}/retry", post(admin::retry_email))
+        .route("/u/{token}", get(unsubscribe::confirm).post(unsubscribe::stop))
         .route("/static/app.css", get(stylesheet))
         .fallback(|| async { PageError::App(AppError::NotFound) })
         .layer(csrf.with_rejection_response(forgery_refused))
