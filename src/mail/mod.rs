@@ -75,7 +75,15 @@ impl Mailer {
     pub async fn send(&self, row: &outbox_message::Model) -> Result<(), SendError> {
         let message = compose(&self.settings, row)?;
         match &self.transport {
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|err| classify_smtp(&err)),
+            // lettre bounds connecting and each command; this bounds the whole
+            // exchange, so a server that stalls mid-message cannot hold a sender.
+            Transport::Smtp(smtp) => match tokio::time::timeout(self.settings.smtp.timeout, smtp.send(message)).await {
+                Ok(result) => result.map(|_| ()).map_err(|err| classify_smtp(&err)),
+                Err(_) => Err(SendError::Temporary(format!(
+                    "timed out after {:?} waiting for the SMTP server",
+                    self.settings.smtp.timeout
+                ))),
+            },
             Transport::File(file) => file
                 .send(message)
                 .await

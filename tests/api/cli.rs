@@ -83,7 +83,8 @@ async fn operator_commands_work_against_a_running_server(backend: Backend) {
     assert!(out.contains("up to date"), "{out}");
 
     let mut server = secondlook(&url, workdir.path());
-    server.arg("serve").stdout(Stdio::piped()).stderr(Stdio::null());
+    // The scheduler stays off here so that the run-once below is the only sender.
+    server.arg("serve").env("SECONDLOOK__REMINDERS__ENABLED", "false").stdout(Stdio::piped()).stderr(Stdio::null());
     let mut server = server.spawn().expect("server starts");
     let (base, admin_password) = start_server(&mut server).await;
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
@@ -117,6 +118,20 @@ async fn operator_commands_work_against_a_running_server(backend: Backend) {
     let (ok, out, err) = output(&url, workdir.path(), &["demo-data", "--cases", "12"], None).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("Created 12 demo cases"), "{out}");
+
+    // A fresh install writes what it would send as .eml files.
+    let (ok, out, err) = output(&url, workdir.path(), &["reminders", "run-once", "--dry-run"], None).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("would be queued (dry run: nothing queued or sent)"), "{out}");
+    assert!(
+        !workdir.path().join("data/mail").exists()
+            || std::fs::read_dir(workdir.path().join("data/mail")).expect("dir").next().is_none()
+    );
+    let (ok, out, err) = output(&url, workdir.path(), &["reminders", "run-once"], None).await;
+    assert!(ok, "{out}{err}");
+    let written = std::fs::read_dir(workdir.path().join("data/mail")).expect("mail folder").count();
+    assert!(written > 0, "{out}");
+    assert!(out.contains(&format!("{written} sent")), "{out}");
 
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
     let health = client.get(format!("{base}/healthz")).send().await.expect("health");

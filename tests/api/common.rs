@@ -29,6 +29,7 @@ pub struct Staff {
 
 pub struct TestApp {
     backend: Backend,
+    pub settings: Settings,
     pub base: String,
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
@@ -105,6 +106,9 @@ impl TestApp {
         let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("error").try_init();
         let (database_url, dir) = fresh_database(backend).await?;
         let mut settings = test_settings(&database_url);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        settings.server.public_url = base.clone();
         adjust(&mut settings);
         let db = db::connect(&settings.database).await.expect("connect");
         db::migrate(&db).await.expect("migrate");
@@ -131,16 +135,26 @@ impl TestApp {
         let advocate = staff.pop().expect("three users");
         let admin = staff.pop().expect("three users");
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state_settings = settings.clone();
         let state = AppState::new(db.clone(), settings);
         tokio::spawn(app::serve(listener, state, async move {
             let _ = stopped.await;
         }));
         let client =
             reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).no_proxy().build().expect("client");
-        Some(TestApp { backend, base, db, client, admin, advocate, other_advocate, _stop: stop, _dir: dir })
+        Some(TestApp {
+            backend,
+            settings: state_settings,
+            base,
+            db,
+            client,
+            admin,
+            advocate,
+            other_advocate,
+            _stop: stop,
+            _dir: dir,
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -1,13 +1,16 @@
-//! HTTP-level tests of the JSON API and the command line, each run once on
-//! SQLite and once on PostgreSQL.
+//! The integration suite: the JSON API, the staff pages (over HTTP and in a
+//! browser), email against a real SMTP server, and the command line — each
+//! test run once on SQLite and once on PostgreSQL.
 
 mod common;
 mod postgres;
+mod smtp_server;
 
 mod access;
 mod browser;
 mod cli;
 mod database;
 mod input;
+mod mail;
 mod web;
 mod workflow;
