@@ -69,8 +69,7 @@ pub fn when(t: DateTime<Utc>, tz: Tz) -> String {
 
 fn patient_footer(unsubscribe_url: &str) -> Vec<String> {
     vec![
-        "This is an automated reminder from SecondLook, sent for your advocate. Replies reach your advocate's team."
-            .to_string(),
+        "This is an automated reminder from SecondLook, sent on behalf of your patient advocate.".to_string(),
         format!("To stop these reminders for this case, open {unsubscribe_url}"),
     ]
 }
@@ -127,7 +126,7 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
             items: case.records_outstanding.iter().map(|k| k.label().to_string()).collect(),
             footer: {
                 let mut footer = vec![
-                    "Ask the clinic or hospital that holds them to send copies to your advocate, or reply to this email."
+                    "Ask the clinic or hospital that holds them to send copies to your advocate."
                         .to_string(),
                 ];
                 footer.extend(patient_footer(&patient_unsubscribe));
@@ -174,7 +173,7 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
             greeting,
             paragraphs: vec![
                 "Thank you for attending your second-opinion appointment.".into(),
-                "When the specialist's written report reaches you, please forward it to your advocate (or reply to this email with it), so the two opinions can be put side by side.".into(),
+                "When the specialist's written report reaches you, please pass it to your advocate, so the two opinions can be put side by side.".into(),
             ],
             footer: patient_footer(&patient_unsubscribe),
             unsubscribe_url,
@@ -261,7 +260,7 @@ pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str
             facts.due_today.len(),
             facts.overdue.len()
         ),
-        greeting: format!("Good morning {first_name},"),
+        greeting: format!("Hello {first_name},"),
         paragraphs: vec!["Here is what needs you today.".into()],
         list_title: Some("Today".into()),
         items,

@@ -280,16 +280,19 @@ async fn digest_of(
         .filter(|c| c.stage_due_at.is_some_and(|d| d >= now))
         .map(|c| (c.reference.clone(), label(c)))
         .collect();
-    let mine: Vec<i32> = case::Entity::find()
+    let mine: HashMap<i32, String> = case::Entity::find()
         .select_only()
         .column(case::Column::Id)
+        .column(case::Column::Reference)
         .filter(case::Column::AdvocateId.eq(advocate_id))
         .filter(case::Column::Stage.is_in(open_stages()))
-        .into_tuple()
+        .into_tuple::<(i32, String)>()
         .all(db)
-        .await?;
+        .await?
+        .into_iter()
+        .collect();
     let visits = case_round::Entity::find()
-        .filter(case_round::Column::CaseId.is_in(mine))
+        .filter(case_round::Column::CaseId.is_in(mine.keys().copied().collect::<Vec<_>>()))
         .filter(case_round::Column::ConsultationHeldAt.is_null())
         .filter(case_round::Column::ConsultationScheduledAt.gte(now))
         .filter(case_round::Column::ConsultationScheduledAt.lt(now + Duration::days(7)))
@@ -299,7 +302,10 @@ async fn digest_of(
         .await?;
     let consultations = visits
         .iter()
-        .filter_map(|r| Some(format!("case {} — {}", r.case_id, render::when(r.consultation_scheduled_at?, who.tz))))
+        .filter_map(|r| {
+            let reference = mine.get(&r.case_id)?;
+            Some(format!("{reference} — {}", render::when(r.consultation_scheduled_at?, who.tz)))
+        })
         .collect();
     Ok(render::DigestContent { due_today, overdue, consultations })
 }
