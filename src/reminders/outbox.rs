@@ -120,14 +120,27 @@ fn system() -> Actor {
 
 /// Marks a claimed email sent, with its timeline entry, if this sender still holds it.
 pub async fn mark_sent(db: &DatabaseConnection, row: &outbox_message::Model, owner: &str) -> AppResult<()> {
+    settle(db, row, owner, SENT, None).await
+}
+
+/// Ends an email's attempts as sent or failed, writing its timeline entry in
+/// the same transaction — unless another sender has since taken it over.
+async fn settle(
+    db: &DatabaseConnection,
+    row: &outbox_message::Model,
+    owner: &str,
+    status: &'static str,
+    error: Option<&str>,
+) -> AppResult<()> {
     let txn = db::begin_write(db).await?;
     let now = db::now();
+    let sent_at = (status == SENT).then_some(now);
     let updated = outbox_message::Entity::update_many()
-        .col_expr(outbox_message::Column::Status, Expr::value(SENT))
-        .col_expr(outbox_message::Column::SentAt, Expr::value(now))
+        .col_expr(outbox_message::Column::Status, Expr::value(status))
+        .col_expr(outbox_message::Column::SentAt, Expr::value(sent_at))
         .col_expr(outbox_message::Column::Attempts, Expr::value(row.attempts + 1))
         .col_expr(outbox_message::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(outbox_message::Column::LastError, Expr::value(Option::<String>::None))
+        .col_expr(outbox_message::Column::LastError, Expr::value(error.map(str::to_string)))
         .col_expr(outbox_message::Column::UpdatedAt, Expr::value(now))
         .filter(outbox_message::Column::Id.eq(row.id))
         .filter(outbox_message::Column::LeaseOwner.eq(owner))
@@ -135,14 +148,11 @@ pub async fn mark_sent(db: &DatabaseConnection, row: &outbox_message::Model, own
         .await?;
     if updated.rows_affected > 0 {
         let subject = Subject { entity: "email", entity_id: Some(row.id), case_id: row.case_id };
-        audit::record(
-            &txn,
-            &system(),
-            "mail.sent",
-            subject,
-            json!({ "kind": row.kind, "to": recipient_role(&row.kind) }),
-        )
-        .await?;
+        let (action, detail) = match error {
+            None => ("mail.sent", json!({ "kind": row.kind, "to": recipient_role(&row.kind) })),
+            Some(error) => ("mail.failed", json!({ "kind": row.kind, "error": error })),
+        };
+        audit::record(&txn, &system(), action, subject, detail).await?;
     }
     txn.commit().await?;
     Ok(())
@@ -189,24 +199,7 @@ pub async fn mark_failed(
     owner: &str,
     error: &str,
 ) -> AppResult<()> {
-    let txn = db::begin_write(db).await?;
-    let now = db::now();
-    let updated = outbox_message::Entity::update_many()
-        .col_expr(outbox_message::Column::Status, Expr::value(FAILED))
-        .col_expr(outbox_message::Column::Attempts, Expr::value(row.attempts + 1))
-        .col_expr(outbox_message::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(outbox_message::Column::LastError, Expr::value(error))
-        .col_expr(outbox_message::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox_message::Column::Id.eq(row.id))
-        .filter(outbox_message::Column::LeaseOwner.eq(owner))
-        .exec(&txn)
-        .await?;
-    if updated.rows_affected > 0 {
-        let subject = Subject { entity: "email", entity_id: Some(row.id), case_id: row.case_id };
-        audit::record(&txn, &system(), "mail.failed", subject, json!({ "kind": row.kind, "error": error })).await?;
-    }
-    txn.commit().await?;
-    Ok(())
+    settle(db, row, owner, FAILED, Some(error)).await
 }
 
 /// An admin sends a failed email again.
