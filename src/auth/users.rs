@@ -191,3 +191,29 @@ pub async fn update_access(
     txn.commit().await?;
     Ok(saved.into())
 }
+
+/// A signed-in user changes their own password. Their other sessions end;
+/// the one making the change goes on.
+pub async fn change_password(db: &DatabaseConnection, actor: &Actor, current: &str, new: &str) -> AppResult<()> {
+    let user_id = actor.user_id.ok_or(AppError::Unauthenticated)?;
+    let user = find_active(db, user_id).await?.ok_or(AppError::Unauthenticated)?;
+    let stored = user.password_hash.clone().unwrap_or_default();
+    let candidate = current.to_string();
+    let matches = tokio::task::spawn_blocking(move || passwords::verify(&candidate, &stored))
+        .await
+        .map_err(|e| AppError::Internal(format!("password check: {e}")))?;
+    if !matches {
+        return Err(FieldErrors::single("current_password", "is not your current password"));
+    }
+    passwords::check_strength(new)?;
+    let hash = passwords::hash_blocking(new.to_string()).await?;
+    let txn = db::begin_write(db).await?;
+    let mut row: user::ActiveModel = user.into();
+    row.password_hash = Set(Some(hash));
+    row.updated_at = Set(db::now());
+    row.update(&txn).await?;
+    session::Entity::delete_many().filter(session::Column::UserId.eq(user_id)).exec(&txn).await?;
+    audit::record(&txn, actor, "user.password_changed", Subject::of("user", user_id), serde_json::json!({})).await?;
+    txn.commit().await?;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! signed-in with sessions stored in the database and protected against
 //! cross-site forgery. Works without JavaScript.
 
+pub mod account;
 pub mod admin;
 pub mod case_pages;
 pub mod caseload;
@@ -62,6 +63,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/", get(caseload::home))
         .route("/login", get(sign_in::form).post(sign_in::submit))
         .route("/logout", post(sign_in::sign_out))
+        .route("/account", get(account::page))
+        .route("/account/password", post(account::change_password))
         .route("/cases/new", get(case_pages::new_form).post(case_pages::create))
         .route("/cases/{id}", get(case_pages::show))
         .route("/cases/{id}/summary", get(case_pages::summary))

@@ -15,6 +15,7 @@ crate::on_both_databases!(
     admins_manage_users_and_tokens,
     text_is_escaped_on_every_page,
     a_case_is_worked_through_the_forms,
+    staff_change_their_own_password,
 );
 
 async fn status_of(client: &reqwest::Client, url: &str) -> (StatusCode, Option<String>) {
@@ -487,4 +488,41 @@ async fn a_case_is_worked_through_the_forms(backend: Backend) {
         "{outcomes}"
     );
     assert!(outcomes.contains("<th scope=\"row\">Diagnosis changed</th><td>0</td>"), "{outcomes}");
+}
+
+async fn staff_change_their_own_password(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let b = &app.base;
+    let here = app.signed_in("advocate@example.org").await;
+    let elsewhere = app.signed_in("advocate@example.org").await;
+    let url = format!("{b}/account/password");
+    let new = "a brand new long password";
+    for (form, field) in [
+        (
+            vec![("current_password", "wrong"), ("new_password", new), ("repeat_password", new)],
+            "is not your current password",
+        ),
+        (vec![("current_password", PASSWORD), ("new_password", "short"), ("repeat_password", "short")], "at least 12"),
+        (
+            vec![("current_password", PASSWORD), ("new_password", new), ("repeat_password", "different one here")],
+            "does not match",
+        ),
+    ] {
+        let (status, page) = post_form(&here, &url, &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains(field), "{field}");
+    }
+    let (status, _) =
+        post_form(&here, &url, &[("current_password", PASSWORD), ("new_password", new), ("repeat_password", new)])
+            .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(body_of(&here, &format!("{b}/account")).await.contains("Your password is changed"), "this session goes on");
+    assert_eq!(status_of(&elsewhere, &format!("{b}/")).await.0, StatusCode::SEE_OTHER, "other sessions end");
+    let (status, _) =
+        post_form(&web_client(), &format!("{b}/login"), &[("email", "advocate@example.org"), ("password", PASSWORD)])
+            .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old password no longer works");
+    let (status, _) =
+        post_form(&web_client(), &format!("{b}/login"), &[("email", "advocate@example.org"), ("password", new)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
 }
