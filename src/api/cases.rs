@@ -109,7 +109,7 @@ pub async fn create(
 }
 
 pub async fn get(State(state): State<AppState>, Caller(actor): Caller, Id(id): Id) -> ApiResult<Json<CaseView>> {
-    Ok(Json(store::get(&state.db, &actor, id).await?))
+    Ok(Json(store::view(&state.db, &actor, id).await?))
 }
 
 pub async fn update(

@@ -60,15 +60,18 @@ pub async fn record_denied<C: ConnectionTrait>(conn: &C, actor: &Actor, subject:
     tracing::warn!(actor = %actor.label, entity = subject.entity, entity_id = ?subject.entity_id, attempted = what, "access refused");
 }
 
-/// The trail of one case, newest first. The caller has checked access.
+/// The trail of one case, newest first, leaving out the `skip` actions.
+/// The caller has checked access.
 pub async fn for_case<C: ConnectionTrait>(
     conn: &C,
     case_id: i32,
+    skip: &[&str],
     limit: u64,
 ) -> Result<Vec<audit_entry::Model>, DbErr> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
     audit_entry::Entity::find()
         .filter(audit_entry::Column::CaseId.eq(case_id))
+        .filter(audit_entry::Column::Action.is_not_in(skip.iter().map(|s| s.to_string())))
         .order_by_desc(audit_entry::Column::Id)
         .limit(limit)
         .all(conn)

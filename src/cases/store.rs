@@ -372,6 +372,17 @@ pub async fn get(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppRes
     view::load(db, case_id, db::now()).await
 }
 
+/// Audit action for a person reading a case's health information.
+pub const VIEWED: &str = "case.viewed";
+
+/// Reads a case for a person to look at, leaving an entry in the audit
+/// trail: who read which patient's record is part of the record.
+pub async fn view(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<CaseView> {
+    check_access(db, actor, case_id, VIEWED).await?;
+    audit::record(db, actor, VIEWED, Subject::case(case_id), json!({})).await?;
+    view::load(db, case_id, db::now()).await
+}
+
 pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -> AppResult<CasePage> {
     let now = db::now();
     let mut cond = Condition::all();

@@ -135,7 +135,7 @@ pub async fn caseload(
     let mut activity_query = audit_entry::Entity::find()
         .filter(audit_entry::Column::At.gte(now - Duration::days(14)))
         .filter(audit_entry::Column::CaseId.is_not_null())
-        .filter(audit_entry::Column::Action.ne("access.denied"));
+        .filter(audit_entry::Column::Action.is_not_in(["access.denied", crate::cases::store::VIEWED]));
     if let Scope::OwnCases(me) = actor.scope {
         let mine = case::Entity::find().select_only().column(case::Column::Id).filter(case::Column::AdvocateId.eq(me));
         activity_query =

@@ -166,7 +166,7 @@ fn move_options(view: &CaseView, now: chrono::DateTime<chrono::Utc>) -> Vec<Move
 }
 
 async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) -> PageResult<CasePage> {
-    let case = store::get(&state.db, &staff.actor, id).await?;
+    let case = store::view(&state.db, &staff.actor, id).await?;
     let clock = staff.clock();
     let current = Stage::parse(&case.stage).unwrap_or(Stage::RecordsRequested);
     let position = Stage::PATH.iter().position(|s| *s == current);
@@ -197,7 +197,7 @@ async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) ->
     let mut decision_choices: Vec<(String, String)> =
         case.opinions.iter().map(|o| (o.round.clone(), round_label(parse_round(&o.round).unwrap_or(1)))).collect();
     decision_choices.push(("other".into(), "Another course".into()));
-    let activity = audit::for_case(&state.db, id, 200)
+    let activity = audit::for_case(&state.db, id, &[store::VIEWED], 200)
         .await?
         .iter()
         .map(|a| ActivityLine { when: clock.at(&a.at), what: describe_action(&a.action), who: a.actor.clone() })
@@ -595,7 +595,7 @@ struct SummaryPage {
 }
 
 pub async fn summary(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Html<String>> {
-    let case = store::get(&state.db, &staff.actor, id).await?;
+    let case = store::view(&state.db, &staff.actor, id).await?;
     let original = case.opinions.iter().find(|o| o.round == "original");
     let page = SummaryPage {
         reason: Reason::parse(&case.reason).map_or("", |r| r.label()),

@@ -114,6 +114,17 @@ async fn advocates_see_only_their_own_cases(backend: Backend) {
         .await
         .expect("count");
     assert_eq!(denied, 11, "one entry per refused request on an existing case");
+
+    // Reading a case is recorded too: who looked at which patient.
+    assert_eq!(app.get(intruder, &format!("/api/v1/cases/{mine}")).await.0, StatusCode::OK);
+    let viewed = audit_entry::Entity::find()
+        .filter(audit_entry::Column::Action.eq("case.viewed"))
+        .filter(audit_entry::Column::CaseId.eq(i32::try_from(mine).expect("id")))
+        .filter(audit_entry::Column::ActorId.eq(i32::try_from(app.advocate.id).expect("id")))
+        .count(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(viewed, 1);
 }
 
 async fn admins_see_everything_and_assign_cases(backend: Backend) {
