@@ -231,7 +231,7 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     let bound = listener.local_addr()?;
     let url =
         if settings.server.public_url.trim().is_empty() { format!("http://{bound}") } else { settings.public_url() };
-    let mut banner = format!("SecondLook is running at {url}\n");
+    let mut banner = format!("SecondLook is running at {url}\nSign in at {url}/login\n");
     banner.push_str(&admin_banner(created.as_ref()));
     // A closed stdout (a detached service) must not stop the server.
     let mut stdout = std::io::stdout().lock();
