@@ -16,25 +16,13 @@ use crate::{cases::Stage, error::AppError};
 #[derive(Template)]
 #[template(path = "email/message.txt")]
 struct TextPart<'a> {
-    greeting: &'a str,
-    paragraphs: &'a [String],
-    list_title: &'a Option<String>,
-    items: &'a [String],
-    action: &'a Option<(String, String)>,
-    footer: &'a [String],
+    c: &'a Content,
 }
 
 #[derive(Template)]
 #[template(path = "email/message.html")]
 struct HtmlPart<'a> {
-    subject: &'a str,
-    greeting: &'a str,
-    paragraphs: &'a [String],
-    list_title: &'a Option<String>,
-    items: &'a [String],
-    action: &'a Option<(String, String)>,
-    footer: &'a [String],
-    unsubscribe_url: &'a Option<String>,
+    c: &'a Content,
 }
 
 /// The content of one email before it becomes text and HTML.
@@ -203,28 +191,8 @@ fn calendar_entry(case: &CaseFacts, at: DateTime<Utc>, with: &str) -> String {
 /// Turns content into a queueable draft (text and HTML parts rendered).
 pub fn draft(planned: &Planned, content: Content) -> Result<Draft, AppError> {
     let render_error = |e: askama::Error| AppError::Internal(format!("email template: {e}"));
-    let text = TextPart {
-        greeting: &content.greeting,
-        paragraphs: &content.paragraphs,
-        list_title: &content.list_title,
-        items: &content.items,
-        action: &content.action,
-        footer: &content.footer,
-    }
-    .render()
-    .map_err(render_error)?;
-    let html = HtmlPart {
-        subject: &content.subject,
-        greeting: &content.greeting,
-        paragraphs: &content.paragraphs,
-        list_title: &content.list_title,
-        items: &content.items,
-        action: &content.action,
-        footer: &content.footer,
-        unsubscribe_url: &content.unsubscribe_url,
-    }
-    .render()
-    .map_err(render_error)?;
+    let text = TextPart { c: &content }.render().map_err(render_error)?;
+    let html = HtmlPart { c: &content }.render().map_err(render_error)?;
     Ok(Draft {
         key: planned.key.clone(),
         case_id: planned.case_id,
