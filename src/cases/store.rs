@@ -343,7 +343,7 @@ async fn ensure_assignable<C: ConnectionTrait>(conn: &C, user_id: i32) -> AppRes
 }
 
 /// The secret in a patient's unsubscribe link: 128 random bits.
-fn unsubscribe_token() -> AppResult<String> {
+pub fn unsubscribe_token() -> AppResult<String> {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     Ok(URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<16>()?))
 }

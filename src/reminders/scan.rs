@@ -102,8 +102,7 @@ async fn nudge_token(db: &DatabaseConnection, row: &case::Model, dry_run: bool) 
     if let Some(token) = &row.nudge_token {
         return Ok(token.clone());
     }
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    let token = URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<16>()?);
+    let token = crate::cases::store::unsubscribe_token()?;
     if !dry_run {
         case::Entity::update_many()
             .col_expr(case::Column::NudgeToken, sea_orm::prelude::Expr::value(token.clone()))
