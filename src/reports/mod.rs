@@ -56,14 +56,13 @@ fn open_stages() -> Vec<&'static str> {
     Stage::PATH[..4].iter().map(|s| s.as_str()).collect()
 }
 
-fn scope_condition(actor: &Actor, advocate_id: Option<i32>) -> Condition {
-    let mut cond = Condition::all();
-    if let Scope::OwnCases(me) = actor.scope {
-        cond = cond.add(case::Column::AdvocateId.eq(me));
-    } else if let Some(id) = advocate_id {
-        cond = cond.add(case::Column::AdvocateId.eq(id));
+/// Whose cases a caseload shows: an advocate's own, or for admins the
+/// advocate they asked for (`None`: everyone's).
+fn scoped_advocate(actor: &Actor, advocate_id: Option<i32>) -> Option<i32> {
+    match actor.scope {
+        Scope::OwnCases(me) => Some(me),
+        Scope::Everything => advocate_id,
     }
-    cond
 }
 
 pub async fn caseload(
@@ -72,8 +71,11 @@ pub async fn caseload(
     filter: &CaseloadFilter,
     now: DateTime<Utc>,
 ) -> AppResult<Caseload> {
-    let scope = scope_condition(actor, filter.advocate_id);
-    let open = Condition::all().add(scope.clone()).add(case::Column::Stage.is_in(open_stages()));
+    let scoped = scoped_advocate(actor, filter.advocate_id);
+    let mut open = Condition::all().add(case::Column::Stage.is_in(open_stages()));
+    if let Some(id) = scoped {
+        open = open.add(case::Column::AdvocateId.eq(id));
+    }
 
     let counts: Vec<(String, i64)> = case::Entity::find()
         .select_only()
@@ -111,10 +113,7 @@ pub async fn caseload(
     let cases = paginator.fetch_page(filter.page).await?;
 
     let backend = db.get_database_backend();
-    let scope_sql = match (actor.scope, filter.advocate_id) {
-        (Scope::OwnCases(me), _) | (Scope::Everything, Some(me)) => format!("AND c.advocate_id = {me}"),
-        (Scope::Everything, None) => String::new(),
-    };
+    let scope_sql = scoped.map(|id| format!("AND c.advocate_id = {id}")).unwrap_or_default();
     let upcoming = Upcoming::find_by_statement(Statement::from_sql_and_values(
         backend,
         db::placeholders(
