@@ -46,12 +46,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Healthy means the database can keep a write, not only answer a read: an
+/// instance whose disk is full must be taken out of rotation.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    if db::ping(&state.db).await {
-        (StatusCode::OK, Json(serde_json::json!({ "status": "ok" })))
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "database_unreachable" })))
-    }
+    let status = match db::check_writable(&state.db).await {
+        Ok(()) => return (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check failed");
+            match db::failure(&err) {
+                db::Failure::Unreachable => "database_unreachable",
+                db::Failure::Storage | db::Failure::Other => "database_cannot_write",
+            }
+        }
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": status })))
 }
 
 /// Serves until `shutdown` completes, then stops accepting and lets requests

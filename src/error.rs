@@ -48,8 +48,15 @@ pub enum AppError {
     /// The request is well-formed but the case's state does not allow it.
     #[error("{message}")]
     Conflict { code: &'static str, message: String, fields: BTreeMap<String, String> },
+    /// Too many attempts (wrong passwords): wait and try again.
+    #[error("{0}")]
+    RateLimited(String),
     #[error("database: {0}")]
     Database(#[from] DbErr),
+    /// Storage outside a `DbErr` (the session store) could not answer or
+    /// keep a change; trying again later can succeed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
 }

@@ -8,10 +8,12 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use sea_orm::DbErr;
 use serde::Serialize;
 
-use crate::error::AppError;
+use crate::{
+    db::{self, Failure},
+    error::AppError,
+};
 
 /// An error answered by the API.
 #[derive(Debug)]
@@ -44,6 +46,14 @@ impl ApiError {
     }
 }
 
+fn storage_unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the database cannot save changes right now; nothing was changed; try again shortly",
+    )
+}
+
 impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
         match err {
@@ -63,17 +73,28 @@ impl From<AppError> for ApiError {
             AppError::Conflict { code, message, fields } => {
                 ApiError { status: StatusCode::CONFLICT, code, message, fields }
             }
-            AppError::Database(err @ (DbErr::ConnectionAcquire(_) | DbErr::Conn(_))) => {
-                tracing::error!(error = %err, "database unreachable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    "the database is unreachable; try again",
-                )
-            }
-            AppError::Database(err) => {
-                tracing::error!(error = %err, "database error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server")
+            AppError::RateLimited(message) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message),
+            AppError::Database(err) => match db::failure(&err) {
+                Failure::Unreachable => {
+                    tracing::error!(error = %err, "database unreachable");
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database_unavailable",
+                        "the database is unreachable; nothing was changed; try again",
+                    )
+                }
+                Failure::Storage => {
+                    tracing::error!(error = %err, "database could not keep a change");
+                    storage_unavailable()
+                }
+                Failure::Other => {
+                    tracing::error!(error = %err, "database error");
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server")
+                }
+            },
+            AppError::Unavailable(detail) => {
+                tracing::error!(%detail, "storage unavailable");
+                storage_unavailable()
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

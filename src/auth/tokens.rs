@@ -128,12 +128,17 @@ pub async fn authenticate(db: &DatabaseConnection, token: &str, ip: Option<Strin
     let role = Role::parse(&owner.role).ok_or(AppError::Unauthenticated)?;
     let now = db::now();
     // Recording every use would turn each read into a write; once a minute is enough.
+    // Bookkeeping only: a database that cannot take this write must not turn
+    // a read into a failure.
     if found.last_used_at.is_none_or(|t| now - t > Duration::minutes(1)) {
-        api_token::Entity::update_many()
+        let stamped = api_token::Entity::update_many()
             .col_expr(api_token::Column::LastUsedAt, Expr::value(now))
             .filter(api_token::Column::Id.eq(found.id))
             .exec(db)
-            .await?;
+            .await;
+        if let Err(err) = stamped {
+            tracing::warn!(error = %err, "could not record when an API token was last used");
+        }
     }
     Ok(Actor::user(owner.id, &owner.email, role, ip))
 }

@@ -1,15 +1,18 @@
-//! The database: connecting (SQLite or PostgreSQL), migrating, and starting
-//! write transactions that behave the same on both.
+//! The database: connecting (SQLite or PostgreSQL), migrating, starting
+//! write transactions that behave the same on both, and telling apart the
+//! failures that mean "storage unavailable, try again" from programming errors.
 
 pub mod entities;
 
 use std::{path::Path, str::FromStr};
 
 use chrono::{DateTime, SubsecRound, Utc};
+use futures_util::future::BoxFuture;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    sqlx::{Connection as _, sqlite::SqliteConnection},
 };
 
 use crate::config::DatabaseSettings;
@@ -36,7 +39,41 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             .busy_timeout(busy)
             .foreign_keys(true)
     });
+    options.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(|conn, _| release_sqlite(conn)));
+    options.map_sqlx_postgres_pool_opts(|pool| {
+        pool.after_release(|conn, _| {
+            let clean = !conn.is_in_transaction();
+            Box::pin(async move { Ok(keep_or_close(clean)) })
+        })
+    });
     Database::connect(options).await
+}
+
+/// Whether a connection handed back to the pool may be used again. A COMMIT
+/// that failed (a full disk, an I/O error) can leave SQLite inside the
+/// transaction, or leave the driver counting one that SQLite already rolled
+/// back; either way the next "transaction" on that connection would silently
+/// nest inside the old one and never commit. Such a connection is closed and
+/// the pool opens a fresh one.
+fn release_sqlite(conn: &mut SqliteConnection) -> BoxFuture<'_, Result<bool, sea_orm::sqlx::Error>> {
+    Box::pin(async move {
+        // Locking the handle waits for the rollback queued when the failed
+        // transaction was dropped, so what follows sees its outcome.
+        let mut handle = conn.lock_handle().await?;
+        let raw = handle.as_raw_handle();
+        // SAFETY: `raw` is the live connection handle, locked for this task
+        // until `handle` is dropped; the call only reads a flag.
+        let autocommit = unsafe { libsqlite3_sys::sqlite3_get_autocommit(raw.as_ptr()) } != 0;
+        drop(handle);
+        Ok(keep_or_close(autocommit && !conn.is_in_transaction()))
+    })
+}
+
+fn keep_or_close(clean: bool) -> bool {
+    if !clean {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    clean
 }
 
 fn ensure_sqlite_folder(url: &str) -> Result<(), DbErr> {
@@ -89,9 +126,75 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     db.begin_with_options(options).await
 }
 
+/// What a database error means for the person waiting on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection could be had: the server is down or unreachable.
+    Unreachable,
+    /// The database answered but could not keep the change: disk full, I/O
+    /// error, read-only, locked past the busy timeout, shutting down. Nothing
+    /// was saved; trying again later can succeed.
+    Storage,
+    /// Anything else: a bug or a constraint the code should have checked.
+    Other,
+}
+
+/// Sorts a database error into a [`Failure`].
+pub fn failure(err: &DbErr) -> Failure {
+    let sqlx = match err {
+        DbErr::ConnectionAcquire(_) => return Failure::Unreachable,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        DbErr::Conn(_) => return Failure::Unreachable,
+        _ => return Failure::Other,
+    };
+    use sea_orm::sqlx::Error as E;
+    match sqlx.as_ref() {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => Failure::Unreachable,
+        // The connection was left in a state no new transaction can start from.
+        E::BeginFailed | E::InvalidSavePointStatement => Failure::Storage,
+        E::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if let Ok(sqlite) = code.parse::<i32>() {
+                // SQLite's extended codes carry the primary code in the low byte:
+                // BUSY, LOCKED, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL.
+                return match sqlite & 0xff {
+                    5 | 6 | 8 | 10 | 11 | 13 | 14 | 15 => Failure::Storage,
+                    _ => Failure::Other,
+                };
+            }
+            // PostgreSQL: connection exceptions, insufficient resources (disk
+            // full, out of memory, too many connections), operator
+            // intervention (shutting down), system errors (I/O).
+            match code.get(..2) {
+                Some("08") => Failure::Unreachable,
+                Some("53" | "57" | "58") => Failure::Storage,
+                _ => Failure::Other,
+            }
+        }
+        _ => Failure::Other,
+    }
+}
+
 /// Answers whether the database is reachable.
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()
+}
+
+/// Answers whether the database can keep a write right now: a one-row
+/// upsert in a write transaction, committed. On SQLite this goes through
+/// the same journal as every other write, so a full disk shows here too.
+pub async fn check_writable(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let txn = begin_write(db).await?;
+    let sql = placeholders(
+        db.get_database_backend(),
+        "INSERT INTO health_probe (id, checked_at) VALUES (1, ?) \
+         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+    );
+    let statement = sea_orm::Statement::from_sql_and_values(db.get_database_backend(), sql, [now().into()]);
+    txn.execute_raw(statement).await?;
+    txn.commit().await
 }
 
 /// The current time at the precision both databases store (microseconds),

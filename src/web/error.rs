@@ -3,11 +3,15 @@
 
 use askama::Template;
 use axum::{
-    http::StatusCode,
+    body::HttpBody,
+    http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
 
-use crate::error::AppError;
+use crate::{
+    db::{self, Failure},
+    error::AppError,
+};
 
 #[derive(Debug)]
 pub enum PageError {
@@ -69,23 +73,29 @@ impl IntoResponse for PageError {
             AppError::Conflict { message, fields, .. } => {
                 (StatusCode::CONFLICT, "That cannot be done now", message, fields.into_iter().collect())
             }
-            AppError::Database(err @ (sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_))) => {
-                tracing::error!(error = %err, "database unreachable from a page");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Try again in a moment",
-                    "The database is unreachable.".to_string(),
-                    vec![],
-                )
-            }
-            AppError::Database(err) => {
-                tracing::error!(error = %err, "database error on a page");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "The server could not complete the request.".to_string(),
-                    vec![],
-                )
+            AppError::RateLimited(message) => (StatusCode::TOO_MANY_REQUESTS, "Please wait", message, vec![]),
+            AppError::Database(err) => match db::failure(&err) {
+                Failure::Unreachable => {
+                    tracing::error!(error = %err, "database unreachable from a page");
+                    return unavailable_page(UNREACHABLE);
+                }
+                Failure::Storage => {
+                    tracing::error!(error = %err, "database could not keep a change from a page");
+                    return unavailable_page(NOT_SAVED);
+                }
+                Failure::Other => {
+                    tracing::error!(error = %err, "database error on a page");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Something went wrong",
+                        "The server could not complete the request.".to_string(),
+                        vec![],
+                    )
+                }
+            },
+            AppError::Unavailable(detail) => {
+                tracing::error!(%detail, "storage unavailable from a page");
+                return unavailable_page(NOT_SAVED);
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error on a page");
@@ -97,13 +107,39 @@ impl IntoResponse for PageError {
                 )
             }
         };
-        let page = ErrorPage { title, message, details };
-        match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(err) => {
-                tracing::error!(error = %err, "error page failed to render");
-                (status, title.to_string()).into_response()
-            }
+        error_page(status, title, message, details)
+    }
+}
+
+const UNREACHABLE: &str = "The database is unreachable, so nothing could be shown or saved. \
+    Nothing was changed. Please try again in a moment.";
+const NOT_SAVED: &str = "This could not be saved: the database is not accepting changes right now. \
+    Nothing was changed. Please try again in a moment.";
+
+fn error_page(status: StatusCode, title: &str, message: String, details: Vec<(String, String)>) -> Response {
+    let page = ErrorPage { title, message, details };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "error page failed to render");
+            (status, title.to_string()).into_response()
         }
     }
+}
+
+fn unavailable_page(message: &str) -> Response {
+    let mut response =
+        error_page(StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment", message.to_string(), vec![]);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// The session layer answers a bare, empty 500 when it cannot save a
+/// session (the database refused the write). People get the readable page
+/// instead.
+pub async fn explain_bare_failures(response: Response) -> Response {
+    let bare = response.status() == StatusCode::INTERNAL_SERVER_ERROR
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+        && response.body().size_hint().exact() == Some(0);
+    if bare { unavailable_page(NOT_SAVED) } else { response }
 }

@@ -93,6 +93,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .fallback(|| async { PageError::App(AppError::NotFound) })
         .layer(csrf.with_rejection_response(forgery_refused))
         .layer(sessions)
+        .layer(axum::middleware::map_response(error::explain_bare_failures))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::HeaderName::from_static("x-frame-options"),
@@ -168,8 +169,12 @@ impl FromRequestParts<AppState> for Staff {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| PageError::App(AppError::Internal("session layer missing".into())))?;
-        let user_id = session.get::<i32>(USER_KEY).await.ok().flatten().ok_or_else(sign_in)?;
-        let signed_in_at = session.get::<i64>(SIGNED_IN_AT_KEY).await.ok().flatten().unwrap_or(0);
+        // A session that cannot be read is not a signed-out one: the person
+        // is told to try again rather than sent to sign in.
+        let unreadable =
+            |e: tower_sessions::session::Error| PageError::App(AppError::Unavailable(format!("session: {e}")));
+        let user_id = session.get::<i32>(USER_KEY).await.map_err(unreadable)?.ok_or_else(sign_in)?;
+        let signed_in_at = session.get::<i64>(SIGNED_IN_AT_KEY).await.map_err(unreadable)?.unwrap_or(0);
         let lifetime = state.settings.web.session_absolute_lifetime.as_secs();
         let age = Utc::now().timestamp().saturating_sub(signed_in_at);
         let user = match users::find_active(&state.db, user_id).await? {
@@ -328,7 +333,7 @@ impl FormState {
         let (errors, message) = match err {
             AppError::Validation(errors) => (errors.0, None),
             AppError::Conflict { message, fields, .. } => (fields, Some(message)),
-            AppError::Forbidden(message) => (Default::default(), Some(message)),
+            AppError::Forbidden(message) | AppError::RateLimited(message) => (Default::default(), Some(message)),
             other => return Err(other.into()),
         };
         Ok(Self { form: form.to_string(), values: fields.0.clone(), errors, message })

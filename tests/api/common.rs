@@ -102,9 +102,20 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+        let (database_url, dir) = fresh_database(backend).await?;
+        Some(Self::start_on(backend, &database_url, dir, adjust).await)
+    }
+
+    /// Starts on a database the test made itself (`dir` is kept until the app is dropped).
+    pub async fn start_on(
+        backend: Backend,
+        database_url: &str,
+        dir: Option<tempfile::TempDir>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         // Server-side errors show in a failing test's output.
         let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("error").try_init();
-        let (database_url, dir) = fresh_database(backend).await?;
+        let database_url = database_url.to_string();
         let mut settings = test_settings(&database_url);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
@@ -143,7 +154,7 @@ impl TestApp {
         }));
         let client =
             reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).no_proxy().build().expect("client");
-        Some(TestApp {
+        TestApp {
             backend,
             settings: state_settings,
             base,
@@ -154,7 +165,7 @@ impl TestApp {
             other_advocate,
             _stop: stop,
             _dir: dir,
-        })
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -12,5 +12,6 @@ mod cli;
 mod database;
 mod input;
 mod mail;
+mod storage;
 mod web;
 mod workflow;
