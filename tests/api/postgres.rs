@@ -25,41 +25,83 @@ fn start() -> Result<Cluster, String> {
     if let Ok(url) = std::env::var("SECONDLOOK_TEST_POSTGRES_URL") {
         return Ok(Cluster { admin_url: url });
     }
-    let bin = find_bin_dir().ok_or("PostgreSQL's initdb and pg_ctl were not found")?;
-    let as_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
-    let dir = std::env::temp_dir().join(format!("secondlook-test-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    if as_root {
-        run(Command::new("chown").arg("postgres:postgres").arg(&dir))?;
-    }
-    let data = dir.join("data");
-    let pg = |tool: &str| -> Command {
-        let path = bin.join(tool);
+    let server = Server::create("shared")?;
+    server.start()?;
+    Ok(Cluster { admin_url: server.admin_url() })
+}
+
+/// A PostgreSQL server of the test run's own, which a test may stop and
+/// start again.
+pub struct Server {
+    bin: PathBuf,
+    dir: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_root: bool,
+}
+
+impl Server {
+    /// Initialises a cluster in a folder of its own (removed when the test binary exits).
+    pub fn create(name: &str) -> Result<Server, String> {
+        let bin = find_bin_dir().ok_or("PostgreSQL's initdb and pg_ctl were not found")?;
+        let as_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
+        let dir = std::env::temp_dir().join(format!("secondlook-test-pg-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         if as_root {
+            run(Command::new("chown").arg("postgres:postgres").arg(&dir))?;
+        }
+        let data = dir.join("data");
+        let server = Server { bin, dir, data, port: free_port()?, as_root };
+        run(server.tool("initdb").arg("-D").arg(&server.data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]))?;
+        spawn_reaper(&server.bin, &server.dir, &server.data, as_root);
+        Ok(server)
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let path = self.bin.join(name);
+        if self.as_root {
             let mut cmd = Command::new("runuser");
             cmd.args(["-u", "postgres", "--"]).arg(path);
             cmd
         } else {
             Command::new(path)
         }
-    };
-    run(pg("initdb").arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]))?;
-    let port = free_port()?;
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-        dir.display()
-    );
-    run(pg("pg_ctl")
-        .arg("-D")
-        .arg(&data)
-        .arg("-o")
-        .arg(options)
-        .arg("-l")
-        .arg(dir.join("server.log"))
-        .args(["-w", "start"]))?;
-    spawn_reaper(&bin, &dir, &data, as_root);
-    Ok(Cluster { admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres") })
+    }
+
+    pub fn start(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            self.port,
+            self.dir.display()
+        );
+        run(self
+            .tool("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-o")
+            .arg(options)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "start"]))
+    }
+
+    /// Stops the server at once, as a crash or an operator would.
+    pub fn stop(&self) -> Result<(), String> {
+        run(self.tool("pg_ctl").arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]))
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
 }
 
 fn find_bin_dir() -> Option<PathBuf> {

@@ -152,3 +152,67 @@ async fn sqlite_on_a_full_disk_acknowledges_only_kept_writes_and_recovers() {
     assert_eq!(Some(stored), acknowledged, "the database does not hold the last acknowledged write");
     drop(app);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_postgresql_answers_a_clear_503_quickly_and_recovers() {
+    let server = match crate::postgres::Server::create("stoppable").and_then(|s| s.start().map(|()| s)) {
+        Ok(server) => server,
+        Err(why) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL is required under CI=true: {why}");
+            }
+            eprintln!("skipping the stopped-PostgreSQL test: {why}");
+            return;
+        }
+    };
+    let admin = Database::connect(&server.admin_url()).await.expect("connect");
+    admin.execute_unprepared("CREATE DATABASE stoppable").await.expect("create database");
+    admin.close().await.expect("close");
+    let url = format!("{}/stoppable", server.admin_url().rsplit_once('/').expect("URL with a database").0);
+    let app = TestApp::start_on(Backend::Postgres, &url, None, |_| {}).await;
+    let id = app.open_case(&app.advocate.token, "Stopped Server").await;
+    let web = app.signed_in("advocate@example.org").await;
+
+    server.stop().expect("stop PostgreSQL");
+    // Well under the old 10–20 s; the default wait for a connection is 2 s.
+    let patience = Duration::from_secs(6);
+
+    let started = std::time::Instant::now();
+    let (status, body) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
+    assert!(started.elapsed() < patience, "the API took {:?}", started.elapsed());
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "database_unavailable");
+
+    for (method, path) in [(Method::GET, format!("/cases/{id}")), (Method::GET, "/".to_string())] {
+        let started = std::time::Instant::now();
+        let page = web.request(method, format!("{}{path}", app.base)).send().await.expect("page answered");
+        assert!(started.elapsed() < patience, "{path} took {:?}", started.elapsed());
+        assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let html = page.text().await.expect("body");
+        assert!(html.contains("Try again in a moment"), "{path}: {html}");
+    }
+    let started = std::time::Instant::now();
+    let form = web
+        .post(format!("{}/cases/{id}/details", app.base))
+        .form(&[("summary", "while the database is down")])
+        .send()
+        .await
+        .expect("form answered");
+    assert!(started.elapsed() < patience, "a form took {:?}", started.elapsed());
+    assert_eq!(form.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.call(None, Method::GET, "/healthz", None).await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    server.start().expect("start PostgreSQL again");
+    let mut back = false;
+    for _ in 0..50 {
+        if app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await.0 == StatusCode::OK {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(back, "the API does not recover once PostgreSQL is back");
+    let page = web.get(format!("{}/cases/{id}", app.base)).send().await.expect("page");
+    assert_eq!(page.status(), StatusCode::OK, "the session survives the outage");
+    assert_eq!(app.call(None, Method::GET, "/healthz", None).await.0, StatusCode::OK);
+}
