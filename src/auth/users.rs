@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     audit::{self, Subject},
-    auth::{Actor, Role, passwords},
+    auth::{Actor, Role, passwords, throttle},
     cases::values::{check_email, check_line, check_timezone, limits},
     db::{
         self,
@@ -193,10 +193,29 @@ pub async fn update_access(
 }
 
 /// A signed-in user changes their own password. Their other sessions end;
-/// the one making the change goes on.
-pub async fn change_password(db: &DatabaseConnection, actor: &Actor, current: &str, new: &str) -> AppResult<()> {
+/// the one making the change goes on. Checks of the current password count
+/// against the account's sign-in lockout, so a session left open is no way
+/// around it.
+pub async fn change_password(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    policy: &throttle::Policy,
+    current: &str,
+    new: &str,
+) -> AppResult<()> {
     let user_id = actor.user_id.ok_or(AppError::Unauthenticated)?;
     let user = find_active(db, user_id).await?.ok_or(AppError::Unauthenticated)?;
+    let key = throttle::account_key(&user.email);
+    match throttle::claim_attempt(db, &key, policy).await?.0 {
+        throttle::Verdict::Refuse { until } => {
+            let minutes = (until - db::now()).num_minutes() + 1;
+            return Err(AppError::RateLimited(format!(
+                "Too many wrong passwords. Password checks are paused for about {minutes} minutes."
+            )));
+        }
+        throttle::Verdict::Allow { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        throttle::Verdict::Allow { .. } => {}
+    }
     let stored = user.password_hash.clone().unwrap_or_default();
     let candidate = current.to_string();
     let matches = tokio::task::spawn_blocking(move || passwords::verify(&candidate, &stored))
@@ -205,6 +224,7 @@ pub async fn change_password(db: &DatabaseConnection, actor: &Actor, current: &s
     if !matches {
         return Err(FieldErrors::single("current_password", "is not your current password"));
     }
+    throttle::clear(db, &key).await?;
     passwords::check_strength(new)?;
     let hash = passwords::hash_blocking(new.to_string()).await?;
     let txn = db::begin_write(db).await?;

@@ -10,7 +10,7 @@ use axum::{
 use super::{FormFields, FormState, Nav, SIGNED_IN_AT_KEY, Staff, error::PageResult, render, session_store::USER_KEY};
 use crate::{
     app::AppState,
-    auth::users,
+    auth::{throttle, users},
     error::{AppError, FieldErrors},
 };
 
@@ -31,18 +31,21 @@ pub async fn change_password(State(state): State<AppState>, staff: Staff, fields
     let result = if new != fields.text("repeat_password") {
         Err(FieldErrors::single("repeat_password", "does not match the new password"))
     } else {
-        users::change_password(&state.db, &staff.actor, &fields.text("current_password"), &new).await.map_err(|err| {
-            match err {
-                // The strength check names the field `password`; here it is the new one.
-                AppError::Validation(mut errors) => {
-                    if let Some(problem) = errors.0.remove("password") {
-                        errors.0.insert("new_password".into(), problem);
+        let (policy, _) = throttle::policies(&state.settings.web);
+        users::change_password(&state.db, &staff.actor, &policy, &fields.text("current_password"), &new).await.map_err(
+            |err| {
+                match err {
+                    // The strength check names the field `password`; here it is the new one.
+                    AppError::Validation(mut errors) => {
+                        if let Some(problem) = errors.0.remove("password") {
+                            errors.0.insert("new_password".into(), problem);
+                        }
+                        AppError::Validation(errors)
                     }
-                    AppError::Validation(errors)
+                    other => other,
                 }
-                other => other,
-            }
-        })
+            },
+        )
     };
     match result {
         Ok(()) => {
@@ -56,10 +59,15 @@ pub async fn change_password(State(state): State<AppState>, staff: Staff, fields
             Ok(Redirect::to("/account").into_response())
         }
         Err(err) => {
+            let status = if matches!(err, AppError::RateLimited(_)) {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
             let mut form = FormState::refused("password", &fields, err)?;
             form.values.clear();
             let page = AccountPage { nav: staff.nav().await, email: staff.user.email.clone(), form };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            Ok((status, render(&page)?).into_response())
         }
     }
 }

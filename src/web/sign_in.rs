@@ -43,10 +43,21 @@ pub struct LoginQuery {
     signed_out: Option<String>,
 }
 
-/// Only paths on this site, so a crafted link cannot bounce people elsewhere.
-fn safe_next(next: Option<&str>) -> String {
+/// Only a path on this site, so a crafted link cannot bounce people
+/// elsewhere. Browsers drop tabs and line breaks from addresses and read a
+/// backslash as a slash, so `/\t/evil.example` or `/\\evil.example` would
+/// lead off site: anything with control characters, backslashes or a
+/// second leading slash is refused, and what is left must parse as a path.
+pub fn safe_next(next: Option<&str>) -> String {
+    let acceptable = |n: &str| {
+        n.len() <= 2048
+            && n.starts_with('/')
+            && !n[1..].starts_with(['/', '\\'])
+            && !n.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace())
+            && n.parse::<axum::http::uri::PathAndQuery>().is_ok()
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
+        Some(n) if acceptable(n) => n.to_string(),
         _ => "/".to_string(),
     }
 }
@@ -86,15 +97,22 @@ pub async fn submit(
     let refuse =
         |page: LoginPage, status: StatusCode| -> PageResult<Response> { Ok((status, render(&page)?).into_response()) };
 
-    let now = crate::db::now();
-    let verdicts = [
-        throttle::verdict(throttle::load(&state.db, &account_key).await?, &account_policy, now),
-        throttle::verdict(throttle::load(&state.db, &address_key).await?, &address_policy, now),
-    ];
-    if let Some(until) = verdicts.iter().find_map(|v| match v {
-        Verdict::Refuse { until } => Some(*until),
-        Verdict::Allow { .. } => None,
-    }) {
+    // Each attempt is counted before its password is looked at (see
+    // `throttle`); a refused one is not counted against the address.
+    let (account_verdict, account) = throttle::claim_attempt(&state.db, &account_key, &account_policy).await?;
+    let (verdicts, refused_until) = match account_verdict {
+        Verdict::Refuse { until } => ([account_verdict, account_verdict], Some(until)),
+        Verdict::Allow { .. } => {
+            let (address_verdict, _) = throttle::claim_attempt(&state.db, &address_key, &address_policy).await?;
+            if let Verdict::Refuse { until } = address_verdict {
+                throttle::give_back_attempt(&state.db, &account_key, &account_policy).await?;
+                ([account_verdict, address_verdict], Some(until))
+            } else {
+                ([account_verdict, address_verdict], None)
+            }
+        }
+    };
+    if let Some(until) = refused_until {
         audit::record(
             &state.db,
             &attempt,
@@ -103,7 +121,7 @@ pub async fn submit(
             serde_json::json!({}),
         )
         .await?;
-        let minutes = (until - now).num_minutes() + 1;
+        let minutes = (until - crate::db::now()).num_minutes() + 1;
         let message =
             format!("Too many failed sign-ins. Sign-in is paused for about {minutes} minutes; try again later.");
         return refuse(LoginPage { email, next, message: Some(message), notice: None }, StatusCode::TOO_MANY_REQUESTS);
@@ -127,8 +145,6 @@ pub async fn submit(
         .await
         .map_err(|e| AppError::Internal(format!("password check: {e}")))?;
     let Some(user) = found.filter(|_| matches && !password.is_empty()) else {
-        let account = throttle::record_failure(&state.db, &account_key, &account_policy).await?;
-        throttle::record_failure(&state.db, &address_key, &address_policy).await?;
         audit::record(
             &state.db,
             &attempt,
@@ -137,7 +153,7 @@ pub async fn submit(
             serde_json::json!({ "failures": account.count }),
         )
         .await?;
-        let message = if account.locked_until.is_some() {
+        let message = if account.is_locked(crate::db::now()) {
             "Email or password is wrong. Too many failed sign-ins: sign-in is paused for a while.".to_string()
         } else {
             "Email or password is wrong.".to_string()
@@ -146,6 +162,7 @@ pub async fn submit(
     };
 
     throttle::clear(&state.db, &account_key).await?;
+    throttle::give_back_attempt(&state.db, &address_key, &address_policy).await?;
     // A new session id at sign-in, so an id planted before cannot be used after.
     session.cycle_id().await.map_err(|e| AppError::Internal(format!("session: {e}")))?;
     session.insert(USER_KEY, user.id).await.map_err(|e| AppError::Internal(format!("session: {e}")))?;
@@ -177,5 +194,10 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\r\n/evil.example")), "/");
+        assert_eq!(safe_next(Some("/cases\\..\\evil")), "/");
+        assert_eq!(safe_next(Some("/ /evil.example")), "/");
+        assert_eq!(safe_next(Some("/cases?q=a%20b&stage=records_requested")), "/cases?q=a%20b&stage=records_requested");
     }
 }

@@ -13,5 +13,6 @@ mod database;
 mod input;
 mod mail;
 mod storage;
+mod trust;
 mod web;
 mod workflow;
