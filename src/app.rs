@@ -6,13 +6,13 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, MatchedPath, Request, State},
-    http::StatusCode,
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::IntoResponse,
     routing::get,
 };
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
 use crate::{api, cases::store::CaseRules, config::Settings, db, web};
 
@@ -32,11 +32,26 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.server.max_body_bytes;
-    Router::new()
+    let hsts = state.settings.server.hsts_max_age.as_secs();
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api::router())
         .merge(web::router(&state))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(api::error::panicked))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(PERMISSIONS_POLICY),
+        ));
+    let router = match HeaderValue::from_str(&format!("max-age={hsts}; includeSubDomains")) {
+        Ok(value) if hsts > 0 => {
+            router.layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, value))
+        }
+        _ => router,
+    };
+    router
         // Spans name the route pattern, never the raw URI: query strings can
         // hold patient names.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -45,6 +60,10 @@ pub fn router(state: AppState) -> Router {
         }))
         .with_state(state)
 }
+
+/// Nothing here needs the browser's sensors, payments or devices.
+const PERMISSIONS_POLICY: &str =
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()";
 
 /// Healthy means the database can keep a write, not only answer a read: an
 /// instance whose disk is full must be taken out of rotation.

@@ -245,9 +245,13 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
         jobs::check_schedule(&state.settings.reminders.schedule).map_err(CliError::App)?;
         None
     };
-    let mut scheduler = jobs::start(reminders, DbSessionStore::new(db.clone()), &state.settings.reminders.schedule)
-        .await
-        .map_err(CliError::App)?;
+    let mut scheduler = jobs::start(
+        reminders,
+        DbSessionStore::new(db.clone(), state.settings.web.session_idle_timeout),
+        &state.settings.reminders.schedule,
+    )
+    .await
+    .map_err(CliError::App)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app::serve(listener, state, async move {
         let _ = stop_rx.await;

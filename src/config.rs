@@ -32,6 +32,9 @@ pub struct ServerSettings {
     pub trust_forwarded_for: bool,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// `Strict-Transport-Security` max-age; zero sends no such header.
+    #[serde(with = "humantime_serde")]
+    pub hsts_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

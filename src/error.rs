@@ -41,6 +41,9 @@ pub enum AppError {
     NotFound,
     #[error("authentication required")]
     Unauthenticated,
+    /// The request itself is malformed (an address parameter of the wrong kind).
+    #[error("{0}")]
+    BadRequest(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("invalid input")]
@@ -68,3 +71,12 @@ impl AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// What a caught panic said, for the log (the answer never shows it).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)")
+}

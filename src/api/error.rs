@@ -73,6 +73,7 @@ impl From<AppError> for ApiError {
             AppError::Conflict { code, message, fields } => {
                 ApiError { status: StatusCode::CONFLICT, code, message, fields }
             }
+            AppError::BadRequest(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message),
             AppError::RateLimited(message) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message),
             AppError::Database(err) => match db::failure(&err) {
                 Failure::Unreachable => {
@@ -112,3 +113,10 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The answer to a request whose handler panicked: the standard 500, with
+/// the panic logged.
+pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(panic = crate::error::panic_message(payload.as_ref()), "an API handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server").into_response()
+}

@@ -8,14 +8,28 @@ pub mod extract;
 
 use axum::{
     Router,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     routing::{get, post, put},
 };
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
 use crate::app::AppState;
 use error::ApiError;
 
 pub fn router() -> Router<AppState> {
+    guard(routes())
+}
+
+/// What every API answer gets, whatever the route: answers carry patient
+/// data, so no cache keeps them; a panic still answers the standard 500.
+pub fn guard<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    routes
+        .layer(CatchPanicLayer::custom(error::panicked))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+}
+
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/cases", get(cases::list).post(cases::create))
         .route("/cases/{id}", get(cases::get).patch(cases::update))

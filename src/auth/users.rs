@@ -12,7 +12,7 @@ use crate::{
     cases::values::{check_email, check_line, check_timezone, limits},
     db::{
         self,
-        entities::{session, user},
+        entities::{api_token, session, user},
     },
     error::{AppError, AppResult, FieldErrors},
 };
@@ -151,8 +151,7 @@ pub struct BootstrapOutcome {
 }
 
 /// Changes a user's role or active flag. Deactivating ends the user's
-/// sessions at once; their API tokens stop working because every request
-/// checks that the user is active.
+/// sessions and revokes their API tokens at once.
 pub async fn update_access(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -177,15 +176,24 @@ pub async fn update_access(
     }
     row.updated_at = Set(db::now());
     let saved = row.update(&txn).await?;
+    let mut tokens_revoked = 0;
     if active == Some(false) {
         session::Entity::delete_many().filter(session::Column::UserId.eq(user_id)).exec(&txn).await?;
+        // For good: turning the account on again later brings no old token back.
+        tokens_revoked = api_token::Entity::update_many()
+            .col_expr(api_token::Column::RevokedAt, sea_orm::prelude::Expr::value(db::now()))
+            .filter(api_token::Column::UserId.eq(user_id))
+            .filter(api_token::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?
+            .rows_affected;
     }
     audit::record(
         &txn,
         actor,
         "user.update",
         Subject::of("user", user_id),
-        serde_json::json!({ "role": { "from": existing.role, "to": saved.role }, "active": { "from": existing.active, "to": saved.active } }),
+        serde_json::json!({ "role": { "from": existing.role, "to": saved.role }, "active": { "from": existing.active, "to": saved.active }, "tokens_revoked": tokens_revoked }),
     )
     .await?;
     txn.commit().await?;

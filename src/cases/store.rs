@@ -16,8 +16,9 @@ use super::{
     schedule::{ServiceLevels, StageClock},
     stage::{self, Readiness, Refusal},
     values::{
-        ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, check_email, check_language, check_line,
-        check_phone, check_text, check_timezone, like_contains, limits, parse_round, round_name, search_key,
+        ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, check_email, check_instant, check_language,
+        check_line, check_phone, check_text, check_timezone, like_contains, limits, parse_round, round_name,
+        search_key,
     },
     view::{self, CaseListItem, CaseView, stage_of},
 };
@@ -384,6 +385,7 @@ pub async fn view(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppRe
 }
 
 pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -> AppResult<CasePage> {
+    super::values::check_search("q", filter.query.as_deref())?;
     let now = db::now();
     let mut cond = Condition::all();
     if let Scope::OwnCases(me) = actor.scope {
@@ -754,6 +756,10 @@ pub async fn set_consultation(
     let mut errors = FieldErrors::new();
     if let Some(location) = input.location.as_deref() {
         check_line(&mut errors, "location", location, limits::SHORT_TEXT, false);
+    }
+    check_instant(&mut errors, "scheduled_at", &input.scheduled_at);
+    if let Some(held) = &input.held_at {
+        check_instant(&mut errors, "held_at", held);
     }
     errors.into_result()?;
     let w = begin_case_write(db, actor, case_id, "case.consultation").await?;

@@ -133,6 +133,36 @@ pub fn check_line(errors: &mut FieldErrors, field: &str, value: &str, max: usize
     }
 }
 
+/// Longest search text accepted; longer is no name or reference anyone types.
+pub const SEARCH_TEXT: usize = 200;
+
+/// Search boxes and filters: bounded, and no control characters (a NUL
+/// cannot even reach PostgreSQL).
+pub fn check_search(field: &str, value: Option<&str>) -> Result<(), crate::error::AppError> {
+    let mut errors = FieldErrors::new();
+    if let Some(value) = value {
+        if value.chars().count() > SEARCH_TEXT {
+            errors.add(field, format!("must be at most {SEARCH_TEXT} characters"));
+        } else if value.chars().any(char::is_control) {
+            errors.add(field, "contains control characters");
+        }
+    }
+    errors.into_result()
+}
+
+/// The earliest and latest instants a case may name (appointments, events).
+/// Both databases store far more, but PostgreSQL stops at 4713 BC and
+/// nothing in a second opinion happens outside these years.
+pub const EARLIEST_YEAR: i32 = 1900;
+pub const LATEST_YEAR: i32 = 2199;
+
+pub fn check_instant(errors: &mut FieldErrors, field: &str, value: &chrono::DateTime<chrono::Utc>) {
+    use chrono::Datelike;
+    if !(EARLIEST_YEAR..=LATEST_YEAR).contains(&value.year()) {
+        errors.add(field, format!("must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}"));
+    }
+}
+
 pub fn check_email(errors: &mut FieldErrors, field: &str, value: &str) {
     if value.trim().is_empty() {
         errors.add(field, "is required");

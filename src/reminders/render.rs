@@ -51,6 +51,16 @@ pub const QUESTIONS_TO_ASK: [&str; 6] = [
 pub const WHAT_TO_BRING: &str = "Bring photo ID, your insurance card, your list of medications, and copies of \
      your records and imaging (or the summary your advocate prepared).";
 
+/// "today", "tomorrow" or "in N days": calendar days in `tz` from `from` to `to`.
+pub fn days_ahead(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> String {
+    let days = (to.with_timezone(&tz).date_naive() - from.with_timezone(&tz).date_naive()).num_days();
+    match days {
+        ..=0 => "today".to_string(),
+        1 => "tomorrow".to_string(),
+        n => format!("in {n} days"),
+    }
+}
+
 pub fn when(t: DateTime<Utc>, tz: Tz) -> String {
     format!("{} ({})", t.with_timezone(&tz).format("%A %-d %B %Y at %H:%M"), tz.name())
 }
@@ -123,7 +133,7 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
             unsubscribe_url,
             ..Content::default()
         },
-        Kind::ConsultationSoon { days_before } => {
+        Kind::ConsultationSoon { .. } => {
             let Some(visit) = &case.consultation else { return Content::default() };
             let with = case.specialist_name.as_deref().map(|n| format!(" with {n}")).unwrap_or_default();
             let place = if visit.virtual_visit {
@@ -137,10 +147,14 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
                     None => "It is in person; the clinic will confirm the address.".to_string(),
                 }
             };
-            let in_days = if *days_before == 1 { "tomorrow".to_string() } else { format!("in {days_before} days") };
+            // Counted in the patient's calendar days from when the email goes
+            // out, not from which reminder slot it fills: 30 hours ahead can
+            // be "tomorrow" or "in 2 days", never "in 3 days".
+            let in_days = days_ahead(planned.send_after, visit.scheduled_at, tz);
             let at = when(visit.scheduled_at, tz);
+            let day = visit.scheduled_at.with_timezone(&tz).format("%A %-d %B");
             Content {
-                subject: format!("Your appointment {in_days}"),
+                subject: format!("Your appointment {in_days}, {day}"),
                 greeting,
                 paragraphs: vec![
                     format!("Your second-opinion appointment{with} is {in_days}: {at}."),
@@ -257,5 +271,79 @@ pub fn weekly_content(
         action: Some(("Open the overview".into(), format!("{public_url}/admin"))),
         footer: staff_footer(),
         ..Content::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::{
+        cases::values::RecordKind,
+        reminders::planner::{Consultation, Recipient},
+    };
+
+    fn visit_reminder(now: DateTime<Utc>, visit: DateTime<Utc>, zone: &str) -> Content {
+        let tz: Tz = zone.parse().expect("zone");
+        let patient = Recipient { name: "Pat Doe".into(), email: "pat@example.org".into(), tz };
+        let case = CaseFacts {
+            case_id: 1,
+            reference: "SO-2026-000001".into(),
+            stage: Stage::SpecialistChosen,
+            round: 2,
+            stage_entered_at: now - Duration::days(1),
+            stage_due_at: None,
+            held: false,
+            advocate: None,
+            patient_name: "Pat Doe".into(),
+            patient_email: "pat@example.org".into(),
+            patient_tz: tz,
+            nudges_stopped: false,
+            records_outstanding: vec![RecordKind::LabResults],
+            consultation: Some(Consultation {
+                scheduled_at: visit,
+                virtual_visit: true,
+                location: None,
+                held_at: None,
+            }),
+            specialist_name: None,
+            current_round_opinion: false,
+        };
+        // The slot for visits one to three days ahead.
+        let planned = Planned {
+            key: "k".into(),
+            kind: Kind::ConsultationSoon { days_before: 3 },
+            case_id: Some(1),
+            recipient: patient,
+            send_after: now,
+        };
+        case_content(&planned, &case, "https://secondlook.test", Some("https://secondlook.test/u/t".into()))
+    }
+
+    #[test]
+    fn an_appointment_30_hours_away_is_not_in_3_days() {
+        // 17:30 in New York on Monday; the visit is 23:30 on Tuesday.
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 22, 30, 0).single().expect("time");
+        let content = visit_reminder(now, now + Duration::hours(30), "America/New_York");
+        assert_eq!(content.subject, "Your appointment tomorrow, Tuesday 24 November");
+        assert!(
+            content.paragraphs[0].contains("is tomorrow: Tuesday 24 November 2026 at 23:30"),
+            "{:?}",
+            content.paragraphs
+        );
+        // 23:00 in Tokyo; 30 hours on is 05:00 two local days later.
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).single().expect("time");
+        let content = visit_reminder(now, now + Duration::hours(30), "Asia/Tokyo");
+        assert_eq!(content.subject, "Your appointment in 2 days, Wednesday 25 November");
+    }
+
+    #[test]
+    fn days_ahead_counts_local_calendar_days() {
+        let tz: Tz = "Europe/Berlin".parse().expect("zone");
+        let at = |d, h| Utc.with_ymd_and_hms(2026, 3, d, h, 0, 0).single().expect("time");
+        assert_eq!(days_ahead(at(27, 8), at(27, 20), tz), "today");
+        assert_eq!(days_ahead(at(27, 22), at(28, 1), tz), "tomorrow", "23:00 to 02:00 local is the next day");
+        assert_eq!(days_ahead(at(28, 12), at(31, 11), tz), "in 3 days", "across the change to summer time");
     }
 }

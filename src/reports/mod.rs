@@ -34,6 +34,8 @@ pub struct CaseloadFilter {
 }
 
 pub const PAGE_SIZE: u64 = 25;
+/// Highest caseload page number accepted (a quarter of a million cases deep).
+pub const MAX_PAGE: u64 = 10_000;
 
 pub struct Caseload {
     pub stage_counts: Vec<(Stage, i64)>,
@@ -71,6 +73,10 @@ pub async fn caseload(
     filter: &CaseloadFilter,
     now: DateTime<Utc>,
 ) -> AppResult<Caseload> {
+    crate::cases::values::check_search("q", filter.query.as_deref())?;
+    if filter.page > MAX_PAGE {
+        return Err(crate::error::FieldErrors::single("page", format!("must be at most {MAX_PAGE}")));
+    }
     let scoped = scoped_advocate(actor, filter.advocate_id);
     let mut open = Condition::all().add(case::Column::Stage.is_in(open_stages()));
     if let Some(id) = scoped {

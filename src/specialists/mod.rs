@@ -89,6 +89,14 @@ pub async fn update(
     id: i32,
     input: SpecialistInput,
 ) -> AppResult<SpecialistView> {
+    // A directory entry's name and address go into other advocates' patient
+    // emails: only admins may change one (anyone may add an entry).
+    if !actor.is_admin() {
+        audit::record_denied(db, actor, Subject::of("specialist", id), "specialist.update").await;
+        return Err(AppError::Forbidden(
+            "Only admins can edit the specialists directory; ask an admin to correct this entry.".into(),
+        ));
+    }
     input.validate()?;
     let txn = db::begin_write(db).await?;
     let existing = specialist::Entity::find_by_id(id).one(&txn).await?.ok_or(AppError::NotFound)?;
@@ -113,6 +121,8 @@ pub async fn get(db: &DatabaseConnection, id: i32) -> AppResult<SpecialistView> 
 }
 
 pub async fn list(db: &DatabaseConnection, filter: &SpecialistFilter) -> AppResult<Vec<SpecialistView>> {
+    crate::cases::values::check_search("q", filter.query.as_deref())?;
+    crate::cases::values::check_search("specialty", filter.specialty.as_deref())?;
     let mut cond = Condition::all();
     if let Some(specialty) = filter.specialty.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         cond = cond.add(specialist::Column::SpecialtyKey.eq(search_key(&[specialty])));

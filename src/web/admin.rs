@@ -144,7 +144,7 @@ pub async fn update_user(
     let saved = users::update_access(&state.db, &staff.actor, id, role, active).await?;
     let what = match active {
         Some(false) => format!("{} is deactivated; their sessions and tokens no longer work.", saved.email),
-        Some(true) => format!("{} is active again.", saved.email),
+        Some(true) => format!("{} is active again; API tokens revoked before stay revoked.", saved.email),
         None => format!("{} is now {}.", saved.email, saved.role),
     };
     staff.flash(what).await;

@@ -2,13 +2,10 @@
 //! upcoming consultations and recent activity.
 
 use askama::Template;
-use axum::{
-    extract::{Query, State},
-    response::Html,
-};
+use axum::{extract::State, response::Html};
 use serde::Deserialize;
 
-use super::{DueLabel, Nav, Staff, error::PageResult, render};
+use super::{DueLabel, Nav, PageQuery, Staff, error::PageResult, render};
 use crate::{
     app::AppState,
     auth::users,
@@ -122,7 +119,7 @@ pub fn describe_action(action: &str) -> &'static str {
 pub async fn home(
     State(state): State<AppState>,
     staff: Staff,
-    Query(query): Query<HomeQuery>,
+    PageQuery(query): PageQuery<HomeQuery>,
 ) -> PageResult<Html<String>> {
     let stage = query.stage.as_deref().and_then(Stage::parse).filter(|s| !s.is_final());
     let urgency = query.urgency.clone().filter(|u| u == "routine" || u == "expedited");

@@ -2,16 +2,17 @@
 
 use askama::Template;
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
-use super::{FormFields, FormState, Nav, PathId, Staff, error::PageResult, render};
+use super::{FormFields, FormState, Nav, PageQuery, PathId, Staff, error::PageResult, render};
 use crate::{
     app::AppState,
     cases::view::SpecialistView,
+    error::AppError,
     specialists::{self, SpecialistFilter, SpecialistInput},
 };
 
@@ -35,7 +36,7 @@ struct ListPage {
 pub async fn list(
     State(state): State<AppState>,
     staff: Staff,
-    Query(query): Query<DirectoryQuery>,
+    PageQuery(query): PageQuery<DirectoryQuery>,
 ) -> PageResult<Html<String>> {
     let filter = SpecialistFilter { specialty: query.specialty.clone(), query: query.q.clone(), limit: 500 };
     let items = specialists::list(&state.db, &filter).await?;
@@ -75,7 +76,19 @@ pub async fn new_form(staff: Staff) -> PageResult<Html<String>> {
     })
 }
 
+/// Names and addresses in the directory reach other advocates' patients.
+fn require_directory_editor(staff: &Staff) -> PageResult<()> {
+    if staff.actor.is_admin() {
+        return Ok(());
+    }
+    Err(AppError::Forbidden(
+        "Only admins can edit the specialists directory; ask an admin to correct this entry.".into(),
+    )
+    .into())
+}
+
 pub async fn edit_form(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Html<String>> {
+    require_directory_editor(&staff)?;
     let s = specialists::get(&state.db, id).await?;
     let mut form = FormState::default();
     for (name, value) in [
@@ -128,6 +141,7 @@ pub async fn update(
     PathId(id): PathId,
     fields: FormFields,
 ) -> PageResult<Response> {
+    require_directory_editor(&staff)?;
     let result = specialists::update(&state.db, &staff.actor, id, input_from(&fields)).await;
     saved(&staff, &fields, "Edit specialist", format!("/specialists/{id}/edit"), result).await
 }

@@ -73,6 +73,7 @@ impl IntoResponse for PageError {
             AppError::Conflict { message, fields, .. } => {
                 (StatusCode::CONFLICT, "That cannot be done now", message, fields.into_iter().collect())
             }
+            AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, "That address does not work", message, vec![]),
             AppError::RateLimited(message) => (StatusCode::TOO_MANY_REQUESTS, "Please wait", message, vec![]),
             AppError::Database(err) => match db::failure(&err) {
                 Failure::Unreachable => {
@@ -142,4 +143,11 @@ pub async fn explain_bare_failures(response: Response) -> Response {
         && !response.headers().contains_key(header::CONTENT_TYPE)
         && response.body().size_hint().exact() == Some(0);
     if bare { unavailable_page(NOT_SAVED) } else { response }
+}
+
+/// The answer to a page request whose handler panicked: the standard error
+/// page, with the panic logged.
+pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(panic = crate::error::panic_message(payload.as_ref()), "a page handler panicked");
+    PageError::App(AppError::Internal("a page handler panicked".into())).into_response()
 }

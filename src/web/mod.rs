@@ -25,15 +25,16 @@ use axum::{
 };
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use tower_http::{csrf::CsrfLayer, set_header::SetResponseHeaderLayer};
+use tower_http::{catch_panic::CatchPanicLayer, csrf::CsrfLayer, set_header::SetResponseHeaderLayer};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite};
 
 use crate::{
     api::extract::{client_ip, path_param},
     app::AppState,
     auth::{Actor, Role, users},
+    cases::values,
     db::{self, entities::user},
-    error::AppError,
+    error::{AppError, FieldErrors},
 };
 use error::{PageError, PageResult};
 use session_store::{DbSessionStore, USER_KEY};
@@ -44,14 +45,15 @@ pub const SESSION_COOKIE: &str = "secondlook_session";
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let web = &state.settings.web;
-    let idle = time::Duration::try_from(web.session_idle_timeout).unwrap_or(time::Duration::minutes(30));
-    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+    // The cookie lives until the browser closes (no Max-Age); the idle
+    // deadline is kept on the server, where the store stamps it anew each
+    // time the session is saved — on every request, so activity moves it on.
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone(), web.session_idle_timeout))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(web.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(idle))
-        // Saving on every request is what moves the idle deadline forward.
+        .with_secure(web.secure_cookies || state.settings.public_url().starts_with("https://"))
+        .with_expiry(Expiry::OnSessionEnd)
         .with_always_save(true);
     let mut csrf = CsrfLayer::new();
     let public_url = state.settings.public_url();
@@ -91,6 +93,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/u/{token}", get(unsubscribe::confirm).post(unsubscribe::stop))
         .route("/static/app.css", get(stylesheet))
         .fallback(|| async { PageError::App(AppError::NotFound) })
+        .layer(CatchPanicLayer::custom(error::panicked))
         .layer(csrf.with_rejection_response(forgery_refused))
         .layer(sessions)
         .layer(axum::middleware::map_response(error::explain_bare_failures))
@@ -244,7 +247,37 @@ impl FromRequest<AppState> for FormFields {
         let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
             PageError::App(AppError::Forbidden(format!("The form was larger than {limit} bytes and was not saved.")))
         })?;
-        Ok(FormFields(form_urlencoded::parse(&bytes).into_owned().collect()))
+        let fields: HashMap<String, String> = form_urlencoded::parse(&bytes).into_owned().collect();
+        refuse_nul(fields.iter())?;
+        Ok(FormFields(fields))
+    }
+}
+
+/// No text on either database can hold a NUL character: a form or address
+/// carrying one is refused as a whole, with the field named.
+fn refuse_nul<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Result<(), PageError> {
+    match pairs.into_iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        Some((name, _)) => {
+            Err(FieldErrors::single(name.replace('\0', "\\0"), "contains a character that is not allowed").into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// A page's query string. One that does not fit the page's parameters
+/// answers a readable page (400), never a bare error.
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        refuse_nul(pairs.iter().map(|(k, v)| (k, v)))?;
+        serde_urlencoded::from_str(query).map(PageQuery).map_err(|err| {
+            PageError::App(AppError::BadRequest(format!("This address has a parameter that does not fit: {err}.")))
+        })
     }
 }
 
@@ -278,6 +311,9 @@ impl Clock {
         let naive = NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M")
             .or_else(|_| NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M:%S"))
             .map_err(|_| "is not a date and time")?;
+        if !(values::EARLIEST_YEAR..=values::LATEST_YEAR).contains(&chrono::Datelike::year(&naive)) {
+            return Err("must be between the years 1900 and 2199");
+        }
         self.tz
             .from_local_datetime(&naive)
             .earliest()

@@ -19,11 +19,21 @@ pub const USER_KEY: &str = "user_id";
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
     db: DatabaseConnection,
+    /// A session not saved for this long has ended.
+    idle: time::Duration,
 }
 
 impl DbSessionStore {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, idle: std::time::Duration) -> Self {
+        Self { db, idle: time::Duration::try_from(idle).unwrap_or(time::Duration::minutes(30)) }
+    }
+
+    /// The row for `record`, ending `idle` after now: the cookie carries no
+    /// expiry of its own, so the server decides when a session is over.
+    fn row(&self, record: &Record) -> Result<session::ActiveModel> {
+        let mut expiring = record.clone();
+        expiring.expiry_date = time::OffsetDateTime::now_utc() + self.idle;
+        row(&expiring)
     }
 
     pub async fn delete_expired(&self) -> std::result::Result<u64, sea_orm::DbErr> {
@@ -69,12 +79,12 @@ impl SessionStore for DbSessionStore {
         while self.exists(&record.id).await? {
             record.id = Id::default();
         }
-        session::Entity::insert(row(record)?).exec(&self.db).await.map_err(backend)?;
+        session::Entity::insert(self.row(record)?).exec(&self.db).await.map_err(backend)?;
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> Result<()> {
-        session::Entity::insert(row(record)?)
+        session::Entity::insert(self.row(record)?)
             .on_conflict(
                 OnConflict::column(session::Column::Id)
                     .update_columns([session::Column::UserId, session::Column::Data, session::Column::ExpiresAt])

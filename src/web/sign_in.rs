@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use askama::Template;
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
@@ -13,7 +13,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{FormFields, SIGNED_IN_AT_KEY, Staff, error::PageResult, render, session_store::USER_KEY};
+use super::{FormFields, PageQuery, SIGNED_IN_AT_KEY, Staff, error::PageResult, render, session_store::USER_KEY};
 use crate::{
     api::extract::ClientIp,
     app::AppState,
@@ -62,7 +62,7 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-pub async fn form(session: Session, Query(query): Query<LoginQuery>) -> PageResult<Response> {
+pub async fn form(session: Session, PageQuery(query): PageQuery<LoginQuery>) -> PageResult<Response> {
     if session.get::<i32>(USER_KEY).await.ok().flatten().is_some() {
         return Ok(Redirect::to(&safe_next(query.next.as_deref())).into_response());
     }

@@ -35,7 +35,8 @@ impl axum::extract::FromRequestParts<AppState> for Token {
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &AppState) -> Result<Self, Self::Rejection> {
         path_param(parts, "token")
             .await
-            .filter(|t| t.len() <= 64)
+            // Tokens are URL-safe base64; anything else names no link.
+            .filter(|t| t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
             .map(Token)
             .ok_or(super::error::PageError::App(AppError::NotFound))
     }

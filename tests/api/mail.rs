@@ -144,8 +144,8 @@ async fn a_consultation_reminder_arrives_as_a_patient_would_want_it(backend: Bac
     let id = created["id"].as_i64().expect("id");
     let moved = json!({ "to": "specialist_chosen", "specialist_id": specialist });
     assert_eq!(app.move_case(&token, id, moved).await.0, StatusCode::OK);
-    let visit =
-        json!({ "scheduled_at": hours_from_now(20), "mode": "virtual", "location": "https://video.example/room-7" });
+    let visit_at = hours_from_now(20);
+    let visit = json!({ "scheduled_at": visit_at, "mode": "virtual", "location": "https://video.example/room-7" });
     assert_eq!(app.put(&token, &format!("/api/v1/cases/{id}/consultation"), visit).await.0, StatusCode::OK);
 
     let reminders = Reminders::new(app.db.clone(), Arc::new(smtp(&app.settings, server.port))).expect("reminders");
@@ -157,7 +157,12 @@ async fn a_consultation_reminder_arrives_as_a_patient_would_want_it(backend: Bac
     assert_eq!(to_patient.len(), 1, "exactly one reminder to the patient");
     let mail = &to_patient[0];
     let subject = mail.header("Subject").expect("subject");
-    assert_eq!(subject, "Your appointment tomorrow");
+    let local_day = chrono::DateTime::parse_from_rfc3339(&visit_at)
+        .expect("time")
+        .with_timezone(&daytime_zone().parse::<chrono_tz::Tz>().expect("zone"))
+        .format("%A %-d %B")
+        .to_string();
+    assert_eq!(subject, format!("Your appointment tomorrow, {local_day}"));
     for private in ["Oncology", "cancer", "lymphoma"] {
         assert!(!subject.to_lowercase().contains(&private.to_lowercase()), "subject reveals {private}");
     }

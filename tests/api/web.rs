@@ -51,9 +51,9 @@ async fn every_page_answers_each_role_as_it_should(backend: Backend) {
         "/specialists".to_string(),
         "/specialists?specialty=oncology&q=dr".to_string(),
         "/specialists/new".to_string(),
-        format!("/specialists/{specialist}/edit"),
     ];
-    let admin_only = ["/admin", "/admin/users", "/admin/tokens"];
+    let edit_specialist = format!("/specialists/{specialist}/edit");
+    let admin_only = ["/admin", "/admin/users", "/admin/tokens", edit_specialist.as_str()];
     let foreign = [format!("/cases/{theirs}"), format!("/cases/{theirs}/summary")];
 
     let anonymous = web_client();
@@ -303,6 +303,19 @@ async fn admins_manage_users_and_tokens(backend: Backend) {
         post_form(&web_client(), &format!("{b}/login"), &[("email", "other@example.org"), ("password", PASSWORD)])
             .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a deactivated user cannot sign in");
+    // Turning the account on again brings the person back, not their old tokens.
+    let (status, _) =
+        post_form(&admin, &format!("{b}/admin/users/{}", app.other_advocate.id), &[("active", "true")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get(&app.other_advocate.token, "/api/v1/cases").await.0,
+        StatusCode::UNAUTHORIZED,
+        "revoked for good"
+    );
+    let (status, _) =
+        post_form(&web_client(), &format!("{b}/login"), &[("email", "other@example.org"), ("password", PASSWORD)])
+            .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "a re-activated user signs in");
     // An admin cannot lock themselves out.
     let (status, _) = post_form(&admin, &format!("{b}/admin/users/{}", app.admin.id), &[("active", "false")]).await;
     assert_eq!(status, StatusCode::CONFLICT);
