@@ -1,20 +1,29 @@
 //! The HTTP application: shared state, the route tree, and serving with a
 //! graceful shutdown.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
+    body::Body,
     extract::{DefaultBodyLimit, MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, StatusCode, header},
-    response::IntoResponse,
+    middleware::Next,
+    response::{IntoResponse, Response},
     routing::get,
 };
+use bytes::BytesMut;
+use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
-use crate::{api, cases::store::CaseRules, config::Settings, db, web};
+use crate::{
+    api::{self, error::ApiError},
+    cases::store::CaseRules,
+    config::Settings,
+    db, web,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -38,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .merge(web::router(&state))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), read_whole_body))
         .layer(CatchPanicLayer::custom(api::error::panicked))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
@@ -59,6 +69,52 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), route)
         }))
         .with_state(state)
+}
+
+/// Most a refused body is read past the limit before answering, so the
+/// client, still sending, gets to read the 413 instead of a reset connection.
+const DRAIN_AT_MOST: usize = 8 * 1024 * 1024;
+const DRAIN_FOR_AT_MOST: Duration = Duration::from_secs(5);
+
+/// Reads every request body in full, up to the size limit, before any check
+/// or handler runs. A refusal that left a body unread (a wrong content type,
+/// a missing token, an unknown id) would close the connection with data
+/// still in it, and the client would see a reset instead of the answer.
+async fn read_whole_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.settings.server.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut collected = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
+                .into_response();
+        };
+        if collected.len() + chunk.len() > limit {
+            let mut drained = collected.len() + chunk.len();
+            let _ = tokio::time::timeout(DRAIN_FOR_AT_MOST, async {
+                while drained < DRAIN_AT_MOST {
+                    match stream.next().await {
+                        Some(Ok(more)) => drained += more.len(),
+                        _ => break,
+                    }
+                }
+            })
+            .await;
+            return if parts.uri.path().starts_with("/api/") {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {limit} bytes"),
+                )
+                .into_response()
+            } else {
+                web::error::too_large(limit)
+            };
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    next.run(Request::from_parts(parts, Body::from(collected.freeze()))).await
 }
 
 /// Nothing here needs the browser's sensors, payments or devices.

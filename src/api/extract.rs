@@ -3,15 +3,10 @@
 
 use std::net::SocketAddr;
 
-use std::time::Duration;
-
 use axum::{
-    body::{Body, Bytes},
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{StatusCode, header, request::Parts},
 };
-use bytes::BytesMut;
-use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -41,46 +36,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
+        // The body was read in full, within the size limit, before routing
+        // (`app::read_whole_body`).
         let limit = state.settings.server.max_body_bytes;
-        let bytes = read_limited(req.into_body(), limit).await?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is larger than {limit} bytes"),
-            )
+        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
         })?;
         parse_json(&bytes).map(ApiJson)
     }
-}
-
-/// Most a refused body is read past the limit before answering, so the
-/// client, still sending, gets to read the 413 instead of a reset connection.
-const DRAIN_AT_MOST: usize = 8 * 1024 * 1024;
-const DRAIN_FOR_AT_MOST: Duration = Duration::from_secs(5);
-
-/// Reads the body if it fits in `limit` bytes; `None` when it does not.
-async fn read_limited(body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
-    let unreadable = || ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read");
-    let mut stream = body.into_data_stream();
-    let mut collected = BytesMut::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| unreadable())?;
-        if collected.len() + chunk.len() > limit {
-            let mut drained = collected.len() + chunk.len();
-            let _ = tokio::time::timeout(DRAIN_FOR_AT_MOST, async {
-                while drained < DRAIN_AT_MOST {
-                    match stream.next().await {
-                        Some(Ok(more)) => drained += more.len(),
-                        _ => break,
-                    }
-                }
-            })
-            .await;
-            return Ok(None);
-        }
-        collected.extend_from_slice(&chunk);
-    }
-    Ok(Some(collected.freeze()))
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -151,3 +151,10 @@ pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!(panic = crate::error::panic_message(payload.as_ref()), "a page handler panicked");
     PageError::App(AppError::Internal("a page handler panicked".into())).into_response()
 }
+
+/// A form larger than the server accepts: nothing was saved.
+pub fn too_large(limit: usize) -> Response {
+    let message =
+        format!("The form was larger than {limit} bytes, so nothing was saved. Shorten the text and try again.");
+    error_page(StatusCode::PAYLOAD_TOO_LARGE, "Too much to save at once", message, vec![])
+}

@@ -10,6 +10,7 @@ mod access;
 mod browser;
 mod cli;
 mod database;
+mod fuzz;
 mod input;
 mod mail;
 mod storage;
