@@ -221,7 +221,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let db = open(&settings).await?;
             let report = crate::privacy::retention::run(&db, keep_for, crate::db::now()).await?;
             println!(
-                "{} cases erased, {} already erased, {} could not be erased.",
+                "Retention: cases erased: {}, already erased: {}, could not be erased: {}.",
                 report.erased, report.skipped, report.failed
             );
             db.close().await?;

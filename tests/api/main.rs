@@ -12,5 +12,7 @@ mod cli;
 mod database;
 mod input;
 mod mail;
+mod portability;
+mod privacy;
 mod web;
 mod workflow;
