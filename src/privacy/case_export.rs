@@ -16,9 +16,9 @@ use crate::{
     },
     db::{
         self,
-        entities::{audit_entry, case, case_round, outbox_message, specialist},
+        entities::{audit_entry, case_round, outbox_message, specialist},
     },
-    error::{AppError, AppResult},
+    error::AppResult,
 };
 
 /// Audit action of a case export.
@@ -90,19 +90,11 @@ pub struct AuditExport {
     pub detail: serde_json::Value,
 }
 
-/// Exports one case. Admins only: an advocate is refused (and the attempt
-/// audited) even for their own case, since an access request is answered
-/// by the organisation, not by the case worker.
+/// Exports one case. Admins only: an advocate is refused even for their
+/// own case, since an access request is answered by the organisation, not
+/// by the case worker.
 pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<CaseExport> {
-    let exists =
-        case::Entity::find_by_id(case_id).select_only().column(case::Column::Id).into_tuple::<i32>().one(db).await?;
-    if exists.is_none() {
-        return Err(AppError::NotFound);
-    }
-    if !actor.is_admin() {
-        audit::record_denied(db, actor, Subject::case(case_id), EXPORTED).await;
-        return Err(AppError::Forbidden("only admins can export a case".into()));
-    }
+    super::admins_only(db, actor, case_id, EXPORTED).await?;
     let now = db::now();
     let txn = db::begin_write(db).await?;
     audit::record(&txn, actor, EXPORTED, Subject::case(case_id), json!({ "format_version": VERSION })).await?;

@@ -40,10 +40,7 @@ pub struct Erasure {
 /// changes nothing and answers the same, so retries and several instances
 /// running retention are harmless.
 pub async fn erase(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<Erasure> {
-    if !actor.is_admin() {
-        audit::record_denied(db, actor, Subject::case(case_id), ERASED).await;
-        return Err(AppError::Forbidden("only admins can erase a case".into()));
-    }
+    super::admins_only(db, actor, case_id, ERASED).await?;
     let txn = db::begin_write(db).await?;
     // Taking the row lock first makes a concurrent change or erasure wait for this one.
     let locked = case::Entity::update_many()

@@ -96,3 +96,13 @@ pub async fn schedule(scheduler: &JobScheduler, db: DatabaseConnection, keep_for
     scheduler.add(job).await.map_err(fail)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_is_a_valid_cron_expression() {
+        assert!(Job::new_async(SCHEDULE, |_, _| Box::pin(async {})).is_ok());
+    }
+}

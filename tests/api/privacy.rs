@@ -118,6 +118,8 @@ async fn a_case_export_holds_everything_and_only_admins_get_it(backend: Backend)
 
     let (s, b) = app.get(&app.advocate.token, &path).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "even the case's own advocate: {b}");
+    let (s, _) = app.get(&app.other_advocate.token, &path).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another advocate's case answers like a missing one");
     let (s, _) = app.get(&app.admin.token, "/api/v1/cases/999999/export").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
@@ -166,6 +168,8 @@ async fn erasure_removes_the_patient_and_keeps_the_figures(backend: Backend) {
     let erase = format!("/api/v1/cases/{id}/erase");
     let (s, b) = app.post(&app.advocate.token, &erase, json!({})).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, _) = app.post(&app.other_advocate.token, &erase, json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, before) = app.get(&app.admin.token, &format!("/api/v1/cases/{id}")).await;
 
     let (s, b) = app.post(&app.admin.token, &erase, json!({})).await;
