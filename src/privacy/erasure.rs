@@ -53,8 +53,8 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppR
     }
     let row = case::Entity::find_by_id(case_id).one(&txn).await?.ok_or(AppError::NotFound)?;
     if row.erased_at.is_some() {
-        // Dropping the transaction rolls the version bump back.
-        drop(txn);
+        // Nothing changes: the version bump is undone.
+        txn.rollback().await?;
         return Ok(Erasure { case: view::load(db, case_id, db::now()).await?, erased_now: false });
     }
     let stage = stage_of(&row)?;

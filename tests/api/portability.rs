@@ -141,8 +141,11 @@ async fn a_database_moves_from_sqlite_to_postgres_and_back() {
     let withdrawn = app.open_case(&app.advocate.token, "Withdrawn Patient").await;
     let (s, b) = app.move_case(&app.advocate.token, withdrawn, json!({ "to": "withdrawn", "note": "moved" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let before = all_cases(&app.base, &app.admin.token).await;
     let sqlite_url = app.settings.database.url.clone();
+    // Enough rows that several tables span more than one batch.
+    let (ok, out, err) = run_cli(&sqlite_url, workdir.path(), &["demo-data", "--cases", "40"], &[]).await;
+    assert!(ok, "{out}{err}");
+    let before = all_cases(&app.base, &app.admin.token).await;
 
     let file = workdir.path().join("move.jsonl");
     let file_arg = file.to_str().expect("path");
@@ -159,6 +162,8 @@ async fn a_database_moves_from_sqlite_to_postgres_and_back() {
     let (ok, out, err) = run_cli(&pg_url, workdir.path(), &["import", "--from", file_arg], &[]).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("Imported"), "{out}");
+    let records = text.lines().filter(|l| l.ends_with("\"table\":\"case_records\"}")).count();
+    assert!(records > 200, "case_records spans more than one batch of 200: {records}");
     let (ok, _, err) = run_cli(&pg_url, workdir.path(), &["import", "--from", file_arg], &[]).await;
     assert!(!ok && err.contains("not empty"), "a second import is refused: {err}");
 
@@ -172,7 +177,7 @@ async fn a_database_moves_from_sqlite_to_postgres_and_back() {
     let (s, _) = api(&pg.base, &app.advocate.token, reqwest::Method::GET, &format!("/api/v1/cases/{held}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "and access rules still hold");
     let added = new_case_works(&pg.base, &app.advocate.token).await;
-    assert!(added > withdrawn, "{added}");
+    assert!(added > before.iter().filter_map(|c| c["id"].as_i64()).max().expect("ids"), "{added}");
 
     // And back: PostgreSQL to a new SQLite file.
     let back = workdir.path().join("back.jsonl");
