@@ -17,12 +17,23 @@ pub async fn backup(db: &DatabaseConnection, out: &Path) -> Result<(), Portabili
                 .into(),
         ));
     }
-    // Refused up front with a clear message; SQLite would refuse a non-empty file too.
+    // Refused up front with a clear message; creating the file below refuses too.
     if out.exists() {
         return Err(PortabilityError::Refused(format!("{} already exists; choose a new file name", out.display())));
     }
     let path =
         out.to_str().ok_or_else(|| PortabilityError::Refused(format!("{} is not a UTF-8 path", out.display())))?;
-    db.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, "VACUUM INTO ?", [path.into()])).await?;
+    // An empty file, made private first, that SQLite then fills: the copy holds patient data.
+    drop(
+        super::file::create_private(out)
+            .map_err(|e| PortabilityError::Refused(format!("cannot create {}: {e}", out.display())))?,
+    );
+    let copied =
+        db.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, "VACUUM INTO ?", [path.into()])).await;
+    if let Err(err) = copied {
+        // Leave no empty or partial file that could pass for a backup.
+        let _ = std::fs::remove_file(out);
+        return Err(err.into());
+    }
     Ok(())
 }

@@ -77,7 +77,7 @@ pub type Counts = BTreeMap<String, u64>;
 /// Writes the whole database to `out` (a new file) from one consistent
 /// snapshot, streaming a batch of rows at a time.
 pub async fn export(db: &DatabaseConnection, out: &Path) -> Result<Counts, PortabilityError> {
-    let file = File::create_new(out).map_err(|e| match e.kind() {
+    let file = create_private(out).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => {
             PortabilityError::Refused(format!("{} already exists; choose a new file name", out.display()))
         }
@@ -116,6 +116,15 @@ pub async fn export(db: &DatabaseConnection, out: &Path) -> Result<Counts, Porta
     w.flush()?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok(counts)
+}
+
+/// Creates a new file only its owner can read: it holds patient data.
+pub(super) fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 fn write_line<W: Write, T: Serialize>(w: &mut W, value: &T) -> Result<(), PortabilityError> {

@@ -118,6 +118,8 @@ pub fn describe_action(action: &str) -> &'static str {
         "mail.failed" => "email failed",
         "mail.retry" => "email queued again",
         "case.nudges_stopped" => "patient stopped reminders",
+        "case.exported" => "case exported",
+        "case.erased" => "patient data erased",
         _ => "changed",
     }
 }

@@ -151,6 +151,12 @@ async fn a_database_moves_from_sqlite_to_postgres_and_back() {
     let file_arg = file.to_str().expect("path");
     let (ok, out, err) = run_cli(&sqlite_url, workdir.path(), &["export", "--out", file_arg], &[]).await;
     assert!(ok, "{out}{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("export file").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only the owner may read an export: {mode:o}");
+    }
     let text = std::fs::read_to_string(&file).expect("export file");
     let header: Value = serde_json::from_str(text.lines().next().expect("header")).expect("json");
     assert_eq!(header["format"], "secondlook-export");
@@ -328,6 +334,12 @@ async fn backup_copies_a_running_database(backend: Backend) {
     let args = ["backup", "--out", out_arg];
     let (backup, ()) = tokio::join!(run_cli(&url, workdir.path(), &args, &[]), writer);
     assert!(backup.0, "{}{}", backup.1, backup.2);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).expect("backup file").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only the owner may read a backup: {mode:o}");
+    }
 
     let (ok, _, err) = run_cli(&url, workdir.path(), &["backup", "--out", out_arg], &[]).await;
     assert!(!ok && err.contains("already exists"), "never overwrites: {err}");
