@@ -83,6 +83,15 @@ pub async fn export(db: &DatabaseConnection, out: &Path) -> Result<Counts, Porta
         }
         _ => PortabilityError::Refused(format!("cannot create {}: {e}", out.display())),
     })?;
+    let written = write_all(db, file).await;
+    if written.is_err() {
+        // A partial file would only be refused on import, and it holds patient data.
+        let _ = std::fs::remove_file(out);
+    }
+    written
+}
+
+async fn write_all(db: &DatabaseConnection, file: File) -> Result<Counts, PortabilityError> {
     let mut w = BufWriter::new(file);
     // PostgreSQL: one snapshot for every query. SQLite: the first read starts
     // a read transaction that sees one state of the database until it ends.

@@ -40,6 +40,13 @@ pub struct Erasure {
 /// changes nothing and answers the same, so retries and several instances
 /// running retention are harmless.
 pub async fn erase(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<Erasure> {
+    let erased_now = erase_only(db, actor, case_id).await?;
+    Ok(Erasure { case: view::load(db, case_id, db::now()).await?, erased_now })
+}
+
+/// [`erase`] without reading the case back. Returns whether this call
+/// erased it (false: it was erased already).
+pub async fn erase_only(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<bool> {
     super::admins_only(db, actor, case_id, ERASED).await?;
     let txn = db::begin_write(db).await?;
     // Taking the row lock first makes a concurrent change or erasure wait for this one.
@@ -55,7 +62,7 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppR
     if row.erased_at.is_some() {
         // Nothing changes: the version bump is undone.
         txn.rollback().await?;
-        return Ok(Erasure { case: view::load(db, case_id, db::now()).await?, erased_now: false });
+        return Ok(false);
     }
     let stage = stage_of(&row)?;
     if !stage.is_final() {
@@ -71,7 +78,7 @@ pub async fn erase(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppR
     let counts = scrub(&txn, &row, now).await?;
     audit::record(&txn, actor, ERASED, Subject::case(case_id), counts).await?;
     txn.commit().await?;
-    Ok(Erasure { case: view::load(db, case_id, now).await?, erased_now: true })
+    Ok(true)
 }
 
 /// Blanks every identifying or free-text value of the case and its rows.

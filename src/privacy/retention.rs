@@ -61,9 +61,9 @@ pub async fn run(db: &DatabaseConnection, keep_for: Duration, now: DateTime<Utc>
         let Some(last) = ids.last() else { break };
         after = *last;
         for id in ids {
-            match erasure::erase(db, &actor, id).await {
-                Ok(done) if done.erased_now => report.erased += 1,
-                Ok(_) | Err(AppError::NotFound) => report.skipped += 1,
+            match erasure::erase_only(db, &actor, id).await {
+                Ok(true) => report.erased += 1,
+                Ok(false) | Err(AppError::NotFound) => report.skipped += 1,
                 Err(err) => {
                     tracing::error!(case_id = id, error = %err, "retention could not erase a case");
                     report.failed += 1;
