@@ -52,6 +52,30 @@ pub enum Command {
     /// Reminder emails.
     #[command(subcommand)]
     Reminders(RemindersCommand),
+    /// Erasing the patient data of cases closed longer ago than retention.erase_closed_after.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Write the whole database to a new file that `import` loads into SQLite or PostgreSQL.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Load an export file into an empty database (migrated first), all or nothing.
+    Import {
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
+    /// Copy a running SQLite database to a new file (PostgreSQL: use pg_dump).
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Erase now what the retention setting says is due, and exit.
+    RunOnce,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +141,8 @@ pub enum CliError {
     App(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Portability(#[from] crate::portability::PortabilityError),
 }
 
 impl From<AppError> for CliError {
@@ -186,6 +212,53 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("{} sent, {} to retry later, {} failed.", sent.sent, sent.retried, sent.failed);
             Ok(())
         }
+        Command::Retention(RetentionCommand::RunOnce) => {
+            let Some(keep_for) = settings.retention.erase_closed_after().map_err(CliError::App)? else {
+                return Err(CliError::App(
+                    "retention is off: set retention.erase_closed_after (e.g. \"2y\") to erase closed cases".into(),
+                ));
+            };
+            let db = open(&settings).await?;
+            let report = crate::privacy::retention::run(&db, keep_for, crate::db::now()).await?;
+            println!(
+                "Retention: cases erased: {}, already erased: {}, could not be erased: {}.",
+                report.erased, report.skipped, report.failed
+            );
+            db.close().await?;
+            if report.failed > 0 {
+                return Err(CliError::App("some cases could not be erased; see the log above".into()));
+            }
+            Ok(())
+        }
+        Command::Export { out } => {
+            let db = open(&settings).await?;
+            let counts = crate::portability::export(&db, &out).await?;
+            let rows: u64 = counts.values().sum();
+            let detail = serde_json::json!({ "rows": rows });
+            crate::audit::record(&db, &Actor::system("cli"), "database.exported", SYSTEM_SUBJECT, detail).await?;
+            println!("Exported {rows} rows from {} tables to {}.", counts.len(), out.display());
+            db.close().await?;
+            Ok(())
+        }
+        Command::Import { from } => {
+            let db = open(&settings).await?;
+            let counts = crate::portability::import(&db, &from).await?;
+            let rows: u64 = counts.values().sum();
+            let detail = serde_json::json!({ "rows": rows });
+            crate::audit::record(&db, &Actor::system("cli"), "database.imported", SYSTEM_SUBJECT, detail).await?;
+            println!("Imported {rows} rows into {} tables.", counts.len());
+            db.close().await?;
+            Ok(())
+        }
+        Command::Backup { out } => {
+            let db = open(&settings).await?;
+            crate::portability::backup(&db, &out).await?;
+            let detail = serde_json::json!({});
+            crate::audit::record(&db, &Actor::system("cli"), "database.backed_up", SYSTEM_SUBJECT, detail).await?;
+            println!("Backed up the database to {}.", out.display());
+            db.close().await?;
+            Ok(())
+        }
         Command::DemoData(args) => {
             let db = open(&settings).await?;
             // Demo accounts must not leave a fresh database without its admin.
@@ -198,6 +271,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
 }
+
+/// Audit subject of whole-database operations.
+const SYSTEM_SUBJECT: crate::audit::Subject =
+    crate::audit::Subject { entity: "database", entity_id: None, case_id: None };
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -252,6 +329,9 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     )
     .await
     .map_err(CliError::App)?;
+    if let Some(keep_for) = state.settings.retention.erase_closed_after().map_err(CliError::App)? {
+        crate::privacy::retention::schedule(&scheduler, db.clone(), keep_for).await.map_err(CliError::App)?;
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app::serve(listener, state, async move {
         let _ = stop_rx.await;

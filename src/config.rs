@@ -22,6 +22,32 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub cases: CaseSettings,
     pub service_levels: ServiceLevelSettings,
+    pub retention: RetentionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    /// Empty: off. Otherwise a duration such as "2y" after which closed
+    /// cases are erased; read with [`RetentionSettings::erase_closed_after`].
+    pub erase_closed_after: String,
+}
+
+impl RetentionSettings {
+    /// How long a closed case is kept before its patient data is erased;
+    /// `None` when retention is off.
+    pub fn erase_closed_after(&self) -> Result<Option<Duration>, String> {
+        let raw = self.erase_closed_after.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        match humantime_serde::re::humantime::parse_duration(raw) {
+            Ok(age) if !age.is_zero() => Ok(Some(age)),
+            Ok(_) => Err("retention.erase_closed_after must be longer than zero (or empty to switch it off)".into()),
+            Err(e) => {
+                Err(format!("retention.erase_closed_after {raw:?} is not a duration such as \"2y\" or \"180d\": {e}"))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +259,9 @@ impl Settings {
         if let Err(problem) = self.reminder_rules() {
             return invalid(problem);
         }
+        if let Err(problem) = self.retention.erase_closed_after() {
+            return invalid(problem);
+        }
         if self.mail.from_address.parse::<lettre::Address>().is_err() {
             return invalid(format!("mail.from_address {:?} is not an email address", self.mail.from_address));
         }
@@ -343,5 +372,24 @@ mod tests {
             .expect("builds");
         let err = Settings::finish(raw).expect_err("zero is refused");
         assert!(err.to_string().contains("consultation_held"), "{err}");
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_checked_when_on() {
+        let settings = Settings::defaults().expect("defaults are valid");
+        assert_eq!(settings.retention.erase_closed_after(), Ok(None));
+        let with = |value: &str| {
+            let raw = Config::builder()
+                .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+                .set_override("retention.erase_closed_after", value)
+                .and_then(|b| b.build())
+                .expect("builds");
+            Settings::finish(raw)
+        };
+        let on = with("2y").expect("a duration is accepted");
+        let two_years = on.retention.erase_closed_after().expect("valid").expect("on");
+        assert!(two_years >= Duration::from_secs(2 * 365 * 24 * 3600), "{two_years:?}");
+        let err = with("two years").expect_err("words are refused");
+        assert!(err.to_string().contains("retention.erase_closed_after"), "{err}");
     }
 }

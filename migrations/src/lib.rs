@@ -10,6 +10,7 @@ mod m20261121_000001_case_workflow;
 mod m20261122_000002_staff_web;
 mod m20261122_000003_outbox;
 mod m20261123_000004_health_probe;
+mod m20261123_000005_case_erasure;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_staff_web::Migration),
             Box::new(m20261122_000003_outbox::Migration),
             Box::new(m20261123_000004_health_probe::Migration),
+            Box::new(m20261123_000005_case_erasure::Migration),
         ]
     }
 }

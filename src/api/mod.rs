@@ -5,6 +5,7 @@ pub mod cases;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod privacy;
 
 use axum::{
     Router,
@@ -42,6 +43,8 @@ fn routes() -> Router<AppState> {
         .route("/cases/{id}/opinions", post(cases::record_opinion))
         .route("/cases/{id}/comparison", put(cases::set_comparison))
         .route("/cases/{id}/decision", put(cases::set_decision))
+        .route("/cases/{id}/export", get(privacy::export))
+        .route("/cases/{id}/erase", post(privacy::erase))
         .route("/specialists", get(directory::list_specialists).post(directory::create_specialist))
         .route("/specialists/{id}", get(directory::get_specialist).put(directory::update_specialist))
         .route("/users", get(directory::list_users))

@@ -270,6 +270,7 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
         patient_questions: Set(new.patient_questions.clone()),
         nudge_token: Set(Some(unsubscribe_token()?)),
         nudges_stopped_at: Set(None),
+        erased_at: Set(None),
         ..Default::default()
     }
     .insert(&txn)
@@ -443,6 +444,13 @@ async fn begin_case_write(db: &DatabaseConnection, actor: &Actor, case_id: i32, 
     if !actor.may_see_case(case.advocate_id) {
         return Err(AppError::NotFound);
     }
+    // Nothing may be written back into a case whose patient data was erased.
+    if case.erased_at.is_some() {
+        return Err(AppError::conflict(
+            "case_erased",
+            "the patient data of this case was erased; it cannot be changed",
+        ));
+    }
     Ok(CaseWrite { txn, case, now: db::now() })
 }
 
@@ -606,7 +614,7 @@ pub async fn transition(
     let entry = StageEntry { case_id, from: Some(from), to: step.to, round: step.round, at: w.now, note: note.clone() };
     record_stage_entry(&w.txn, actor, entry).await?;
     let detail = json!({
-        "from": from, "to": step.to, "round": round_name(step.round), "note": note,
+        "from": from, "to": step.to, "round": round_name(step.round), "note_given": note.is_some(),
         "specialist_id": chosen_specialist.map(|s| s.id), "ended_hold": w.case.held_since.is_some(),
     });
     w.finish(db, actor, changes, "case.transition", detail).await
@@ -656,7 +664,8 @@ pub async fn hold(db: &DatabaseConnection, actor: &Actor, case_id: i32, request:
         hold_note: Set(request.note.clone().filter(|n| !n.trim().is_empty())),
         ..Default::default()
     };
-    let detail = json!({ "reason": request.reason, "note": request.note });
+    // Free text stays out of the audit trail, which outlives erasure.
+    let detail = json!({ "reason": request.reason, "note_given": request.note.as_deref().is_some_and(|n| !n.trim().is_empty()) });
     w.finish(db, actor, changes, "case.hold", detail).await
 }
 
@@ -725,7 +734,7 @@ pub async fn set_record(
     row.note = Set(update.note.clone());
     row.updated_at = Set(w.now);
     row.save(&w.txn).await?;
-    let detail = json!({ "kind": kind, "from": previous_status, "to": update.status, "note": update.note });
+    let detail = json!({ "kind": kind, "from": previous_status, "to": update.status, "note_given": !update.note.trim().is_empty() });
     w.finish(db, actor, Default::default(), "case.record", detail).await
 }
 
@@ -792,7 +801,7 @@ pub async fn set_consultation(
     row.update(&w.txn).await?;
     let detail = json!({
         "round": round_name(w.case.round), "scheduled_at": input.scheduled_at, "mode": input.mode,
-        "location": input.location, "held_at": input.held_at,
+        "location_given": input.location.as_deref().is_some_and(|l| !l.trim().is_empty()), "held_at": input.held_at,
     });
     w.finish(db, actor, Default::default(), "case.consultation", detail).await
 }

@@ -45,6 +45,9 @@ pub struct CaseView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Set once the patient's identifying data and free text were erased;
+    /// the fields that held them are then empty.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -164,6 +167,8 @@ pub struct CaseListItem {
     pub stage_due_at: Option<DateTime<Utc>>,
     pub overdue: bool,
     pub on_hold: bool,
+    /// The patient's data was erased: `patient_name` is empty.
+    pub erased: bool,
     pub advocate_id: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -174,6 +179,7 @@ impl CaseListItem {
         Self {
             overdue: is_overdue(c.stage_due_at, c.held_since.is_some(), now),
             on_hold: c.held_since.is_some(),
+            erased: c.erased_at.is_some(),
             id: c.id,
             reference: c.reference,
             patient_name: c.patient_name,
@@ -321,6 +327,7 @@ pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>
         created_at: c.created_at,
         updated_at: c.updated_at,
         closed_at: c.closed_at,
+        erased_at: c.erased_at,
     })
 }
 

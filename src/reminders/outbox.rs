@@ -20,6 +20,8 @@ use crate::{
 pub const QUEUED: &str = "queued";
 pub const SENT: &str = "sent";
 pub const FAILED: &str = "failed";
+/// Never to be sent: the case's patient data was erased before it went out.
+pub const CANCELLED: &str = "cancelled";
 
 /// A rendered email ready to queue.
 #[derive(Debug, Clone)]

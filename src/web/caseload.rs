@@ -13,6 +13,9 @@ use crate::{
     reports::{self, CaseloadFilter, PAGE_SIZE},
 };
 
+/// Shown instead of the name of a patient whose data was erased.
+const ERASED: &str = "Patient data erased";
+
 #[derive(Debug, Default, Deserialize)]
 pub struct HomeQuery {
     #[serde(default)]
@@ -112,6 +115,8 @@ pub fn describe_action(action: &str) -> &'static str {
         "mail.failed" => "email failed",
         "mail.retry" => "email queued again",
         "case.nudges_stopped" => "patient stopped reminders",
+        "case.exported" => "case exported",
+        "case.erased" => "patient data erased",
         _ => "changed",
     }
 }
@@ -148,7 +153,8 @@ pub async fn home(
         .map(|c| Row {
             id: c.id,
             reference: c.reference.clone(),
-            patient: c.patient_name.clone(),
+            // Erased cases are closed and rarely listed, but never as a blank.
+            patient: if c.erased_at.is_some() { ERASED.to_string() } else { c.patient_name.clone() },
             stage: Stage::parse(&c.stage).map_or("", |s| s.label()),
             urgency: c.urgency.clone(),
             due: clock.due(&c.stage_due_at, c.held_since.is_some()),

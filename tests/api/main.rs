@@ -13,6 +13,8 @@ mod database;
 mod fuzz;
 mod input;
 mod mail;
+mod portability;
+mod privacy;
 mod storage;
 mod trust;
 mod web;

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "cases")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -45,6 +46,8 @@ pub struct Model {
     pub patient_questions: String,
     pub nudge_token: Option<String>,
     pub nudges_stopped_at: Option<DateTimeUtc>,
+    /// When the patient's identifying data and free text were erased.
+    pub erased_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

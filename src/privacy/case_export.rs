@@ -1,0 +1,197 @@
+//! Everything held about one case as one JSON document: what a patient's
+//! access request needs. Read in one transaction together with its own
+//! audit entry, so the document is consistent and its reading is recorded.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{
+    audit::{self, Subject},
+    auth::Actor,
+    cases::{
+        values::round_name,
+        view::{self, CaseView, SpecialistView},
+    },
+    db::{
+        self,
+        entities::{audit_entry, case_round, outbox_message, specialist},
+    },
+    error::AppResult,
+};
+
+/// Audit action of a case export.
+pub const EXPORTED: &str = "case.exported";
+
+/// Names this document's layout; bumped when a field changes meaning.
+pub const FORMAT: &str = "secondlook-case-export";
+pub const VERSION: u32 = 1;
+
+/// Rows read per query when gathering a case's emails and audit trail.
+const PAGE: u64 = 500;
+
+#[derive(Debug, Serialize)]
+pub struct CaseExport {
+    pub format: &'static str,
+    pub version: u32,
+    pub exported_at: DateTime<Utc>,
+    /// The case as staff see it: patient, details, records checklist,
+    /// stage history, opinions, the current round's consultation and
+    /// comparison, and the decision.
+    pub case: CaseView,
+    /// Every opinion round, with its specialist, consultation and comparison.
+    pub rounds: Vec<RoundExport>,
+    /// Emails queued or sent about the case.
+    pub emails: Vec<EmailExport>,
+    /// The case's audit trail, oldest first (including this export).
+    pub audit: Vec<AuditExport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoundExport {
+    pub round: String,
+    pub specialist: Option<SpecialistView>,
+    pub consultation_scheduled_at: Option<DateTime<Utc>>,
+    pub consultation_mode: Option<String>,
+    pub consultation_location: Option<String>,
+    pub consultation_held_at: Option<DateTime<Utc>>,
+    pub diagnosis_agrees: Option<bool>,
+    pub treatment_agrees: Option<bool>,
+    pub risk_notes: Option<String>,
+    pub outcome_notes: Option<String>,
+    pub cost_notes: Option<String>,
+    pub comparison_summary: Option<String>,
+    pub compared_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmailExport {
+    pub kind: String,
+    pub recipient_name: String,
+    pub recipient_email: String,
+    pub subject: String,
+    pub body_text: String,
+    pub status: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditExport {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: Option<i32>,
+    pub ip: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Exports one case. Admins only: an advocate is refused even for their
+/// own case, since an access request is answered by the organisation, not
+/// by the case worker.
+pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<CaseExport> {
+    super::admins_only(db, actor, case_id, EXPORTED).await?;
+    let now = db::now();
+    let txn = db::begin_write(db).await?;
+    audit::record(&txn, actor, EXPORTED, Subject::case(case_id), json!({ "format_version": VERSION })).await?;
+    let case = view::load(&txn, case_id, now).await?;
+    let rounds = rounds(&txn, case_id).await?;
+    let emails = emails(&txn, case_id).await?;
+    let audit = trail(&txn, case_id).await?;
+    txn.commit().await?;
+    Ok(CaseExport { format: FORMAT, version: VERSION, exported_at: now, case, rounds, emails, audit })
+}
+
+async fn rounds<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<Vec<RoundExport>> {
+    // A case has at most ten rounds.
+    let rows = case_round::Entity::find()
+        .filter(case_round::Column::CaseId.eq(case_id))
+        .order_by_asc(case_round::Column::Round)
+        .limit(PAGE)
+        .all(conn)
+        .await?;
+    let ids: Vec<i32> = rows.iter().filter_map(|r| r.specialist_id).collect();
+    let specialists = specialist::Entity::find().filter(specialist::Column::Id.is_in(ids)).all(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RoundExport {
+            round: round_name(r.round),
+            specialist: r
+                .specialist_id
+                .and_then(|id| specialists.iter().find(|s| s.id == id))
+                .cloned()
+                .map(SpecialistView::from),
+            consultation_scheduled_at: r.consultation_scheduled_at,
+            consultation_mode: r.consultation_mode,
+            consultation_location: r.consultation_location,
+            consultation_held_at: r.consultation_held_at,
+            diagnosis_agrees: r.diagnosis_agrees,
+            treatment_agrees: r.treatment_agrees,
+            risk_notes: r.risk_notes,
+            outcome_notes: r.outcome_notes,
+            cost_notes: r.cost_notes,
+            comparison_summary: r.comparison_summary,
+            compared_at: r.compared_at,
+        })
+        .collect())
+}
+
+async fn emails<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<Vec<EmailExport>> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = outbox_message::Entity::find()
+            .filter(outbox_message::Column::CaseId.eq(case_id))
+            .filter(outbox_message::Column::Id.gt(after))
+            .order_by_asc(outbox_message::Column::Id)
+            .limit(PAGE)
+            .all(conn)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        out.extend(page.into_iter().map(|m| EmailExport {
+            kind: m.kind,
+            recipient_name: m.recipient_name,
+            recipient_email: m.recipient_email,
+            subject: m.subject,
+            body_text: m.body_text,
+            status: m.status,
+            attempts: m.attempts,
+            created_at: m.created_at,
+            next_attempt_at: m.next_attempt_at,
+            sent_at: m.sent_at,
+        }));
+    }
+    Ok(out)
+}
+
+async fn trail<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<Vec<AuditExport>> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        // Uses the (case_id, id) index.
+        let page = audit_entry::Entity::find()
+            .filter(audit_entry::Column::CaseId.eq(case_id))
+            .filter(audit_entry::Column::Id.gt(after))
+            .order_by_asc(audit_entry::Column::Id)
+            .limit(PAGE)
+            .all(conn)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        out.extend(page.into_iter().map(|e| AuditExport {
+            detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail)),
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            entity: e.entity,
+            entity_id: e.entity_id,
+            ip: e.ip,
+        }));
+    }
+    Ok(out)
+}

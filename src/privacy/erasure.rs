@@ -1,0 +1,173 @@
+//! Erasure: a closed case keeps its pseudonymous reference, dates, stages,
+//! enum values and figures (so reports stay true) and loses everything that
+//! names or describes the patient — identity, contact details, free text,
+//! the unsubscribe secret, and the addresses and bodies of its emails.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    prelude::Expr, sea_query::ExprTrait,
+};
+use serde_json::json;
+
+use crate::{
+    audit::{self, Subject},
+    auth::Actor,
+    cases::{
+        values::search_key,
+        view::{self, CaseView, stage_of},
+    },
+    db::{
+        self,
+        entities::{case, case_record, case_round, opinion, outbox_message, stage_change},
+    },
+    error::{AppError, AppResult},
+    reminders::outbox,
+};
+
+/// Audit action of an erasure.
+pub const ERASED: &str = "case.erased";
+
+/// What an erasure did.
+#[derive(Debug, Clone)]
+pub struct Erasure {
+    pub case: CaseView,
+    /// False when the case had already been erased (nothing was changed).
+    pub erased_now: bool,
+}
+
+/// Erases the patient data of a closed case. Admins (and system actors)
+/// only; an open case is refused with `case_open`. Erasing an erased case
+/// changes nothing and answers the same, so retries and several instances
+/// running retention are harmless.
+pub async fn erase(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<Erasure> {
+    let erased_now = erase_only(db, actor, case_id).await?;
+    Ok(Erasure { case: view::load(db, case_id, db::now()).await?, erased_now })
+}
+
+/// [`erase`] without reading the case back. Returns whether this call
+/// erased it (false: it was erased already).
+pub async fn erase_only(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<bool> {
+    super::admins_only(db, actor, case_id, ERASED).await?;
+    let txn = db::begin_write(db).await?;
+    // Taking the row lock first makes a concurrent change or erasure wait for this one.
+    let locked = case::Entity::update_many()
+        .col_expr(case::Column::Version, Expr::col(case::Column::Version).add(1))
+        .filter(case::Column::Id.eq(case_id))
+        .exec(&txn)
+        .await?;
+    if locked.rows_affected == 0 {
+        return Err(AppError::NotFound);
+    }
+    let row = case::Entity::find_by_id(case_id).one(&txn).await?.ok_or(AppError::NotFound)?;
+    if row.erased_at.is_some() {
+        // Nothing changes: the version bump is undone.
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let stage = stage_of(&row)?;
+    if !stage.is_final() {
+        return Err(AppError::conflict(
+            "case_open",
+            format!(
+                "the case is still open ({}); only a case with a decision or a withdrawal can be erased",
+                stage.as_str()
+            ),
+        ));
+    }
+    let now = db::now();
+    let counts = scrub(&txn, &row, now).await?;
+    audit::record(&txn, actor, ERASED, Subject::case(case_id), counts).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Blanks every identifying or free-text value of the case and its rows.
+/// Returns the counts of rows touched, for the audit entry.
+async fn scrub<C: ConnectionTrait>(
+    conn: &C,
+    row: &case::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<serde_json::Value> {
+    let case_id = row.id;
+    case::ActiveModel {
+        id: Set(case_id),
+        patient_name: Set(String::new()),
+        patient_email: Set(String::new()),
+        patient_phone: Set(None),
+        summary: Set(String::new()),
+        // Only the reference stays searchable.
+        search_key: Set(search_key(&[&row.reference])),
+        hold_note: Set(None),
+        // An empty reason keeps the decision (which opinion, when) visible.
+        decision_reason: Set(row.decision_reason.as_ref().map(|_| String::new())),
+        medical_history: Set(String::new()),
+        medications: Set(String::new()),
+        patient_questions: Set(String::new()),
+        nudge_token: Set(None),
+        nudges_stopped_at: Set(row.nudges_stopped_at.or(Some(now))),
+        erased_at: Set(Some(now)),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
+
+    let rounds = case_round::Entity::update_many()
+        .col_expr(case_round::Column::ConsultationLocation, Expr::value(Option::<String>::None))
+        .col_expr(case_round::Column::RiskNotes, Expr::value(Option::<String>::None))
+        .col_expr(case_round::Column::OutcomeNotes, Expr::value(Option::<String>::None))
+        .col_expr(case_round::Column::CostNotes, Expr::value(Option::<String>::None))
+        .col_expr(case_round::Column::ComparisonSummary, Expr::value(Option::<String>::None))
+        .filter(case_round::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    let opinions = opinion::Entity::update_many()
+        .col_expr(opinion::Column::Clinician, Expr::value(""))
+        .col_expr(opinion::Column::Diagnosis, Expr::value(""))
+        .col_expr(opinion::Column::TreatmentPlan, Expr::value(""))
+        .col_expr(opinion::Column::Notes, Expr::value(""))
+        .filter(opinion::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    let records = case_record::Entity::update_many()
+        .col_expr(case_record::Column::Note, Expr::value(""))
+        .filter(case_record::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    let history = stage_change::Entity::update_many()
+        .col_expr(stage_change::Column::Note, Expr::value(Option::<String>::None))
+        .filter(stage_change::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    // Emails not yet sent never will be: their recipient is gone.
+    let cancelled = outbox_message::Entity::update_many()
+        .col_expr(outbox_message::Column::Status, Expr::value(outbox::CANCELLED))
+        .col_expr(outbox_message::Column::LeaseUntil, Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None))
+        .col_expr(outbox_message::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .filter(outbox_message::Column::CaseId.eq(case_id))
+        .filter(outbox_message::Column::Status.is_in([outbox::QUEUED, outbox::FAILED]))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    let emails = outbox_message::Entity::update_many()
+        .col_expr(outbox_message::Column::RecipientEmail, Expr::value(""))
+        .col_expr(outbox_message::Column::RecipientName, Expr::value(""))
+        .col_expr(outbox_message::Column::BodyText, Expr::value(""))
+        .col_expr(outbox_message::Column::BodyHtml, Expr::value(""))
+        .col_expr(outbox_message::Column::Ics, Expr::value(Option::<String>::None))
+        .col_expr(outbox_message::Column::UnsubscribeUrl, Expr::value(Option::<String>::None))
+        .col_expr(outbox_message::Column::LastError, Expr::value(Option::<String>::None))
+        .col_expr(outbox_message::Column::UpdatedAt, Expr::value(now))
+        .filter(outbox_message::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    Ok(json!({
+        "rounds": rounds, "opinions": opinions, "records": records, "history": history,
+        "emails": emails, "emails_cancelled": cancelled,
+    }))
+}
