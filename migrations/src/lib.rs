@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_case_workflow;
 mod m20261122_000002_staff_web;
 mod m20261122_000003_outbox;
+mod m20261123_000004_audit_chain;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_case_workflow::Migration),
             Box::new(m20261122_000002_staff_web::Migration),
             Box::new(m20261122_000003_outbox::Migration),
+            Box::new(m20261123_000004_audit_chain::Migration),
         ]
     }
 }
