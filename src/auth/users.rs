@@ -90,7 +90,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewUser) -> App
         actor,
         "user.create",
         Subject::of("user", row.id),
-        serde_json::json!({ "email": row.email, "role": row.role }),
+        serde_json::json!({ "role": row.role }),
     )
     .await?;
     txn.commit().await?;

@@ -308,6 +308,12 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
     view::load(db, row.id, now).await
 }
 
+/// Whether optional free text was given. Audit details say that, never the
+/// text: it is health information.
+fn has_text(text: &Option<String>) -> bool {
+    text.as_deref().is_some_and(|t| !t.trim().is_empty())
+}
+
 /// One line of a case's stage history.
 struct StageEntry {
     case_id: i32,
@@ -604,7 +610,7 @@ pub async fn transition(
     let entry = StageEntry { case_id, from: Some(from), to: step.to, round: step.round, at: w.now, note: note.clone() };
     record_stage_entry(&w.txn, actor, entry).await?;
     let detail = json!({
-        "from": from, "to": step.to, "round": round_name(step.round), "note": note,
+        "from": from, "to": step.to, "round": round_name(step.round), "with_note": note.is_some(),
         "specialist_id": chosen_specialist.map(|s| s.id), "ended_hold": w.case.held_since.is_some(),
     });
     w.finish(db, actor, changes, "case.transition", detail).await
@@ -654,7 +660,7 @@ pub async fn hold(db: &DatabaseConnection, actor: &Actor, case_id: i32, request:
         hold_note: Set(request.note.clone().filter(|n| !n.trim().is_empty())),
         ..Default::default()
     };
-    let detail = json!({ "reason": request.reason, "note": request.note });
+    let detail = json!({ "reason": request.reason, "with_note": has_text(&request.note) });
     w.finish(db, actor, changes, "case.hold", detail).await
 }
 
@@ -723,7 +729,9 @@ pub async fn set_record(
     row.note = Set(update.note.clone());
     row.updated_at = Set(w.now);
     row.save(&w.txn).await?;
-    let detail = json!({ "kind": kind, "from": previous_status, "to": update.status, "note": update.note });
+    let detail = json!({
+        "kind": kind, "from": previous_status, "to": update.status, "with_note": !update.note.trim().is_empty(),
+    });
     w.finish(db, actor, Default::default(), "case.record", detail).await
 }
 
@@ -786,7 +794,7 @@ pub async fn set_consultation(
     row.update(&w.txn).await?;
     let detail = json!({
         "round": round_name(w.case.round), "scheduled_at": input.scheduled_at, "mode": input.mode,
-        "location": input.location, "held_at": input.held_at,
+        "with_location": has_text(&input.location), "held_at": input.held_at,
     });
     w.finish(db, actor, Default::default(), "case.consultation", detail).await
 }
