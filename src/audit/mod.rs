@@ -37,6 +37,18 @@ impl<'a> From<&'a DatabaseConnection> for Target<'a> {
     }
 }
 
+/// Names the sender of a sign-in attempt by the email they typed without
+/// storing it: a typo can be someone else's address, or a password typed
+/// into the wrong box. Attempts with the same email share a label, so
+/// repeated tries still stand out.
+pub fn typed_email_label(email: &str) -> String {
+    if email.is_empty() {
+        return "sign-in:(no email)".into();
+    }
+    let digest = crate::auth::tokens::digest(email);
+    format!("sign-in:{}", &digest[..16])
+}
+
 /// What an entry is about.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject {
