@@ -34,7 +34,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.server.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router(&state))
         .merge(web::router(&state))
         .layer(DefaultBodyLimit::max(body_limit))
         // Spans name the route pattern, never the raw URI: query strings can

@@ -5,7 +5,7 @@
 //! Layout: `cases` (stage machine, due dates, case operations), `specialists`
 //! (directory), `auth` (accounts, tokens, the acting `Actor`), `audit` (the
 //! trail), `db` (connection, migrations, table mappings), `api` (JSON API),
-//! `web` (staff pages), `reports` (caseload and admin figures), `reminders` (planner, outbox, scans), `mail` (composing and sending), `app` (HTTP wiring), `cli` (the `secondlook` command), `demo` (sample data).
+//! `web` (staff pages), `reports` (caseload and admin figures), `reminders` (planner, outbox, scans), `mail` (composing and sending), `app` (HTTP wiring), `refusals` (auditing refused requests), `cli` (the `secondlook` command), `demo` (sample data).
 
 pub mod api;
 pub mod app;
@@ -18,6 +18,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod mail;
+pub mod refusals;
 pub mod reminders;
 pub mod reports;
 pub mod specialists;

@@ -1,6 +1,7 @@
 //! The JSON API, version 1: routes, extractors and the error shape. Every
 //! route needs a bearer token; handlers call the capability modules.
 
+pub mod audit;
 pub mod cases;
 pub mod directory;
 pub mod error;
@@ -15,7 +16,7 @@ use axum::{
 use crate::app::AppState;
 use error::ApiError;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/cases", get(cases::list).post(cases::create))
         .route("/cases/{id}", get(cases::get).patch(cases::update))
@@ -31,6 +32,9 @@ pub fn router() -> Router<AppState> {
         .route("/specialists", get(directory::list_specialists).post(directory::create_specialist))
         .route("/specialists/{id}", get(directory::get_specialist).put(directory::update_specialist))
         .route("/users", get(directory::list_users))
+        .route("/audit", get(audit::list))
+        // Route-level, so the recorded route is the matched pattern.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::api))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")

@@ -37,6 +37,9 @@ impl<'a> From<&'a DatabaseConnection> for Target<'a> {
     }
 }
 
+/// Audit action for a person listing or searching cases.
+pub const LISTED: &str = "case.list";
+
 /// Names the sender of a sign-in attempt by the email they typed without
 /// storing it: a typo can be someone else's address, or a password typed
 /// into the wrong box. Attempts with the same email share a label, so

@@ -36,7 +36,8 @@ pub struct AuditPage {
     pub next_before_id: Option<i32>,
 }
 
-fn ensure_admin(actor: &Actor) -> AppResult<()> {
+/// Only admins read the trail: it names every patient anyone looked at.
+pub fn ensure_admin(actor: &Actor) -> AppResult<()> {
     if actor.is_admin() { Ok(()) } else { Err(AppError::Forbidden("only admins can read the audit trail".into())) }
 }
 

@@ -419,6 +419,13 @@ pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -
     let items: Vec<CaseListItem> =
         rows.into_iter().take(filter.limit as usize).map(|row| CaseListItem::from_row(row, now)).collect();
     let next_after_id = if more { items.last().map(|i| i.id) } else { None };
+    // The filters, but not the search text: it is often a patient's name.
+    let detail = json!({
+        "stage": filter.stage, "overdue": filter.overdue, "advocate_id": filter.advocate_id,
+        "searched": filter.query.as_deref().is_some_and(|q| !q.trim().is_empty()),
+        "later_page": filter.after_id.is_some(), "shown": items.len(),
+    });
+    audit::record(db, actor, audit::LISTED, Subject::named("cases"), detail).await?;
     Ok(CasePage { items, next_after_id })
 }
 

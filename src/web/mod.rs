@@ -90,6 +90,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/outbox/{id}/retry", post(admin::retry_email))
         .route("/u/{token}", get(unsubscribe::confirm).post(unsubscribe::stop))
         .route("/static/app.css", get(stylesheet))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::pages))
         .fallback(|| async { PageError::App(AppError::NotFound) })
         .layer(csrf.with_rejection_response(forgery_refused))
         .layer(sessions)
@@ -182,6 +183,7 @@ impl FromRequestParts<AppState> for Staff {
         let role = Role::parse(&user.role).ok_or_else(sign_in)?;
         let ip = client_ip(parts, state.settings.server.trust_forwarded_for);
         let actor = Actor::user(user.id, &user.email, role, ip);
+        crate::refusals::ActingUser::note(parts, &actor);
         let tz = user.timezone.parse().unwrap_or(Tz::UTC);
         Ok(Staff { actor, user, session, tz })
     }
