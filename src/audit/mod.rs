@@ -37,6 +37,40 @@ impl<'a> From<&'a DatabaseConnection> for Target<'a> {
     }
 }
 
+/// Every action the trail records, for choosing one in a filter.
+pub const ACTIONS: &[&str] = &[
+    "access.denied",
+    "audit.export",
+    "auth.sign_in",
+    "auth.sign_in_failed",
+    "auth.sign_in_refused",
+    "auth.sign_out",
+    "case.comparison",
+    "case.consultation",
+    "case.create",
+    "case.decision",
+    "case.hold",
+    "case.list",
+    "case.nudges_stopped",
+    "case.opinion",
+    "case.record",
+    "case.resume",
+    "case.specialist",
+    "case.transition",
+    "case.update",
+    "case.viewed",
+    "mail.failed",
+    "mail.retry",
+    "mail.sent",
+    "specialist.create",
+    "specialist.update",
+    "token.create",
+    "token.revoke",
+    "user.create",
+    "user.password_changed",
+    "user.update",
+];
+
 /// Audit action for a person listing or searching cases.
 pub const LISTED: &str = "case.list";
 

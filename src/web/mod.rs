@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod audit_log;
 pub mod case_pages;
 pub mod caseload;
 pub mod charts;
@@ -88,6 +89,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/admin/outbox", get(admin::outbox_page))
         .route("/admin/outbox/{id}/retry", post(admin::retry_email))
+        .route("/admin/audit", get(audit_log::page))
+        .route("/admin/audit.csv", get(audit_log::csv))
         .route("/u/{token}", get(unsubscribe::confirm).post(unsubscribe::stop))
         .route("/static/app.css", get(stylesheet))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::pages))
