@@ -172,18 +172,18 @@ mod tests {
         let base = entry_hash(&entry());
         assert_eq!(base.len(), 64);
         assert_eq!(base, entry_hash(&entry()), "the hash is deterministic");
-        let changes: Vec<Box<dyn Fn(&mut audit_entry::Model)>> = vec![
-            Box::new(|e| e.id = 8),
-            Box::new(|e| e.at += chrono::Duration::microseconds(1)),
-            Box::new(|e| e.actor_id = None),
-            Box::new(|e| e.actor.push('x')),
-            Box::new(|e| e.action = "case.view".into()),
-            Box::new(|e| e.entity = "user".into()),
-            Box::new(|e| e.entity_id = None),
-            Box::new(|e| e.case_id = Some(13)),
-            Box::new(|e| e.ip = None),
-            Box::new(|e| e.detail = "{}".into()),
-            Box::new(|e| e.prev_hash = Some("1".repeat(64))),
+        let changes: [fn(&mut audit_entry::Model); 11] = [
+            |e| e.id = 8,
+            |e| e.at += chrono::Duration::microseconds(1),
+            |e| e.actor_id = None,
+            |e| e.actor.push('x'),
+            |e| e.action = "case.view".into(),
+            |e| e.entity = "user".into(),
+            |e| e.entity_id = None,
+            |e| e.case_id = Some(13),
+            |e| e.ip = None,
+            |e| e.detail = "{}".into(),
+            |e| e.prev_hash = Some("1".repeat(64)),
         ];
         for change in changes {
             let mut changed = entry();
