@@ -55,11 +55,20 @@ pub async fn pages(State(state): State<AppState>, req: Request, next: Next) -> R
     watch(&state, req, next, &[StatusCode::FORBIDDEN]).await
 }
 
+/// The case a refused request was about, so that the case's trail shows it.
+async fn case_in_path(route: &str, parts: &mut Parts) -> Option<i32> {
+    if !(route.starts_with("/api/v1/cases/{id}") || route.starts_with("/cases/{id}")) {
+        return None;
+    }
+    crate::api::extract::path_param(parts, "id").await?.parse().ok().filter(|id: &i32| *id > 0)
+}
+
 async fn watch(state: &AppState, req: Request, next: Next, refusals: &[StatusCode]) -> Response {
     let (mut parts, body) = req.into_parts();
     let route = parts.extensions.get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
     let method = parts.method.to_string();
     let ip = client_ip(&parts, state.settings.server.trust_forwarded_for);
+    let case_id = case_in_path(&route, &mut parts).await;
     let slot = ActingUser::default();
     parts.extensions.insert(slot.clone());
     let response = next.run(Request::from_parts(parts, body)).await;
@@ -76,7 +85,8 @@ async fn watch(state: &AppState, req: Request, next: Next, refusals: &[StatusCod
     };
     let detail = serde_json::json!({ "route": route, "method": method, "status": status.as_u16() });
     // The answer stands whatever happens here: a refusal stays a refusal.
-    if let Err(err) = audit::record(&state.db, &actor, "access.denied", Subject::named("route"), detail).await {
+    let subject = Subject { case_id, ..Subject::named("route") };
+    if let Err(err) = audit::record(&state.db, &actor, "access.denied", subject, detail).await {
         tracing::error!(error = %err, %route, "could not write the audit entry for a refused request");
     }
     response

@@ -61,6 +61,10 @@ async fn refusals_are_recorded_by_route_pattern(backend: Backend) {
     assert_eq!(page.status(), StatusCode::FORBIDDEN);
     let form = advocate.post(format!("{b}/admin/tokens")).form(&[("email", "x@example.org")]).send().await;
     assert_eq!(form.expect("post").status(), StatusCode::FORBIDDEN);
+    let mine = app.open_case(&app.advocate.token, "Reassign Me").await;
+    let reassign = json!({ "advocate_id": app.other_advocate.id });
+    let (s, _) = app.patch(&app.advocate.token, &format!("/api/v1/cases/{mine}"), reassign).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
     // Requests that are answered are not refusals.
     assert_eq!(app.get(&app.admin.token, "/api/v1/audit").await.0, StatusCode::OK);
     assert_eq!(app.get(&app.advocate.token, "/api/v1/cases").await.0, StatusCode::OK);
@@ -84,8 +88,11 @@ async fn refusals_are_recorded_by_route_pattern(backend: Backend) {
             (Some(advocate_id), "/api/v1/audit".into(), "GET".into(), 403),
             (Some(advocate_id), "/admin/users".into(), "GET".into(), 403),
             (Some(advocate_id), "/admin/tokens".into(), "POST".into(), 403),
+            (Some(advocate_id), "/api/v1/cases/{id}".into(), "PATCH".into(), 403),
         ]
     );
+    assert_eq!(denied[5].case_id.map(i64::from), Some(mine), "a refusal about a case is in the case's trail");
+    assert_eq!(denied[0].case_id, None);
     for entry in &denied {
         assert_eq!(entry.ip.as_deref(), Some("127.0.0.1"), "the client's address is recorded");
     }
