@@ -134,11 +134,30 @@ struct AuditPage {
     export_cap: String,
 }
 
+/// What an entry is about, when that is not simply its case (which is linked).
 fn subject_text(entry: &audit_entry::Model) -> String {
     match entry.entity_id {
+        Some(id) if entry.entity == "case" && entry.case_id == Some(id) => String::new(),
         Some(id) => format!("{} {id}", entry.entity),
         None => entry.entity.clone(),
     }
+}
+
+/// Details as `name: value` pairs, leaving out empty values, for reading at
+/// a glance; the CSV and the API keep the stored JSON.
+fn details_text(detail: &str) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(detail) else {
+        return detail.to_string();
+    };
+    fields
+        .iter()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(name, value)| match value {
+            serde_json::Value::String(text) => format!("{name}: {text}"),
+            other => format!("{name}: {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub async fn page(
@@ -168,7 +187,7 @@ pub async fn page(
             subject: subject_text(e),
             case_id: e.case_id,
             address: e.ip.clone().unwrap_or_default(),
-            details: e.detail.clone(),
+            details: details_text(&e.detail),
         })
         .collect();
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -311,6 +330,16 @@ mod tests {
         assert_eq!(csv_cell("plain"), "plain");
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
         assert_eq!(csv_cell("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn details_read_as_pairs() {
+        assert_eq!(
+            details_text(r#"{"from":"records_requested","note":null,"ended_hold":false}"#),
+            "ended_hold: false, from: records_requested"
+        );
+        assert_eq!(details_text("{}"), "");
+        assert_eq!(details_text("not json"), "not json");
     }
 
     #[test]
