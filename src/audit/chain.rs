@@ -5,8 +5,10 @@
 //! `prev_hash` and an unambiguous encoding of the entry's stored columns. The
 //! hash depends only on stored values, so a table copied row by row verifies
 //! unchanged. Editing a row breaks its own hash; deleting one breaks the next
-//! entry's link. Removing the newest entries leaves no trace in the chain —
-//! compare the count `verify` reports with an earlier run for that.
+//! entry's link. Removing the newest entries, or emptying the hashes of all
+//! chained entries (which then pass for entries older than the chain),
+//! leaves no broken link — compare the counts `verify` reports with an
+//! earlier run for that.
 //!
 //! Appends are serialised so that two writers never chain from the same
 //! entry: on PostgreSQL with a transaction-scoped advisory lock taken right

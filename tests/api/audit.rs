@@ -4,7 +4,7 @@
 //! concurrent writers and shows tampering.
 
 use reqwest::{Method, StatusCode, header};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, prelude::Expr};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, prelude::Expr};
 use secondlook::db::entities::audit_entry;
 use serde_json::{Value, json};
 
@@ -18,6 +18,7 @@ crate::on_both_databases!(
     no_free_text_reaches_the_trail,
     a_failed_sign_in_does_not_record_the_typed_email,
     the_chain_survives_concurrent_writers_and_shows_tampering,
+    entries_from_before_the_chain_are_counted_apart,
 );
 
 async fn all_entries(app: &TestApp) -> Vec<audit_entry::Model> {
@@ -453,4 +454,42 @@ async fn the_chain_survives_concurrent_writers_and_shows_tampering(backend: Back
     let report = secondlook::audit::verify(&app.db).await.expect("verify");
     assert_eq!(report.first_bad, Some(entries[11].id), "{report:?}");
     assert_eq!(report.verified, 10);
+}
+
+async fn entries_from_before_the_chain_are_counted_apart(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    // A log as it was before the chain existed: entries without hashes.
+    app.sql("DELETE FROM audit_log").await;
+    for action in ["case.create", "case.viewed"] {
+        audit_entry::ActiveModel {
+            at: Set(secondlook::db::now()),
+            actor_id: Set(None),
+            actor: Set("system:old".into()),
+            action: Set(action.into()),
+            entity: Set("case".into()),
+            entity_id: Set(Some(1)),
+            case_id: Set(Some(1)),
+            ip: Set(None),
+            detail: Set("{}".into()),
+            prev_hash: Set(None),
+            hash: Set(None),
+            ..Default::default()
+        }
+        .insert(&app.db)
+        .await
+        .expect("old entry");
+    }
+    app.open_case(&app.advocate.token, "After The Upgrade").await;
+    app.open_case(&app.advocate.token, "Also After").await;
+    let report = secondlook::audit::verify(&app.db).await.expect("verify");
+    assert_eq!((report.unchained, report.first_bad), (2, None), "{report:?}");
+    assert_eq!(report.verified, all_entries(&app).await.len() as u64 - 2);
+    let first_chained = all_entries(&app).await[2].clone();
+    assert_eq!(first_chained.prev_hash.as_deref(), Some(secondlook::audit::chain::GENESIS));
+
+    // Emptying a chained entry's hash does not pass it off as an old one.
+    let last = all_entries(&app).await.pop().expect("entries");
+    app.sql(&format!("UPDATE audit_log SET hash = NULL, prev_hash = NULL WHERE id = {}", last.id)).await;
+    let report = secondlook::audit::verify(&app.db).await.expect("verify");
+    assert_eq!(report.first_bad, Some(last.id), "{report:?}");
 }
