@@ -13,7 +13,10 @@ use super::{
 };
 use crate::{
     app::AppState,
-    audit::search::{self, AuditFilter, DEFAULT_LIMIT, MAX_LIMIT},
+    audit::{
+        ACTIONS,
+        search::{self, AuditFilter, DEFAULT_LIMIT, MAX_LIMIT},
+    },
     db::entities::audit_entry,
     error::FieldErrors,
 };
@@ -134,8 +137,8 @@ pub async fn list(
         None => None,
     };
     let action = query.action.map(|a| a.trim().to_string()).filter(|a| !a.is_empty());
-    if action.as_ref().is_some_and(|a| a.len() > 64) {
-        errors.add("action", "is longer than any action");
+    if action.as_deref().is_some_and(|a| !ACTIONS.contains(&a)) {
+        errors.add("action", "is not an action the trail records");
     }
     errors.into_result()?;
     let filter = AuditFilter { case_id: query.case_id, user_id: query.user_id, action, since, until };

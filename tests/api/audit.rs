@@ -198,6 +198,7 @@ async fn the_audit_api_filters_and_pages(backend: Backend) {
         ("since=yesterday", "since"),
         ("until=2026-13-01T00:00:00Z", "until"),
         ("case_id=abc", "case_id"),
+        ("action=case.deleted", "action"),
     ] {
         let (s, body) = app.get(admin, &format!("/api/v1/audit?{query}")).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
