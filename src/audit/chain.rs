@@ -82,6 +82,8 @@ pub(super) async fn append(txn: &DatabaseTransaction, mut entry: audit_entry::Ac
         .await?;
     // After only unchained (older) entries, or none, the chain starts here.
     let prev = last.flatten().unwrap_or_else(|| GENESIS.to_string());
+    // Stamped under the lock, so times never run backwards along the chain.
+    entry.at = Set(crate::db::now());
     entry.prev_hash = Set(Some(prev));
     entry.hash = Set(None);
     // The id is only known once inserted; the hash is filled in right after,

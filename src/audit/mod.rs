@@ -109,6 +109,9 @@ impl Subject {
     }
 }
 
+/// Adds an entry to the end of the trail: inside a given transaction, so it
+/// commits or rolls back with the change; given the connection, in a write
+/// transaction of its own.
 pub async fn record<'a>(
     target: impl Into<Target<'a>>,
     actor: &Actor,
@@ -117,7 +120,6 @@ pub async fn record<'a>(
     detail: Value,
 ) -> Result<(), DbErr> {
     let entry = audit_entry::ActiveModel {
-        at: Set(db::now()),
         actor_id: Set(actor.user_id),
         actor: Set(actor.label.clone()),
         action: Set(action.to_string()),
