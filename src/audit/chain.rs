@@ -15,6 +15,7 @@
 //! before the append and released at commit; on SQLite every write
 //! transaction already holds the database's write lock (`db::begin_write`).
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, prelude::Expr,
@@ -72,18 +73,22 @@ pub(super) async fn append(txn: &DatabaseTransaction, mut entry: audit_entry::Ac
     if txn.get_database_backend() == DbBackend::Postgres {
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK})")).await?;
     }
-    let last: Option<Option<String>> = audit_entry::Entity::find()
+    let last: Option<(Option<String>, DateTime<Utc>)> = audit_entry::Entity::find()
         .select_only()
         .column(audit_entry::Column::Hash)
+        .column(audit_entry::Column::At)
         .order_by_desc(audit_entry::Column::Id)
         .limit(1)
         .into_tuple()
         .one(txn)
         .await?;
+    let (last_hash, last_at) = last.unzip();
     // After only unchained (older) entries, or none, the chain starts here.
-    let prev = last.flatten().unwrap_or_else(|| GENESIS.to_string());
-    // Stamped under the lock, so times never run backwards along the chain.
-    entry.at = Set(crate::db::now());
+    let prev = last_hash.flatten().unwrap_or_else(|| GENESIS.to_string());
+    // Times never run backwards along the chain, even when the clock is set
+    // back, so a time range is an id range (see `search`).
+    let now = crate::db::now();
+    entry.at = Set(last_at.map_or(now, |last| now.max(last)));
     entry.prev_hash = Set(Some(prev));
     entry.hash = Set(None);
     // The id is only known once inserted; the hash is filled in right after,

@@ -166,6 +166,20 @@ async fn the_audit_api_filters_and_pages(backend: Backend) {
         .get(admin, &format!("/api/v1/audit?action=case.create&since={}", hours_from_now(-1).replace('+', "%2B")))
         .await;
     assert_eq!(recent["items"].as_array().map(Vec::len), Some(2));
+    // A time window cuts the trail exactly at an entry's stored time.
+    let hold = entries_of(&app, "case.hold").await.pop().expect("hold entry");
+    let at = hold.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let ids = |page: &Value| -> Vec<i64> {
+        page["items"].as_array().expect("items").iter().map(|i| i["id"].as_i64().expect("id")).collect()
+    };
+    let everything: Vec<i64> = all_entries(&app).await.iter().rev().map(|e| i64::from(e.id)).collect();
+    let (_, from_hold) = app.get(admin, &format!("/api/v1/audit?since={at}&limit=200")).await;
+    let want: Vec<i64> = everything.iter().copied().filter(|id| *id >= i64::from(hold.id)).collect();
+    assert_eq!(ids(&from_hold), want);
+    let (_, before_hold) = app.get(admin, &format!("/api/v1/audit?until={at}&limit=200")).await;
+    let want: Vec<i64> = everything.iter().copied().filter(|id| *id < i64::from(hold.id)).collect();
+    assert_eq!(ids(&before_hold), want);
+    assert!(!want.is_empty());
 
     // Paging two at a time visits every entry once, newest first.
     let everything = all_entries(&app).await.len();
