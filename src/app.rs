@@ -44,7 +44,7 @@ pub fn router(state: AppState) -> Router {
     let hsts = state.settings.server.hsts_max_age.as_secs();
     let router = Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router(&state))
         .merge(web::router(&state))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), read_whole_body))

@@ -1,5 +1,5 @@
 //! The `secondlook` command: serve (the default), migrate, manage users and
-//! tokens, and load demo data.
+//! tokens, load demo data, and check the audit trail.
 
 use std::{
     io::{IsTerminal, Read, Write},
@@ -70,12 +70,22 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RetentionCommand {
     /// Erase now what the retention setting says is due, and exit.
     RunOnce,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit trail's hash chain from the first entry to the last.
+    /// Exits non-zero and names the first bad entry when a link is broken.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -258,6 +268,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("Backed up the database to {}.", out.display());
             db.close().await?;
             Ok(())
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let db = open(&settings).await?;
+            let report = crate::audit::verify(&db).await?;
+            db.close().await?;
+            if report.unchained > 0 {
+                println!("{} entries from before the chain existed were not checked.", report.unchained);
+            }
+            match report.first_bad {
+                None => {
+                    println!("Audit trail intact: {} entries verified.", report.verified);
+                    Ok(())
+                }
+                Some(id) => Err(CliError::App(format!(
+                    "audit trail broken at entry {id}: it was changed, or the entry before it was changed or \
+                     removed ({} entries before it verified)",
+                    report.verified
+                ))),
+            }
         }
         Command::DemoData(args) => {
             let db = open(&settings).await?;

@@ -5,7 +5,7 @@
 //! Layout: `cases` (stage machine, due dates, case operations), `specialists`
 //! (directory), `auth` (accounts, tokens, the acting `Actor`), `audit` (the
 //! trail), `db` (connection, migrations, table mappings), `api` (JSON API),
-//! `web` (staff pages), `reports` (caseload and admin figures), `reminders` (planner, outbox, scans), `mail` (composing and sending), `app` (HTTP wiring), `cli` (the `secondlook` command), `demo` (sample data), `privacy` (case
+//! `web` (staff pages), `reports` (caseload and admin figures), `reminders` (planner, outbox, scans), `mail` (composing and sending), `app` (HTTP wiring), `refusals` (auditing refused requests), `cli` (the `secondlook` command), `demo` (sample data), `privacy` (case
 //! export, erasure, retention), `portability` (whole-database export, import
 //! and backup).
 
@@ -22,6 +22,7 @@ pub mod error;
 pub mod mail;
 pub mod portability;
 pub mod privacy;
+pub mod refusals;
 pub mod reminders;
 pub mod reports;
 pub mod specialists;

@@ -11,6 +11,7 @@ mod m20261122_000002_staff_web;
 mod m20261122_000003_outbox;
 mod m20261123_000004_health_probe;
 mod m20261123_000005_case_erasure;
+mod m20261123_000006_audit_chain;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_outbox::Migration),
             Box::new(m20261123_000004_health_probe::Migration),
             Box::new(m20261123_000005_case_erasure::Migration),
+            Box::new(m20261123_000006_audit_chain::Migration),
         ]
     }
 }

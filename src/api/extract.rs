@@ -190,7 +190,9 @@ impl FromRequestParts<AppState> for Caller {
             return Err(crate::error::AppError::Unauthenticated.into());
         };
         let ip = client_ip(parts, state.settings.server.trust_forwarded_for);
-        tokens::authenticate(&state.db, token, ip).await.map(Caller).map_err(ApiError::from)
+        let actor = tokens::authenticate(&state.db, token, ip).await?;
+        crate::refusals::ActingUser::note(parts, &actor);
+        Ok(Caller(actor))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The JSON API, version 1: routes, extractors and the error shape. Every
 //! route needs a bearer token; handlers call the capability modules.
 
+pub mod audit;
 pub mod cases;
 pub mod directory;
 pub mod error;
@@ -17,8 +18,8 @@ use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLaye
 use crate::app::AppState;
 use error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    guard(routes())
+pub fn router(state: &AppState) -> Router<AppState> {
+    guard(routes(state))
 }
 
 /// What every API answer gets, whatever the route: answers carry patient
@@ -30,7 +31,7 @@ pub fn guard<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
 }
 
-fn routes() -> Router<AppState> {
+fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/cases", get(cases::list).post(cases::create))
         .route("/cases/{id}", get(cases::get).patch(cases::update))
@@ -48,6 +49,9 @@ fn routes() -> Router<AppState> {
         .route("/specialists", get(directory::list_specialists).post(directory::create_specialist))
         .route("/specialists/{id}", get(directory::get_specialist).put(directory::update_specialist))
         .route("/users", get(directory::list_users))
+        .route("/audit", get(audit::list))
+        // Route-level, so the recorded route is the matched pattern.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::api))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")

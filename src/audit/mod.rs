@@ -1,11 +1,95 @@
 //! The audit trail: who did what to which record, when, and from where.
-//! Entries are written with the same connection (usually the transaction) as
-//! the change they describe, so a change and its entry commit or fail together.
+//! Entries are written in the same transaction as the change they describe,
+//! so a change and its entry commit or fail together; entries about reads and
+//! refusals get a transaction of their own. `chain` seals every entry into a
+//! hash chain; `search` reads the trail back for admins.
+//!
+//! Details hold ids, enum words, names of changed fields and counts — never
+//! free text typed about a patient, which is health information.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr};
+pub mod chain;
+pub mod search;
+
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::Value;
 
 use crate::{auth::Actor, db, db::entities::audit_entry};
+
+pub use chain::{Verification, verify};
+pub use search::{AuditFilter, AuditPage};
+
+/// Where an entry is written: inside the caller's transaction, or — given
+/// the bare connection — in a write transaction of its own.
+pub enum Target<'a> {
+    Transaction(&'a DatabaseTransaction),
+    Connection(&'a DatabaseConnection),
+}
+
+impl<'a> From<&'a DatabaseTransaction> for Target<'a> {
+    fn from(txn: &'a DatabaseTransaction) -> Self {
+        Target::Transaction(txn)
+    }
+}
+
+impl<'a> From<&'a DatabaseConnection> for Target<'a> {
+    fn from(db: &'a DatabaseConnection) -> Self {
+        Target::Connection(db)
+    }
+}
+
+/// Every action the trail records, for choosing one in a filter.
+pub const ACTIONS: &[&str] = &[
+    "access.denied",
+    "audit.export",
+    "auth.sign_in",
+    "auth.sign_in_failed",
+    "auth.sign_in_refused",
+    "auth.sign_out",
+    "case.comparison",
+    "case.consultation",
+    "case.create",
+    "case.decision",
+    "case.erased",
+    "case.exported",
+    "case.hold",
+    "case.list",
+    "case.nudges_stopped",
+    "case.opinion",
+    "case.record",
+    "case.resume",
+    "case.specialist",
+    "case.transition",
+    "case.update",
+    "case.viewed",
+    "database.backed_up",
+    "database.exported",
+    "database.imported",
+    "mail.failed",
+    "mail.retry",
+    "mail.sent",
+    "specialist.create",
+    "specialist.update",
+    "token.create",
+    "token.revoke",
+    "user.create",
+    "user.password_changed",
+    "user.update",
+];
+
+/// Audit action for a person listing or searching cases.
+pub const LISTED: &str = "case.list";
+
+/// Names the sender of a sign-in attempt by the email they typed without
+/// storing it: a typo can be someone else's address, or a password typed
+/// into the wrong box. Attempts with the same email share a label, so
+/// repeated tries still stand out.
+pub fn typed_email_label(email: &str) -> String {
+    if email.is_empty() {
+        return "sign-in:(no email)".into();
+    }
+    let digest = crate::auth::tokens::digest(email);
+    format!("sign-in:{}", &digest[..16])
+}
 
 /// What an entry is about.
 #[derive(Debug, Clone, Copy)]
@@ -23,17 +107,24 @@ impl Subject {
     pub fn of(entity: &'static str, entity_id: i32) -> Self {
         Self { entity, entity_id: Some(entity_id), case_id: None }
     }
+
+    /// Something without a row of its own, such as a route or a list.
+    pub fn named(entity: &'static str) -> Self {
+        Self { entity, entity_id: None, case_id: None }
+    }
 }
 
-pub async fn record<C: ConnectionTrait>(
-    conn: &C,
+/// Adds an entry to the end of the trail: inside a given transaction, so it
+/// commits or rolls back with the change; given the connection, in a write
+/// transaction of its own.
+pub async fn record<'a>(
+    target: impl Into<Target<'a>>,
     actor: &Actor,
     action: &str,
     subject: Subject,
     detail: Value,
 ) -> Result<(), DbErr> {
-    audit_entry::ActiveModel {
-        at: Set(db::now()),
+    let entry = audit_entry::ActiveModel {
         actor_id: Set(actor.user_id),
         actor: Set(actor.label.clone()),
         action: Set(action.to_string()),
@@ -43,18 +134,23 @@ pub async fn record<C: ConnectionTrait>(
         ip: Set(actor.ip.clone()),
         detail: Set(detail.to_string()),
         ..Default::default()
+    };
+    match target.into() {
+        Target::Transaction(txn) => chain::append(txn, entry).await,
+        Target::Connection(db) => {
+            let txn = db::begin_write(db).await?;
+            chain::append(&txn, entry).await?;
+            txn.commit().await
+        }
     }
-    .insert(conn)
-    .await
-    .map(|_| ())
 }
 
 /// Records a refused access on its own, outside any transaction that is
 /// being rolled back. A failure to write it is logged, not raised: the caller
 /// is already answering with a refusal.
-pub async fn record_denied<C: ConnectionTrait>(conn: &C, actor: &Actor, subject: Subject, what: &str) {
+pub async fn record_denied(db: &DatabaseConnection, actor: &Actor, subject: Subject, what: &str) {
     let detail = serde_json::json!({ "attempted": what });
-    if let Err(err) = record(conn, actor, "access.denied", subject, detail).await {
+    if let Err(err) = record(db, actor, "access.denied", subject, detail).await {
         tracing::error!(error = %err, "could not write the audit entry for a refused access");
     }
     tracing::warn!(actor = %actor.label, entity = subject.entity, entity_id = ?subject.entity_id, attempted = what, "access refused");

@@ -66,6 +66,12 @@ impl Actor {
         Self { user_id: None, label: format!("system:{what}"), scope: Scope::Everything, ip: None }
     }
 
+    /// Someone who has not shown who they are. They may see nothing: no
+    /// user has id 0.
+    pub fn anonymous(ip: Option<String>) -> Self {
+        Self { user_id: None, label: "anonymous".into(), scope: Scope::OwnCases(0), ip }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.scope == Scope::Everything
     }

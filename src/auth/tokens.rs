@@ -56,7 +56,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, email: &str, label: 
         actor,
         "token.create",
         Subject::of("api_token", row.id),
-        serde_json::json!({ "user_id": owner.id, "label": label }),
+        serde_json::json!({ "user_id": owner.id }),
     )
     .await?;
     txn.commit().await?;

@@ -85,14 +85,8 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewUser) -> App
         }
         _ => AppError::from(err),
     })?;
-    audit::record(
-        &txn,
-        actor,
-        "user.create",
-        Subject::of("user", row.id),
-        serde_json::json!({ "email": row.email, "role": row.role }),
-    )
-    .await?;
+    audit::record(&txn, actor, "user.create", Subject::of("user", row.id), serde_json::json!({ "role": row.role }))
+        .await?;
     txn.commit().await?;
     Ok(row.into())
 }

@@ -310,6 +310,12 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
     view::load(db, row.id, now).await
 }
 
+/// Whether optional free text was given. Audit details say that, never the
+/// text: it is health information.
+fn has_text(text: &Option<String>) -> bool {
+    text.as_deref().is_some_and(|t| !t.trim().is_empty())
+}
+
 /// One line of a case's stage history.
 struct StageEntry {
     case_id: i32,
@@ -416,6 +422,13 @@ pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -
     let items: Vec<CaseListItem> =
         rows.into_iter().take(filter.limit as usize).map(|row| CaseListItem::from_row(row, now)).collect();
     let next_after_id = if more { items.last().map(|i| i.id) } else { None };
+    // The filters, but not the search text: it is often a patient's name.
+    let detail = json!({
+        "stage": filter.stage, "overdue": filter.overdue, "advocate_id": filter.advocate_id,
+        "searched": filter.query.as_deref().is_some_and(|q| !q.trim().is_empty()),
+        "later_page": filter.after_id.is_some(), "shown": items.len(),
+    });
+    audit::record(db, actor, audit::LISTED, Subject::named("cases"), detail).await?;
     Ok(CasePage { items, next_after_id })
 }
 
@@ -614,7 +627,7 @@ pub async fn transition(
     let entry = StageEntry { case_id, from: Some(from), to: step.to, round: step.round, at: w.now, note: note.clone() };
     record_stage_entry(&w.txn, actor, entry).await?;
     let detail = json!({
-        "from": from, "to": step.to, "round": round_name(step.round), "note_given": note.is_some(),
+        "from": from, "to": step.to, "round": round_name(step.round), "with_note": note.is_some(),
         "specialist_id": chosen_specialist.map(|s| s.id), "ended_hold": w.case.held_since.is_some(),
     });
     w.finish(db, actor, changes, "case.transition", detail).await
@@ -664,8 +677,7 @@ pub async fn hold(db: &DatabaseConnection, actor: &Actor, case_id: i32, request:
         hold_note: Set(request.note.clone().filter(|n| !n.trim().is_empty())),
         ..Default::default()
     };
-    // Free text stays out of the audit trail, which outlives erasure.
-    let detail = json!({ "reason": request.reason, "note_given": request.note.as_deref().is_some_and(|n| !n.trim().is_empty()) });
+    let detail = json!({ "reason": request.reason, "with_note": has_text(&request.note) });
     w.finish(db, actor, changes, "case.hold", detail).await
 }
 
@@ -734,7 +746,9 @@ pub async fn set_record(
     row.note = Set(update.note.clone());
     row.updated_at = Set(w.now);
     row.save(&w.txn).await?;
-    let detail = json!({ "kind": kind, "from": previous_status, "to": update.status, "note_given": !update.note.trim().is_empty() });
+    let detail = json!({
+        "kind": kind, "from": previous_status, "to": update.status, "with_note": !update.note.trim().is_empty(),
+    });
     w.finish(db, actor, Default::default(), "case.record", detail).await
 }
 
@@ -801,7 +815,7 @@ pub async fn set_consultation(
     row.update(&w.txn).await?;
     let detail = json!({
         "round": round_name(w.case.round), "scheduled_at": input.scheduled_at, "mode": input.mode,
-        "location_given": input.location.as_deref().is_some_and(|l| !l.trim().is_empty()), "held_at": input.held_at,
+        "with_location": has_text(&input.location), "held_at": input.held_at,
     });
     w.finish(db, actor, Default::default(), "case.consultation", detail).await
 }

@@ -1,6 +1,8 @@
 //! Read-only views across many cases: an advocate's caseload and the admin
 //! overview. Everything is counted by the database (GROUP BY, window
-//! functions), never by loading cases into memory.
+//! functions), never by loading cases into memory. Reading a caseload
+//! leaves an audit entry (`case.list`): which patients someone listed is part
+//! of the record.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -147,7 +149,18 @@ pub async fn caseload(
             activity_query.filter(audit_entry::Column::CaseId.in_subquery(sea_orm::QueryTrait::into_query(mine)));
     }
     let activity = activity_query.order_by_desc(audit_entry::Column::Id).limit(30).all(db).await?;
+    // The filters, but not the search text: it is often a patient's name.
+    let detail = serde_json::json!({
+        "view": "caseload", "stage": filter.stage, "urgency": filter.urgency, "overdue": filter.overdue,
+        "advocate_id": filter.advocate_id, "searched": has_search(filter.query.as_deref()),
+        "page": filter.page, "shown": cases.len(),
+    });
+    crate::audit::record(db, actor, crate::audit::LISTED, crate::audit::Subject::named("cases"), detail).await?;
     Ok(Caseload { stage_counts, cases, total, upcoming, activity })
+}
+
+fn has_search(query: Option<&str>) -> bool {
+    query.is_some_and(|q| !q.trim().is_empty())
 }
 
 /// Days between two timestamp columns, as a real number, in this database's dialect.

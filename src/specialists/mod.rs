@@ -76,7 +76,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: SpecialistInp
         actor,
         "specialist.create",
         Subject::of("specialist", saved.id),
-        json!({ "name": saved.name, "specialty": saved.specialty }),
+        json!({ "offers_virtual": saved.offers_virtual }),
     )
     .await?;
     txn.commit().await?;
@@ -100,6 +100,7 @@ pub async fn update(
     input.validate()?;
     let txn = db::begin_write(db).await?;
     let existing = specialist::Entity::find_by_id(id).one(&txn).await?.ok_or(AppError::NotFound)?;
+    let before = existing.clone();
     let mut row = existing.into_active_model();
     input.apply(&mut row);
     row.updated_at = Set(db::now());
@@ -109,11 +110,26 @@ pub async fn update(
         actor,
         "specialist.update",
         Subject::of("specialist", id),
-        json!({ "name": saved.name, "specialty": saved.specialty }),
+        json!({ "changed": changed_fields(&before, &saved) }),
     )
     .await?;
     txn.commit().await?;
     Ok(saved.into())
+}
+
+/// Names of the fields an update changed: the audit entry says what
+/// changed, not to what.
+fn changed_fields(before: &specialist::Model, after: &specialist::Model) -> Vec<&'static str> {
+    [
+        ("name", before.name != after.name),
+        ("specialty", before.specialty != after.specialty),
+        ("institution", before.institution != after.institution),
+        ("email", before.email != after.email),
+        ("offers_virtual", before.offers_virtual != after.offers_virtual),
+    ]
+    .into_iter()
+    .filter_map(|(field, changed)| changed.then_some(field))
+    .collect()
 }
 
 pub async fn get(db: &DatabaseConnection, id: i32) -> AppResult<SpecialistView> {

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod audit_log;
 pub mod case_pages;
 pub mod caseload;
 pub mod charts;
@@ -90,8 +91,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/admin/outbox", get(admin::outbox_page))
         .route("/admin/outbox/{id}/retry", post(admin::retry_email))
+        .route("/admin/audit", get(audit_log::page))
+        .route("/admin/audit.csv", get(audit_log::csv))
         .route("/u/{token}", get(unsubscribe::confirm).post(unsubscribe::stop))
         .route("/static/app.css", get(stylesheet))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::pages))
         .fallback(|| async { PageError::App(AppError::NotFound) })
         .layer(CatchPanicLayer::custom(error::panicked))
         .layer(csrf.with_rejection_response(forgery_refused))
@@ -190,6 +194,7 @@ impl FromRequestParts<AppState> for Staff {
         let role = Role::parse(&user.role).ok_or_else(sign_in)?;
         let ip = client_ip(parts, state.settings.server.trust_forwarded_for);
         let actor = Actor::user(user.id, &user.email, role, ip);
+        crate::refusals::ActingUser::note(parts, &actor);
         let tz = user.timezone.parse().unwrap_or(Tz::UTC);
         Ok(Staff { actor, user, session, tz })
     }

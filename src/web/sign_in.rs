@@ -92,7 +92,7 @@ pub async fn submit(
     let account_key = throttle::account_key(&email);
     let address_key = throttle::address_key(&ip);
     let mut attempt = Actor::system("sign-in");
-    attempt.label = if email.is_empty() { "(no email)".into() } else { email.clone() };
+    attempt.label = audit::typed_email_label(&email);
     attempt.ip = Some(ip.clone());
     let refuse =
         |page: LoginPage, status: StatusCode| -> PageResult<Response> { Ok((status, render(&page)?).into_response()) };

@@ -109,11 +109,12 @@ async fn advocates_see_only_their_own_cases(backend: Backend) {
     use secondlook::db::entities::audit_entry;
     let denied = audit_entry::Entity::find()
         .filter(audit_entry::Column::Action.eq("access.denied"))
-        .filter(audit_entry::Column::ActorId.eq(i32::try_from(app.advocate.id).expect("id")))
-        .count(&app.db)
-        .await
-        .expect("count");
-    assert_eq!(denied, 11, "one entry per refused request on an existing case");
+        .filter(audit_entry::Column::ActorId.eq(i32::try_from(app.advocate.id).expect("id")));
+    let on_cases = denied.clone().filter(audit_entry::Column::Entity.eq("case")).count(&app.db).await.expect("count");
+    assert_eq!(on_cases, 11, "one entry per refused request on an existing case");
+    // And one per 403 answer: the user list and reassigning a case.
+    let refusals = denied.filter(audit_entry::Column::Entity.eq("route")).count(&app.db).await.expect("count");
+    assert_eq!(refusals, 2);
 
     // Reading a case is recorded too: who looked at which patient.
     assert_eq!(app.get(intruder, &format!("/api/v1/cases/{mine}")).await.0, StatusCode::OK);

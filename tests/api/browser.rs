@@ -248,6 +248,25 @@ async fn an_advocates_day_in_the_browser(backend: Backend) {
     assert!(overview.contains("Surgery recommended first, not followed"));
     browser.shot("admin").await;
 
+    // The audit trail at phone width: the page keeps to the screen, its table scrolls sideways.
+    browser.open(&format!("{base}/admin/audit")).await;
+    let trail = browser.text().await;
+    assert!(trail.contains("case.decision") && trail.contains("Download these entries as CSV"), "{trail}");
+    browser.shot("audit").await;
+    browser.client.set_window_size(390, 844).await.expect("phone size");
+    let fit = browser
+        .client
+        .execute(
+            "const wrap = document.querySelector('.table-wrap'); \
+             return [document.documentElement.scrollWidth <= window.innerWidth, wrap.scrollWidth > wrap.clientWidth];",
+            vec![],
+        )
+        .await
+        .expect("measure");
+    assert_eq!(fit, json!([true, true]), "page fits the phone, table scrolls");
+    browser.shot("audit-phone").await;
+    browser.client.set_window_size(1280, 1000).await.expect("desktop size");
+
     // A page on another origin posts a form into SecondLook while the admin is signed in.
     let evil = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let evil_url = format!("http://localhost:{}", evil.local_addr().expect("address").port());

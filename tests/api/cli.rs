@@ -48,6 +48,12 @@ async fn output(url: &str, workdir: &std::path::Path, args: &[&str], stdin: Opti
     )
 }
 
+/// Runs `secondlook <args>` against `database_url` from a scratch folder.
+pub async fn run_cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
+    let workdir = tempfile::tempdir().expect("workdir");
+    output(database_url, workdir.path(), args, None).await
+}
+
 /// Reads the server's start-up lines: its URL and the generated admin password.
 async fn start_server(child: &mut Child) -> (String, String) {
     let stdout = child.stdout.take().expect("stdout");
@@ -118,6 +124,9 @@ async fn operator_commands_work_against_a_running_server(backend: Backend) {
     let (ok, out, err) = output(&url, workdir.path(), &["demo-data", "--cases", "12"], None).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("Created 12 demo cases"), "{out}");
+    let (ok, out, err) = output(&url, workdir.path(), &["audit", "verify"], None).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Audit trail intact:"), "{out}");
 
     // A fresh install writes what it would send as .eml files.
     let (ok, out, err) = output(&url, workdir.path(), &["reminders", "run-once", "--dry-run"], None).await;

@@ -7,6 +7,7 @@ mod postgres;
 mod smtp_server;
 
 mod access;
+mod audit;
 mod browser;
 mod cli;
 mod database;

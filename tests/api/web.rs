@@ -53,7 +53,15 @@ async fn every_page_answers_each_role_as_it_should(backend: Backend) {
         "/specialists/new".to_string(),
     ];
     let edit_specialist = format!("/specialists/{specialist}/edit");
-    let admin_only = ["/admin", "/admin/users", "/admin/tokens", edit_specialist.as_str()];
+    let admin_only = [
+        "/admin",
+        "/admin/users",
+        "/admin/tokens",
+        "/admin/outbox",
+        "/admin/audit",
+        "/admin/audit.csv",
+        edit_specialist.as_str(),
+    ];
     let foreign = [format!("/cases/{theirs}"), format!("/cases/{theirs}/summary")];
 
     let anonymous = web_client();

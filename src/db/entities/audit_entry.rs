@@ -16,6 +16,11 @@ pub struct Model {
     pub ip: Option<String>,
     #[sea_orm(column_type = "Text")]
     pub detail: String,
+    /// The `hash` of the entry before this one in id order; see `audit::chain`.
+    pub prev_hash: Option<String>,
+    /// SHA-256 over `prev_hash` and this entry's stored fields; empty only on
+    /// entries written before the chain existed.
+    pub hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
