@@ -91,8 +91,8 @@ pub async fn update(
 ) -> AppResult<SpecialistView> {
     // A directory entry's name and address go into other advocates' patient
     // emails: only admins may change one (anyone may add an entry).
+    // The refusal is audited where every 403 is (`refusals`).
     if !actor.is_admin() {
-        audit::record_denied(db, actor, Subject::of("specialist", id), "specialist.update").await;
         return Err(AppError::Forbidden(
             "Only admins can edit the specialists directory; ask an admin to correct this entry.".into(),
         ));
