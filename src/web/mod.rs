@@ -280,8 +280,11 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Pag
         let query = parts.uri.query().unwrap_or_default();
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
         refuse_nul(pairs.iter().map(|(k, v)| (k, v)))?;
-        serde_urlencoded::from_str(query).map(PageQuery).map_err(|err| {
-            PageError::App(AppError::BadRequest(format!("This address has a parameter that does not fit: {err}.")))
+        let parsed = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(parsed).map(PageQuery).map_err(|err| {
+            let name = err.path().to_string();
+            let problem = err.into_inner();
+            PageError::App(AppError::BadRequest(format!("The “{name}” part of this address does not fit ({problem}).")))
         })
     }
 }
