@@ -2,12 +2,11 @@
 //! operations with the caller as actor, and shape the answer.
 
 use axum::{Json, extract::State, http::StatusCode};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
 use super::{
     error::{ApiError, ApiResult},
-    extract::{ApiJson, ApiQuery, Caller, Id, KindParam},
+    extract::{ApiJson, ApiQuery, Caller, Id, KindParam, encode_cursor, page_params},
 };
 use crate::{
     app::AppState,
@@ -46,15 +45,8 @@ pub struct ListAnswer {
     next_cursor: Option<String>,
 }
 
-fn encode_cursor(after_id: i32) -> String {
-    URL_SAFE_NO_PAD.encode(format!("id:{after_id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Option<i32> {
-    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    text.strip_prefix("id:")?.parse().ok()
-}
+/// The word in this list's cursors.
+const CURSOR_LIST: &str = "id";
 
 pub async fn list(
     State(state): State<AppState>,
@@ -72,20 +64,8 @@ pub async fn list(
         }
         None => None,
     };
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        errors.add("limit", format!("must be between 1 and {MAX_PAGE}"));
-    }
-    let after_id = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(cursor) => {
-            let decoded = decode_cursor(cursor);
-            if decoded.is_none() {
-                errors.add("cursor", "is not a cursor this server gave out");
-            }
-            decoded
-        }
-        None => None,
-    };
+    let (limit, after_id) =
+        page_params(&mut errors, CURSOR_LIST, query.limit, (DEFAULT_PAGE, MAX_PAGE), query.cursor.as_deref());
     errors.into_result()?;
     let filter = ListFilter {
         stage,
@@ -96,7 +76,7 @@ pub async fn list(
         after_id,
     };
     let page = store::list(&state.db, &actor, &filter).await?;
-    Ok(Json(ListAnswer { items: page.items, next_cursor: page.next_after_id.map(encode_cursor) }))
+    Ok(Json(ListAnswer { items: page.items, next_cursor: page.next_after_id.map(|id| encode_cursor(CURSOR_LIST, id)) }))
 }
 
 pub async fn create(
@@ -200,16 +180,4 @@ pub async fn set_decision(
     ApiJson(body): ApiJson<store::DecisionInput>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::set_decision(&state.db, &actor, id, body).await?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
-        assert_eq!(decode_cursor("not-a-cursor"), None);
-        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("id:abc")), None);
-    }
 }

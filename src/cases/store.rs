@@ -441,18 +441,24 @@ struct CaseWrite {
     now: DateTime<Utc>,
 }
 
-async fn begin_case_write(db: &DatabaseConnection, actor: &Actor, case_id: i32, what: &str) -> AppResult<CaseWrite> {
-    check_access(db, actor, case_id, what).await?;
-    let txn = db::begin_write(db).await?;
+/// Locks the case row for the rest of the write transaction (PostgreSQL row
+/// lock, SQLite write lock), bumping its version, and reads it.
+pub(crate) async fn lock_case(txn: &DatabaseTransaction, case_id: i32) -> AppResult<case::Model> {
     let locked = case::Entity::update_many()
         .col_expr(case::Column::Version, Expr::col(case::Column::Version).add(1))
         .filter(case::Column::Id.eq(case_id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if locked.rows_affected == 0 {
         return Err(AppError::NotFound);
     }
-    let case = case::Entity::find_by_id(case_id).one(&txn).await?.ok_or(AppError::NotFound)?;
+    case::Entity::find_by_id(case_id).one(txn).await?.ok_or(AppError::NotFound)
+}
+
+async fn begin_case_write(db: &DatabaseConnection, actor: &Actor, case_id: i32, what: &str) -> AppResult<CaseWrite> {
+    check_access(db, actor, case_id, what).await?;
+    let txn = db::begin_write(db).await?;
+    let case = lock_case(&txn, case_id).await?;
     // The case may have been reassigned between the access check and the lock.
     if !actor.may_see_case(case.advocate_id) {
         return Err(AppError::NotFound);

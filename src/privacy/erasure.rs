@@ -5,7 +5,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    prelude::Expr, sea_query::ExprTrait,
+    prelude::Expr,
 };
 use serde_json::json;
 
@@ -50,15 +50,7 @@ pub async fn erase_only(db: &DatabaseConnection, actor: &Actor, case_id: i32) ->
     super::admins_only(db, actor, case_id, ERASED).await?;
     let txn = db::begin_write(db).await?;
     // Taking the row lock first makes a concurrent change or erasure wait for this one.
-    let locked = case::Entity::update_many()
-        .col_expr(case::Column::Version, Expr::col(case::Column::Version).add(1))
-        .filter(case::Column::Id.eq(case_id))
-        .exec(&txn)
-        .await?;
-    if locked.rows_affected == 0 {
-        return Err(AppError::NotFound);
-    }
-    let row = case::Entity::find_by_id(case_id).one(&txn).await?.ok_or(AppError::NotFound)?;
+    let row = crate::cases::store::lock_case(&txn, case_id).await?;
     if row.erased_at.is_some() {
         // Nothing changes: the version bump is undone.
         txn.rollback().await?;
