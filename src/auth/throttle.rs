@@ -87,8 +87,10 @@ pub fn give_back(record: Option<Failures>, policy: &Policy, now: DateTime<Utc>) 
     Some(f)
 }
 
+/// Keyed by a digest of the typed email: what people type into the email
+/// box (typos, other people's addresses, passwords) is not kept as it was typed.
 pub fn account_key(email: &str) -> String {
-    format!("account:{}", email.trim().to_lowercase())
+    format!("account:{}", crate::auth::tokens::digest(&email.trim().to_lowercase()))
 }
 
 pub fn address_key(ip: &str) -> String {
