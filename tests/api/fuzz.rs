@@ -142,11 +142,12 @@ enum Who {
     Admin,
     Anonymous,
     Browser,
+    AdminBrowser,
 }
 
 fn api_request(rng: &mut fastrand::Rng, ids: &[i64], specialist: i64) -> Request {
     let id = id_text(rng, ids);
-    let (method, path, template_name) = match rng.u8(0..17) {
+    let (method, path, template_name) = match rng.u8(0..20) {
         0 => (Method::GET, "/api/v1/cases".to_string(), None),
         1 => (Method::POST, "/api/v1/cases".to_string(), Some("cases")),
         2 => (Method::GET, format!("/api/v1/cases/{id}"), None),
@@ -163,13 +164,30 @@ fn api_request(rng: &mut fastrand::Rng, ids: &[i64], specialist: i64) -> Request
         13 => (Method::GET, "/api/v1/specialists".to_string(), None),
         14 => (Method::POST, "/api/v1/specialists".to_string(), Some("specialists")),
         15 => (Method::PUT, format!("/api/v1/specialists/{}", id_text(rng, &[specialist])), Some("specialists")),
+        16 => (Method::GET, "/api/v1/audit".to_string(), None),
+        17 => (Method::GET, format!("/api/v1/cases/{id}/export"), None),
+        18 => (Method::POST, format!("/api/v1/cases/{id}/erase"), None),
         _ => (Method::GET, "/api/v1/users".to_string(), None),
     };
     let mut path = path;
     if method == Method::GET || rng.u8(0..4) == 0 {
         path.push('?');
         for _ in 0..rng.usize(0..4) {
-            let key = ["q", "limit", "cursor", "stage", "overdue", "advocate_id", "specialty", "x"][rng.usize(..8)];
+            let key = [
+                "q",
+                "limit",
+                "cursor",
+                "stage",
+                "overdue",
+                "advocate_id",
+                "specialty",
+                "x",
+                "case_id",
+                "user_id",
+                "action",
+                "since",
+                "until",
+            ][rng.usize(..13)];
             let value = match key {
                 "cursor" if rng.bool() => {
                     ["aWQ6MTA", "aWQ6LTE", "aWQ6OTk5OTk5OTk5OTk5", "!!!", "%FF"][rng.usize(..5)].to_string()
@@ -203,7 +221,7 @@ fn api_request(rng: &mut fastrand::Rng, ids: &[i64], specialist: i64) -> Request
 
 fn form_request(rng: &mut fastrand::Rng, ids: &[i64], specialist: i64) -> Request {
     let id = id_text(rng, ids);
-    let (method, path, fields): (Method, String, &[&str]) = match rng.u8(0..18) {
+    let (method, path, fields): (Method, String, &[&str]) = match rng.u8(0..19) {
         0 => (Method::GET, "/".into(), &["q", "stage", "urgency", "overdue", "advocate", "page"]),
         1 => (Method::GET, "/specialists".into(), &["q", "specialty"]),
         2 => (Method::GET, format!("/cases/{id}"), &[]),
@@ -239,6 +257,10 @@ fn form_request(rng: &mut fastrand::Rng, ids: &[i64], specialist: i64) -> Reques
             (Method::POST, "/specialists/new".into(), &["name", "specialty", "institution", "email", "offers_virtual"])
         }
         16 => (Method::GET, format!("/u/{}", hostile_text(rng).chars().take(80).collect::<String>()), &[]),
+        17 if rng.bool() => {
+            (Method::GET, "/admin/audit".into(), &["case", "user", "action", "since", "until", "before"])
+        }
+        17 => (Method::GET, "/admin/audit.csv".into(), &["case", "user", "action", "since", "until"]),
         _ => (Method::GET, format!("/login?next={}", hostile_text(rng)), &[]),
     };
     let _ = specialist;
@@ -264,7 +286,8 @@ fn form_request(rng: &mut fastrand::Rng, ids: &[i64], specialist: i64) -> Reques
         (path, Some(encoded.into_bytes()))
     };
     let content_type = body.as_ref().map(|_| "application/x-www-form-urlencoded");
-    Request { method, path, content_type, body, who: Who::Browser }
+    let who = if path.starts_with("/admin") { Who::AdminBrowser } else { Who::Browser };
+    Request { method, path, content_type, body, who }
 }
 
 async fn generated_hostile_requests_never_fail_the_server(backend: Backend) {
@@ -278,6 +301,7 @@ async fn generated_hostile_requests_never_fail_the_server(backend: Backend) {
     }
     ids.push(app.open_case(&app.other_advocate.token, "Someone Else's").await);
     let browser = app.signed_in("advocate@example.org").await;
+    let admin_browser = app.signed_in("admin@example.org").await;
     let started = Instant::now();
     let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
 
@@ -290,13 +314,14 @@ async fn generated_hostile_requests_never_fail_the_server(backend: Backend) {
         };
         let client = match request.who {
             Who::Browser => &browser,
+            Who::AdminBrowser => &admin_browser,
             _ => &app.client,
         };
         let mut builder = client.request(request.method.clone(), format!("{}{}", app.base, request.path));
         match request.who {
             Who::Advocate => builder = builder.bearer_auth(&app.advocate.token),
             Who::Admin => builder = builder.bearer_auth(&app.admin.token),
-            Who::Anonymous | Who::Browser => {}
+            Who::Anonymous | Who::Browser | Who::AdminBrowser => {}
         }
         if let Some(content_type) = request.content_type {
             builder = builder.header(reqwest::header::CONTENT_TYPE, content_type);
