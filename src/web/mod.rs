@@ -248,9 +248,11 @@ impl FromRequest<AppState> for FormFields {
     type Rejection = PageError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        // The body was read in full, within the size limit, before routing
+        // (`app::read_whole_body`, which answers an oversized form itself).
         let limit = state.settings.server.max_body_bytes;
         let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-            PageError::App(AppError::Forbidden(format!("The form was larger than {limit} bytes and was not saved.")))
+            PageError::App(AppError::BadRequest("The form could not be read, so nothing was saved.".into()))
         })?;
         let fields: HashMap<String, String> = form_urlencoded::parse(&bytes).into_owned().collect();
         refuse_nul(fields.iter())?;

@@ -158,6 +158,18 @@ async fn out_of_range_parameters_answer_readable_errors(backend: Backend) {
             assert!(page.contains("<h1>"), "{path} answers a readable page: {page}");
         }
     }
+    // An oversized form gets a page that says nothing was saved, not a reset.
+    let id = app.open_case(&app.advocate.token, "Big Form").await;
+    let huge = "x".repeat(app.settings.server.max_body_bytes + 10);
+    let response = web
+        .post(format!("{b}/cases/{id}/details"))
+        .form(&[("summary", huge.as_str()), ("urgency", "routine")])
+        .send()
+        .await
+        .expect("answered, not reset");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(response.text().await.expect("page").contains("nothing was saved"));
+
     let token = &app.advocate.token;
     for path in [
         "/api/v1/cases?limit=18446744073709551616",
