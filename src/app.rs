@@ -1,7 +1,7 @@
 //! The HTTP application: shared state, the route tree, and serving with a
 //! graceful shutdown.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use axum::{
     Json, Router,
@@ -14,30 +14,15 @@ use axum::{
 };
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
 use crate::{
     api::{self, error::ApiError},
-    cases::store::CaseRules,
-    config::Settings,
     db, web,
 };
 
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub settings: Arc<Settings>,
-    pub rules: Arc<CaseRules>,
-}
-
-impl AppState {
-    pub fn new(db: DatabaseConnection, settings: Settings) -> Self {
-        let rules = CaseRules { levels: settings.service_levels(), defaults: settings.cases.clone() };
-        Self { db, settings: Arc::new(settings), rules: Arc::new(rules) }
-    }
-}
+pub use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.server.max_body_bytes;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     app::{self, AppState},
+    auth::sessions::DbSessionStore,
     auth::{
         Actor, Role, passwords, tokens,
         users::{self, BootstrapOutcome},
@@ -22,7 +23,6 @@ use crate::{
     db, demo,
     error::AppError,
     reminders::{Reminders, jobs, scan},
-    web::session_store::DbSessionStore,
 };
 
 #[derive(Debug, Parser)]

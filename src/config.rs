@@ -2,12 +2,10 @@
 //! and by environment variables. Owns validation of everything configurable so
 //! that a bad setting stops start-up with a message instead of failing later.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
-
-use crate::cases::{ServiceLevels, Stage, Urgency};
 
 /// The defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -242,7 +240,7 @@ impl Settings {
                 self.cases.default_timezone
             ));
         }
-        if !crate::cases::is_language_tag(&self.cases.default_language) {
+        if !crate::validate::is_language_tag(&self.cases.default_language) {
             return invalid(format!("cases.default_language {:?} is not a language tag", self.cases.default_language));
         }
         let prefix = &self.cases.reference_prefix;
@@ -256,7 +254,7 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes must be at least 1024".into());
         }
-        if let Err(problem) = self.reminder_rules() {
+        if let Err(problem) = self.reminders.check() {
             return invalid(problem);
         }
         if let Err(problem) = self.retention.erase_closed_after() {
@@ -283,7 +281,7 @@ impl Settings {
         {
             for (stage, duration) in durations.entries() {
                 if duration.is_zero() {
-                    return invalid(format!("service_levels.{urgency}.{} must be longer than zero", stage.as_str()));
+                    return invalid(format!("service_levels.{urgency}.{stage} must be longer than zero"));
                 }
             }
         }
@@ -295,55 +293,48 @@ impl Settings {
         let configured = self.server.public_url.trim().trim_end_matches('/');
         if configured.is_empty() { format!("http://{}", self.server.listen) } else { configured.to_string() }
     }
+}
 
-    /// The planner's rules, checked: times of day, weekday, durations.
-    pub fn reminder_rules(&self) -> Result<crate::reminders::planner::Rules, String> {
-        let r = &self.reminders;
-        let time = |name: &str, value: &str| {
-            chrono::NaiveTime::parse_from_str(value, "%H:%M")
-                .map_err(|_| format!("reminders.{name} {value:?} is not a time such as 07:30"))
-        };
-        let weekday = r.weekly_summary_day.parse::<chrono::Weekday>().map_err(|_| {
-            format!("reminders.weekly_summary_day {:?} is not a weekday such as Mon", r.weekly_summary_day)
-        })?;
-        let span = |name: &str, value: Duration| {
-            chrono::Duration::from_std(value)
-                .ok()
-                .filter(|d| *d > chrono::Duration::zero())
-                .ok_or(format!("reminders.{name} must be above zero"))
-        };
-        Ok(crate::reminders::planner::Rules {
-            due_soon_window: span("due_soon_window", r.due_soon_window)?,
-            overdue_max: r.overdue_max,
-            digest_time: time("digest_time", &r.digest_time)?,
-            records_nudge_every: span("records_nudge_every", r.records_nudge_every)?,
-            records_nudge_max: r.records_nudge_max,
-            quiet_start: time("quiet_start", &r.quiet_start)?,
-            quiet_end: time("quiet_end", &r.quiet_end)?,
-            weekly_summary_day: weekday,
+impl ReminderSettings {
+    /// A local time of day such as `07:30`, named by its setting.
+    pub fn time_of_day(name: &str, value: &str) -> Result<chrono::NaiveTime, String> {
+        chrono::NaiveTime::parse_from_str(value, "%H:%M")
+            .map_err(|_| format!("reminders.{name} {value:?} is not a time such as 07:30"))
+    }
+
+    /// A duration that must be above zero, named by its setting.
+    pub fn span(name: &str, value: Duration) -> Result<chrono::Duration, String> {
+        chrono::Duration::from_std(value)
+            .ok()
+            .filter(|d| *d > chrono::Duration::zero())
+            .ok_or(format!("reminders.{name} must be above zero"))
+    }
+
+    pub fn weekday(&self) -> Result<chrono::Weekday, String> {
+        self.weekly_summary_day.parse::<chrono::Weekday>().map_err(|_| {
+            format!("reminders.weekly_summary_day {:?} is not a weekday such as Mon", self.weekly_summary_day)
         })
     }
 
-    pub fn service_levels(&self) -> ServiceLevels {
-        let mut levels = BTreeMap::new();
-        for (urgency, durations) in
-            [(Urgency::Routine, &self.service_levels.routine), (Urgency::Expedited, &self.service_levels.expedited)]
-        {
-            for (stage, duration) in durations.entries() {
-                levels.insert((urgency, stage), chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX));
-            }
-        }
-        ServiceLevels::new(levels)
+    fn check(&self) -> Result<(), String> {
+        Self::time_of_day("digest_time", &self.digest_time)?;
+        Self::time_of_day("quiet_start", &self.quiet_start)?;
+        Self::time_of_day("quiet_end", &self.quiet_end)?;
+        self.weekday()?;
+        Self::span("due_soon_window", self.due_soon_window)?;
+        Self::span("records_nudge_every", self.records_nudge_every)?;
+        Ok(())
     }
 }
 
 impl StageDurations {
-    fn entries(&self) -> [(Stage, Duration); 4] {
+    /// Each open stage's allowance, by the stage's name.
+    pub fn entries(&self) -> [(&'static str, Duration); 4] {
         [
-            (Stage::RecordsRequested, self.records_requested),
-            (Stage::SpecialistChosen, self.specialist_chosen),
-            (Stage::ConsultationHeld, self.consultation_held),
-            (Stage::OpinionsCompared, self.opinions_compared),
+            ("records_requested", self.records_requested),
+            ("specialist_chosen", self.specialist_chosen),
+            ("consultation_held", self.consultation_held),
+            ("opinions_compared", self.opinions_compared),
         ]
     }
 }
@@ -357,10 +348,7 @@ mod tests {
         let settings = Settings::defaults().expect("defaults are valid");
         assert_eq!(settings.server.listen.to_string(), "127.0.0.1:3000");
         assert!(settings.database.url.starts_with("sqlite://data/"));
-        let levels = settings.service_levels();
-        assert_eq!(levels.allowance(Stage::RecordsRequested, Urgency::Routine), Some(chrono::Duration::days(14)));
-        assert_eq!(levels.allowance(Stage::RecordsRequested, Urgency::Expedited), Some(chrono::Duration::days(3)));
-        assert_eq!(levels.allowance(Stage::DecisionMade, Urgency::Routine), None);
+        assert_eq!(settings.service_levels.routine.records_requested, Duration::from_secs(14 * 24 * 3600));
     }
 
     #[test]

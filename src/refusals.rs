@@ -18,10 +18,10 @@ use axum::{
 };
 
 use crate::{
-    api::extract::client_ip,
-    app::AppState,
     audit::{self, Subject},
     auth::Actor,
+    http::client_ip,
+    state::AppState,
 };
 
 /// Who a request turned out to be from, filled in by the extractor that
@@ -60,7 +60,7 @@ async fn case_in_path(route: &str, parts: &mut Parts) -> Option<i32> {
     if !(route.starts_with("/api/v1/cases/{id}") || route.starts_with("/cases/{id}")) {
         return None;
     }
-    crate::api::extract::path_param(parts, "id").await?.parse().ok().filter(|id: &i32| *id > 0)
+    crate::http::path_param(parts, "id").await?.parse().ok().filter(|id: &i32| *id > 0)
 }
 
 async fn watch(state: &AppState, req: Request, next: Next, refusals: &[StatusCode]) -> Response {

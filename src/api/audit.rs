@@ -11,13 +11,13 @@ use super::{
     extract::{ApiQuery, Caller, encode_cursor, page_params},
 };
 use crate::{
-    app::AppState,
     audit::{
         ACTIONS,
         search::{self, AuditFilter, DEFAULT_LIMIT, MAX_LIMIT},
     },
     db::entities::audit_entry,
     error::FieldErrors,
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize)]

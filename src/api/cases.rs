@@ -9,7 +9,6 @@ use super::{
     extract::{ApiJson, ApiQuery, Caller, Id, KindParam, encode_cursor, page_params},
 };
 use crate::{
-    app::AppState,
     cases::{
         Stage,
         store::{self, ListFilter},
@@ -17,6 +16,7 @@ use crate::{
         view::{CaseListItem, CaseView},
     },
     error::FieldErrors,
+    state::AppState,
 };
 
 const DEFAULT_PAGE: u64 = 25;

@@ -8,11 +8,11 @@ use super::{
     extract::{ApiJson, ApiQuery, Caller, Id},
 };
 use crate::{
-    app::AppState,
     auth::users::{self, UserView},
     cases::view::SpecialistView,
     error::FieldErrors,
     specialists::{self, SpecialistFilter, SpecialistInput},
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize)]

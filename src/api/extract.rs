@@ -1,10 +1,8 @@
 //! Request extractors whose failures answer in the API's JSON error shape:
 //! bodies, query strings, path ids and the bearer token.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
+    extract::{FromRequest, FromRequestParts, Request},
     http::{StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
@@ -12,7 +10,12 @@ use serde::de::DeserializeOwned;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::error::ApiError;
-use crate::{app::AppState, auth::Actor, auth::tokens, error::FieldErrors};
+use crate::{
+    auth::{Actor, tokens},
+    error::FieldErrors,
+    http::{client_ip, path_param},
+    state::AppState,
+};
 
 /// A JSON body: malformed JSON → 400, wrong shape or types → 422 naming the
 /// field, too large → 413, not JSON → 415.
@@ -181,34 +184,6 @@ pub fn page_params(
     (limit, after)
 }
 
-/// The client's address for the audit log.
-pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
-    if trust_forwarded_for {
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty());
-        if forwarded.is_some() {
-            return forwarded;
-        }
-    }
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
-}
-
-/// The client's address, as [`client_ip`] finds it.
-pub struct ClientIp(pub Option<String>);
-
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts, state.settings.server.trust_forwarded_for)))
-    }
-}
-
 /// The authenticated caller of an API route.
 pub struct Caller(pub Actor);
 
@@ -230,11 +205,6 @@ impl FromRequestParts<AppState> for Caller {
         crate::refusals::ActingUser::note(parts, &actor);
         Ok(Caller(actor))
     }
-}
-
-pub async fn path_param(parts: &mut Parts, wanted: &str) -> Option<String> {
-    let params = axum::extract::RawPathParams::from_request_parts(parts, &()).await.ok()?;
-    params.iter().find(|(name, _)| *name == wanted).map(|(_, value)| value.to_string())
 }
 
 /// The numeric `{id}` in the path; anything else names no resource → 404.

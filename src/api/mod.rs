@@ -15,7 +15,7 @@ use axum::{
 };
 use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use error::ApiError;
 
 pub fn router(state: &AppState) -> Router<AppState> {

@@ -10,9 +10,9 @@ use super::{
     extract::{Caller, Id},
 };
 use crate::{
-    app::AppState,
     cases::view::CaseView,
     privacy::{self, case_export::CaseExport},
+    state::AppState,
 };
 
 pub async fn export(State(state): State<AppState>, Caller(actor): Caller, Id(id): Id) -> ApiResult<Json<CaseExport>> {

@@ -13,7 +13,7 @@ pub mod search;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::Value;
 
-use crate::{auth::Actor, db, db::entities::audit_entry};
+use crate::{actor::Actor, db, db::entities::audit_entry};
 
 pub use chain::{Verification, verify};
 pub use search::{AuditFilter, AuditPage};
@@ -87,7 +87,7 @@ pub fn typed_email_label(email: &str) -> String {
     if email.is_empty() {
         return "sign-in:(no email)".into();
     }
-    let digest = crate::auth::tokens::digest(email);
+    let digest = crate::secrets::digest(email);
     format!("sign-in:{}", &digest[..16])
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::{
-    auth::Actor,
+    actor::Actor,
     db::entities::audit_entry,
     error::{AppError, AppResult},
 };

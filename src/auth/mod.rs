@@ -1,92 +1,13 @@
-//! Identity and access: staff accounts, password hashing, API tokens, and the
-//! `Actor` every service call carries — who is acting, what they may see, and
-//! the address recorded in the audit trail.
+//! Identity and access: staff accounts, password hashing, API tokens,
+//! sign-in throttling and the session store.
 
 pub mod passwords;
+pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Advocate,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Advocate => "advocate",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "advocate" => Some(Role::Advocate),
-            _ => None,
-        }
-    }
-}
-
-/// Which cases an actor may see and change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Admins, the command line and scheduled jobs.
-    Everything,
-    /// An advocate: only the cases assigned to them.
-    OwnCases(i32),
-}
-
-/// Who is acting, for access checks and the audit trail.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub user_id: Option<i32>,
-    /// Shown in the audit log: the user's email, or `system:<what>`.
-    pub label: String,
-    pub scope: Scope,
-    pub ip: Option<String>,
-}
-
-impl Actor {
-    pub fn user(user_id: i32, email: &str, role: Role, ip: Option<String>) -> Self {
-        let scope = match role {
-            Role::Admin => Scope::Everything,
-            Role::Advocate => Scope::OwnCases(user_id),
-        };
-        Self { user_id: Some(user_id), label: email.to_string(), scope, ip }
-    }
-
-    /// The command line or a job acting on the operator's behalf.
-    pub fn system(what: &str) -> Self {
-        Self { user_id: None, label: format!("system:{what}"), scope: Scope::Everything, ip: None }
-    }
-
-    /// Someone who has not shown who they are. They may see nothing: no
-    /// user has id 0.
-    pub fn anonymous(ip: Option<String>) -> Self {
-        Self { user_id: None, label: "anonymous".into(), scope: Scope::OwnCases(0), ip }
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.scope == Scope::Everything
-    }
-
-    pub fn may_see_case(&self, advocate_id: Option<i32>) -> bool {
-        match self.scope {
-            Scope::Everything => true,
-            Scope::OwnCases(me) => advocate_id == Some(me),
-        }
-    }
-}
-
-/// Fills `buf` from the operating system's secure random source.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], crate::error::AppError> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| crate::error::AppError::Internal(format!("random source: {e}")))?;
-    Ok(buf)
-}
+pub use crate::{
+    actor::{Actor, Role, Scope},
+    secrets::random_bytes,
+};

@@ -8,25 +8,21 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     prelude::Expr,
 };
-use sha2::{Digest, Sha256};
 
 use crate::{
     audit::{self, Subject},
     auth::{Actor, Role, random_bytes},
-    cases::values::{check_line, limits},
     db::{
         self,
         entities::{api_token, user},
     },
     error::{AppError, AppResult, FieldErrors},
+    validate::{check_line, limits},
 };
 
 const PREFIX: &str = "sl_";
 
-pub fn digest(token: &str) -> String {
-    let hash = Sha256::digest(token.as_bytes());
-    hash.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::secrets::digest;
 
 /// Creates a token for the user with `email`; returns the token text, which
 /// is never stored or shown again.

@@ -9,12 +9,12 @@ use serde::Serialize;
 use crate::{
     audit::{self, Subject},
     auth::{Actor, Role, passwords, throttle},
-    cases::values::{check_email, check_line, check_timezone, limits},
     db::{
         self,
         entities::{api_token, session, user},
     },
     error::{AppError, AppResult, FieldErrors},
+    validate::{check_email, check_line, check_timezone, limits},
 };
 
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 //! vocabulary of a case, and the operations that read and change cases.
 
 pub mod schedule;
+pub mod scope;
 pub mod stage;
 pub mod store;
 pub mod values;
@@ -9,4 +10,3 @@ pub mod view;
 
 pub use schedule::{ServiceLevels, StageClock, Urgency};
 pub use stage::Stage;
-pub use values::is_language_tag;

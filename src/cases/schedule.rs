@@ -39,6 +39,19 @@ impl ServiceLevels {
         Self { allowances }
     }
 
+    /// The levels the settings give (checked at start-up: every one above zero).
+    pub fn from_settings(settings: &crate::config::ServiceLevelSettings) -> Self {
+        let mut levels = BTreeMap::new();
+        for (urgency, durations) in [(Urgency::Routine, &settings.routine), (Urgency::Expedited, &settings.expedited)] {
+            for (name, duration) in durations.entries() {
+                if let Some(stage) = Stage::parse(name) {
+                    levels.insert((urgency, stage), Duration::from_std(duration).unwrap_or(Duration::MAX));
+                }
+            }
+        }
+        Self::new(levels)
+    }
+
     /// `None` for final stages, which have no due date.
     pub fn allowance(&self, stage: Stage, urgency: Urgency) -> Option<Duration> {
         if stage.is_final() {
@@ -99,6 +112,16 @@ pub fn is_overdue(due_at: Option<DateTime<Utc>>, held: bool, now: DateTime<Utc>)
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_default_settings_give_each_open_stage_its_allowance() {
+        let settings = crate::config::Settings::defaults().expect("defaults are valid");
+        let levels = ServiceLevels::from_settings(&settings.service_levels);
+        assert_eq!(levels.allowance(Stage::RecordsRequested, Urgency::Routine), Some(Duration::days(14)));
+        assert_eq!(levels.allowance(Stage::RecordsRequested, Urgency::Expedited), Some(Duration::days(3)));
+        assert_eq!(levels.allowance(Stage::OpinionsCompared, Urgency::Expedited), Some(Duration::days(3)));
+        assert_eq!(levels.allowance(Stage::DecisionMade, Urgency::Routine), None);
+    }
 
     fn levels() -> ServiceLevels {
         let mut map = BTreeMap::new();

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    prelude::Expr, sea_query::ExprTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, prelude::Expr,
+    sea_query::ExprTrait,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -15,22 +15,22 @@ use super::{
     Stage, Urgency,
     schedule::{ServiceLevels, StageClock},
     stage::{self, Readiness, Refusal},
-    values::{
-        ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, check_email, check_instant, check_language,
-        check_line, check_phone, check_text, check_timezone, like_contains, limits, parse_round, round_name,
-        search_key,
-    },
+    values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, parse_round, round_name},
     view::{self, CaseListItem, CaseView, stage_of},
 };
 use crate::{
+    actor::{Actor, Role, Scope},
     audit::{self, Subject},
-    auth::{Actor, Role, Scope},
     config::CaseSettings,
     db::{
         self,
         entities::{case, case_record, case_round, opinion, specialist, stage_change, user},
     },
     error::{AppError, AppResult, FieldErrors},
+    validate::{
+        check_email, check_instant, check_language, check_line, check_phone, check_text, check_timezone, like_contains,
+        limits, search_key,
+    },
 };
 
 /// What a case operation needs besides the database and the actor.
@@ -353,11 +353,11 @@ async fn ensure_assignable<C: ConnectionTrait>(conn: &C, user_id: i32) -> AppRes
 /// The secret in a patient's unsubscribe link: 128 random bits.
 pub fn unsubscribe_token() -> AppResult<String> {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    Ok(URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<16>()?))
+    Ok(URL_SAFE_NO_PAD.encode(crate::secrets::random_bytes::<16>()?))
 }
 
 fn hex_token() -> AppResult<String> {
-    Ok(crate::auth::random_bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::secrets::random_bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Checks that the actor may see the case; a case they may not see answers
@@ -392,15 +392,9 @@ pub async fn view(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppRe
 }
 
 pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -> AppResult<CasePage> {
-    super::values::check_search("q", filter.query.as_deref())?;
+    crate::validate::check_search("q", filter.query.as_deref())?;
     let now = db::now();
-    let mut cond = Condition::all();
-    if let Scope::OwnCases(me) = actor.scope {
-        cond = cond.add(case::Column::AdvocateId.eq(me));
-    }
-    if let Some(id) = filter.advocate_id {
-        cond = cond.add(case::Column::AdvocateId.eq(id));
-    }
+    let mut cond = super::scope::CaseScope::of(actor, filter.advocate_id).condition();
     if let Some(stage) = filter.stage {
         cond = cond.add(case::Column::Stage.eq(stage.as_str()));
     }

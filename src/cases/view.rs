@@ -94,28 +94,7 @@ pub struct RecordView {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct SpecialistView {
-    pub id: i32,
-    pub name: String,
-    pub specialty: String,
-    pub institution: String,
-    pub email: Option<String>,
-    pub offers_virtual: bool,
-}
-
-impl From<specialist::Model> for SpecialistView {
-    fn from(s: specialist::Model) -> Self {
-        Self {
-            id: s.id,
-            name: s.name,
-            specialty: s.specialty,
-            institution: s.institution,
-            email: s.email,
-            offers_virtual: s.offers_virtual,
-        }
-    }
-}
+pub use crate::specialists::SpecialistView;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsultationView {

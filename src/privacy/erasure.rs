@@ -12,16 +12,14 @@ use serde_json::json;
 use crate::{
     audit::{self, Subject},
     auth::Actor,
-    cases::{
-        values::search_key,
-        view::{self, CaseView, stage_of},
-    },
+    cases::view::{self, CaseView, stage_of},
     db::{
         self,
         entities::{case, case_record, case_round, opinion, outbox_message, stage_change},
     },
     error::{AppError, AppResult},
     reminders::outbox,
+    validate::search_key,
 };
 
 /// Audit action of an erasure.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use super::Reminders;
-use crate::web::session_store::DbSessionStore;
+use crate::auth::sessions::DbSessionStore;
 
 /// Checks a cron expression the way the scheduler will read it.
 pub fn check_schedule(schedule: &str) -> Result<(), String> {

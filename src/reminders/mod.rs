@@ -40,7 +40,7 @@ pub struct SendReport {
 
 impl Reminders {
     pub fn new(db: DatabaseConnection, settings: Arc<Settings>) -> Result<Self, String> {
-        let rules = settings.reminder_rules()?;
+        let rules = planner::Rules::from_settings(&settings.reminders)?;
         let mailer = Mailer::new(&settings.mail)?;
         let random = crate::auth::random_bytes::<4>().map_err(|e| e.to_string())?;
         let owner = format!(

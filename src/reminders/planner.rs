@@ -24,6 +24,23 @@ pub struct Rules {
     pub weekly_summary_day: Weekday,
 }
 
+impl Rules {
+    /// The rules the settings give, checked: times of day, weekday, durations.
+    pub fn from_settings(r: &crate::config::ReminderSettings) -> Result<Rules, String> {
+        use crate::config::ReminderSettings as R;
+        Ok(Rules {
+            due_soon_window: R::span("due_soon_window", r.due_soon_window)?,
+            overdue_max: r.overdue_max,
+            digest_time: R::time_of_day("digest_time", &r.digest_time)?,
+            records_nudge_every: R::span("records_nudge_every", r.records_nudge_every)?,
+            records_nudge_max: r.records_nudge_max,
+            quiet_start: R::time_of_day("quiet_start", &r.quiet_start)?,
+            quiet_end: R::time_of_day("quiet_end", &r.quiet_end)?,
+            weekly_summary_day: r.weekday()?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
     pub id: i32,

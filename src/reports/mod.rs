@@ -12,16 +12,14 @@ use sea_orm::{
 use serde::Serialize;
 
 use crate::{
-    auth::{Actor, Scope},
-    cases::{
-        Stage,
-        values::{like_contains, round_name},
-    },
+    auth::Actor,
+    cases::{Stage, scope::CaseScope, values::round_name},
     db::{
         self,
         entities::{audit_entry, case},
     },
     error::AppResult,
+    validate::like_contains,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -60,30 +58,18 @@ fn open_stages() -> Vec<&'static str> {
     Stage::PATH[..4].iter().map(|s| s.as_str()).collect()
 }
 
-/// Whose cases a caseload shows: an advocate's own, or for admins the
-/// advocate they asked for (`None`: everyone's).
-fn scoped_advocate(actor: &Actor, advocate_id: Option<i32>) -> Option<i32> {
-    match actor.scope {
-        Scope::OwnCases(me) => Some(me),
-        Scope::Everything => advocate_id,
-    }
-}
-
 pub async fn caseload(
     db: &DatabaseConnection,
     actor: &Actor,
     filter: &CaseloadFilter,
     now: DateTime<Utc>,
 ) -> AppResult<Caseload> {
-    crate::cases::values::check_search("q", filter.query.as_deref())?;
+    crate::validate::check_search("q", filter.query.as_deref())?;
     if filter.page > MAX_PAGE {
         return Err(crate::error::FieldErrors::single("page", format!("must be at most {MAX_PAGE}")));
     }
-    let scoped = scoped_advocate(actor, filter.advocate_id);
-    let mut open = Condition::all().add(case::Column::Stage.is_in(open_stages()));
-    if let Some(id) = scoped {
-        open = open.add(case::Column::AdvocateId.eq(id));
-    }
+    let scope = CaseScope::of(actor, filter.advocate_id);
+    let open = Condition::all().add(case::Column::Stage.is_in(open_stages())).add(scope.condition());
 
     let counts: Vec<(String, i64)> = case::Entity::find()
         .select_only()
@@ -121,7 +107,7 @@ pub async fn caseload(
     let cases = paginator.fetch_page(filter.page).await?;
 
     let backend = db.get_database_backend();
-    let scope_sql = scoped.map(|id| format!("AND c.advocate_id = {id}")).unwrap_or_default();
+    let scope_sql = scope.sql("c");
     let upcoming = Upcoming::find_by_statement(Statement::from_sql_and_values(
         backend,
         db::placeholders(
@@ -130,7 +116,7 @@ pub async fn caseload(
                 "SELECT c.id AS case_id, c.reference, c.patient_name, r.consultation_scheduled_at AS scheduled_at, \
                  r.consultation_mode AS mode FROM case_rounds r JOIN cases c ON c.id = r.case_id AND r.round = c.round \
                  WHERE r.consultation_held_at IS NULL AND r.consultation_scheduled_at >= ? \
-                 AND r.consultation_scheduled_at < ? AND c.stage IN ('records_requested', 'specialist_chosen') {scope_sql} \
+                 AND r.consultation_scheduled_at < ? AND c.stage IN ('records_requested', 'specialist_chosen'){scope_sql} \
                  ORDER BY r.consultation_scheduled_at LIMIT 50"
             ),
         ),
@@ -143,10 +129,9 @@ pub async fn caseload(
         .filter(audit_entry::Column::At.gte(now - Duration::days(14)))
         .filter(audit_entry::Column::CaseId.is_not_null())
         .filter(audit_entry::Column::Action.is_not_in(["access.denied", crate::cases::store::VIEWED]));
-    if let Scope::OwnCases(me) = actor.scope {
-        let mine = case::Entity::find().select_only().column(case::Column::Id).filter(case::Column::AdvocateId.eq(me));
+    if let Some(in_view) = scope.case_ids() {
         activity_query =
-            activity_query.filter(audit_entry::Column::CaseId.in_subquery(sea_orm::QueryTrait::into_query(mine)));
+            activity_query.filter(audit_entry::Column::CaseId.in_subquery(sea_orm::QueryTrait::into_query(in_view)));
     }
     let activity = activity_query.order_by_desc(audit_entry::Column::Id).limit(30).all(db).await?;
     // The filters, but not the search text: it is often a patient's name.

@@ -5,19 +5,40 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
+    actor::Actor,
     audit::{self, Subject},
-    auth::Actor,
-    cases::{
-        values::{check_email, check_line, like_contains, limits, search_key},
-        view::SpecialistView,
-    },
     db::{self, entities::specialist},
     error::{AppError, AppResult, FieldErrors},
+    validate::{check_email, check_line, like_contains, limits, search_key},
 };
+
+/// A directory entry as the API and pages show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpecialistView {
+    pub id: i32,
+    pub name: String,
+    pub specialty: String,
+    pub institution: String,
+    pub email: Option<String>,
+    pub offers_virtual: bool,
+}
+
+impl From<specialist::Model> for SpecialistView {
+    fn from(s: specialist::Model) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            specialty: s.specialty,
+            institution: s.institution,
+            email: s.email,
+            offers_virtual: s.offers_virtual,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,8 +158,8 @@ pub async fn get(db: &DatabaseConnection, id: i32) -> AppResult<SpecialistView> 
 }
 
 pub async fn list(db: &DatabaseConnection, filter: &SpecialistFilter) -> AppResult<Vec<SpecialistView>> {
-    crate::cases::values::check_search("q", filter.query.as_deref())?;
-    crate::cases::values::check_search("specialty", filter.specialty.as_deref())?;
+    crate::validate::check_search("q", filter.query.as_deref())?;
+    crate::validate::check_search("specialty", filter.specialty.as_deref())?;
     let mut cond = Condition::all();
     if let Some(specialty) = filter.specialty.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         cond = cond.add(specialist::Column::SpecialtyKey.eq(search_key(&[specialty])));

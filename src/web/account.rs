@@ -7,11 +7,12 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
 };
 
-use super::{FormFields, FormState, Nav, SIGNED_IN_AT_KEY, Staff, error::PageResult, render, session_store::USER_KEY};
+use super::{FormFields, FormState, Nav, SIGNED_IN_AT_KEY, Staff, error::PageResult, render};
+use crate::auth::sessions::USER_KEY;
 use crate::{
-    app::AppState,
     auth::{throttle, users},
     error::{AppError, FieldErrors},
+    state::AppState,
 };
 
 #[derive(Template)]

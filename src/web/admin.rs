@@ -9,7 +9,6 @@ use axum::{
 
 use super::{FormFields, FormState, Nav, PathId, Staff, charts, error::PageResult, render};
 use crate::{
-    app::AppState,
     auth::{
         Role, passwords,
         tokens::{self, TokenListing},
@@ -19,6 +18,7 @@ use crate::{
     error::{AppError, FieldErrors},
     reminders::outbox,
     reports::{self, Overview},
+    state::AppState,
 };
 
 #[derive(Template)]

@@ -15,13 +15,13 @@ use serde::Deserialize;
 
 use super::{Clock, Nav, Staff, error::PageResult, render};
 use crate::{
-    app::AppState,
     audit::{
         self, ACTIONS, AuditFilter, Subject,
         search::{self, EXPORT_MAX_ROWS, Export},
     },
     db::entities::audit_entry,
     error::FieldErrors,
+    state::AppState,
 };
 
 const PAGE_SIZE: u64 = 50;

@@ -14,7 +14,6 @@ use super::{
     render,
 };
 use crate::{
-    app::AppState,
     audit,
     cases::{
         Stage, Urgency,
@@ -25,6 +24,7 @@ use crate::{
     },
     error::{AppError, AppResult, FieldErrors},
     specialists::{self, SpecialistFilter},
+    state::AppState,
 };
 
 pub struct MoveOption {

@@ -7,10 +7,10 @@ use serde::Deserialize;
 
 use super::{DueLabel, Nav, PageQuery, Staff, error::PageResult, render};
 use crate::{
-    app::AppState,
     auth::users,
     cases::Stage,
     reports::{self, CaseloadFilter, PAGE_SIZE},
+    state::AppState,
 };
 
 /// Shown instead of the name of a patient whose data was erased.

@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use super::{FormFields, FormState, Nav, PageQuery, PathId, Staff, error::PageResult, render};
 use crate::{
-    app::AppState,
     cases::view::SpecialistView,
     error::AppError,
     specialists::{self, SpecialistFilter, SpecialistInput},
+    state::AppState,
 };
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,7 +10,6 @@ pub mod caseload;
 pub mod charts;
 pub mod directory;
 pub mod error;
-pub mod session_store;
 pub mod sign_in;
 pub mod unsubscribe;
 
@@ -29,16 +28,16 @@ use chrono_tz::Tz;
 use tower_http::{catch_panic::CatchPanicLayer, csrf::CsrfLayer, set_header::SetResponseHeaderLayer};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite};
 
+use crate::auth::sessions::{DbSessionStore, USER_KEY};
 use crate::{
-    api::extract::{client_ip, path_param},
-    app::AppState,
     auth::{Actor, Role, users},
-    cases::values,
     db::{self, entities::user},
     error::{AppError, FieldErrors},
+    http::{client_ip, path_param},
+    state::AppState,
+    validate,
 };
 use error::{PageError, PageResult};
-use session_store::{DbSessionStore, USER_KEY};
 
 pub const SIGNED_IN_AT_KEY: &str = "signed_in_at";
 const FLASH_KEY: &str = "flash";
@@ -321,7 +320,7 @@ impl Clock {
         let naive = NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M")
             .or_else(|_| NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M:%S"))
             .map_err(|_| "is not a date and time")?;
-        if !(values::EARLIEST_YEAR..=values::LATEST_YEAR).contains(&chrono::Datelike::year(&naive)) {
+        if !(validate::EARLIEST_YEAR..=validate::LATEST_YEAR).contains(&chrono::Datelike::year(&naive)) {
             return Err("must be between the years 1900 and 2199");
         }
         self.tz

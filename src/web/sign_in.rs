@@ -13,10 +13,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{FormFields, PageQuery, SIGNED_IN_AT_KEY, Staff, error::PageResult, render, session_store::USER_KEY};
+use super::{FormFields, PageQuery, SIGNED_IN_AT_KEY, Staff, error::PageResult, render};
+use crate::auth::sessions::USER_KEY;
 use crate::{
-    api::extract::ClientIp,
-    app::AppState,
     audit::{self, Subject},
     auth::{
         Actor, passwords,
@@ -24,6 +23,8 @@ use crate::{
     },
     db::entities::user,
     error::AppError,
+    http::ClientIp,
+    state::AppState,
 };
 
 #[derive(Template)]

@@ -11,12 +11,12 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, prelude::Expr};
 
 use super::{error::PageResult, render};
 use crate::{
-    api::extract::{ClientIp, path_param},
-    app::AppState,
     audit::{self, Subject},
     auth::Actor,
     db::{self, entities::case},
     error::AppError,
+    http::{ClientIp, path_param},
+    state::AppState,
 };
 
 #[derive(Template)]

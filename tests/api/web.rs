@@ -103,6 +103,11 @@ async fn every_page_answers_each_role_as_it_should(backend: Backend) {
     }
     let caseload = body_of(&admin, &format!("{b}/?advocate={}", app.other_advocate.id)).await;
     assert!(caseload.contains("Theirs Page") && !caseload.contains("Mine Page"), "an advocate's caseload view");
+    assert!(
+        !caseload.contains(&format!("href=\"/cases/{mine}\"")),
+        "its activity list shows only that advocate's cases"
+    );
+    assert!(caseload.contains(&format!("href=\"/cases/{theirs}\"")));
 }
 
 async fn advocates_cannot_change_another_advocates_case_through_forms(backend: Backend) {

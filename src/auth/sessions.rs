@@ -11,7 +11,7 @@ use tower_sessions::{
     session_store::{Error, Result},
 };
 
-use crate::{auth::tokens::digest, db, db::entities::session};
+use crate::{db, db::entities::session, secrets::digest};
 
 /// The session key holding the signed-in user's id.
 pub const USER_KEY: &str = "user_id";

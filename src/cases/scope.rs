@@ -1,0 +1,63 @@
+//! Which cases an actor may see, as one value that every case query builds
+//! its filter from: the API list, the caseload, its consultations and its
+//! activity list.
+
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, Select};
+
+use crate::{
+    actor::{Actor, Scope},
+    db::entities::case,
+};
+
+/// The advocates whose cases are in view; empty means every case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseScope {
+    advocates: Vec<i32>,
+}
+
+impl CaseScope {
+    /// An advocate sees their own cases; anyone may narrow the view to one
+    /// advocate's (for an advocate, asking for another's shows nothing).
+    pub fn of(actor: &Actor, requested_advocate: Option<i32>) -> Self {
+        let mut advocates = Vec::new();
+        if let Scope::OwnCases(me) = actor.scope {
+            advocates.push(me);
+        }
+        advocates.extend(requested_advocate);
+        advocates.dedup();
+        Self { advocates }
+    }
+
+    /// The filter on the `cases` table.
+    pub fn condition(&self) -> Condition {
+        self.advocates.iter().fold(Condition::all(), |cond, id| cond.add(case::Column::AdvocateId.eq(*id)))
+    }
+
+    /// The same filter for hand-written SQL, on the `cases` table named `alias`.
+    pub fn sql(&self, alias: &str) -> String {
+        self.advocates.iter().map(|id| format!(" AND {alias}.advocate_id = {id}")).collect()
+    }
+
+    /// The ids of the cases in view, as a subquery; `None` when every case is.
+    pub fn case_ids(&self) -> Option<Select<case::Entity>> {
+        (!self.advocates.is_empty())
+            .then(|| case::Entity::find().select_only().column(case::Column::Id).filter(self.condition()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::Role;
+
+    #[test]
+    fn advocates_see_their_own_and_admins_what_they_ask_for() {
+        let advocate = Actor::user(7, "a@example.org", Role::Advocate, None);
+        let admin = Actor::user(1, "admin@example.org", Role::Admin, None);
+        assert_eq!(CaseScope::of(&advocate, None).sql("c"), " AND c.advocate_id = 7");
+        assert_eq!(CaseScope::of(&advocate, Some(9)).sql("c"), " AND c.advocate_id = 7 AND c.advocate_id = 9");
+        assert_eq!(CaseScope::of(&admin, None).sql("c"), "");
+        assert!(CaseScope::of(&admin, None).case_ids().is_none());
+        assert_eq!(CaseScope::of(&admin, Some(9)).sql("c"), " AND c.advocate_id = 9");
+    }
+}

@@ -1,0 +1,29 @@
+//! What every request handler shares: the database pool, the settings and
+//! the case rules derived from them. Below the HTTP shells (`http`, `api`,
+//! `web`), so they can all name it without reaching into `app`.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    cases::{ServiceLevels, store::CaseRules},
+    config::Settings,
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub rules: Arc<CaseRules>,
+}
+
+impl AppState {
+    pub fn new(db: DatabaseConnection, settings: Settings) -> Self {
+        let rules = CaseRules {
+            levels: ServiceLevels::from_settings(&settings.service_levels),
+            defaults: settings.cases.clone(),
+        };
+        Self { db, settings: Arc::new(settings), rules: Arc::new(rules) }
+    }
+}
