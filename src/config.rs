@@ -7,6 +7,8 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+use crate::secrets::Secret;
+
 /// The defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -63,7 +65,7 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    pub url: String,
+    pub url: Secret,
     pub max_connections: u32,
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
@@ -111,31 +113,18 @@ pub struct MailSettings {
     pub smtp: SmtpSettings,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
     pub username: String,
-    pub password: String,
+    pub password: Secret,
     pub pool_size: u32,
     #[serde(with = "humantime_serde")]
     pub pool_idle: Duration,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-}
-
-impl std::fmt::Debug for SmtpSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The password never reaches a log.
-        f.debug_struct("SmtpSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("username", &self.username)
-            .field("pool_size", &self.pool_size)
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,7 +236,7 @@ impl Settings {
         if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
             return invalid("cases.reference_prefix must be 1 to 8 letters or digits".into());
         }
-        let minimum = if self.database.url.starts_with("postgres") { 2 } else { 1 };
+        let minimum = if self.database.url.expose().starts_with("postgres") { 2 } else { 1 };
         if self.database.max_connections < minimum {
             return invalid(format!("database.max_connections must be at least {minimum} for this database"));
         }
@@ -347,7 +336,8 @@ mod tests {
     fn embedded_defaults_load_and_validate() {
         let settings = Settings::defaults().expect("defaults are valid");
         assert_eq!(settings.server.listen.to_string(), "127.0.0.1:3000");
-        assert!(settings.database.url.starts_with("sqlite://data/"));
+        assert!(settings.database.url.expose().starts_with("sqlite://data/"));
+        assert!(!format!("{settings:?}").contains("sqlite://"), "the URL never prints");
         assert_eq!(settings.service_levels.routine.records_requested, Duration::from_secs(14 * 24 * 3600));
     }
 

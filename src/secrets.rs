@@ -1,6 +1,7 @@
 //! Secret material: random bytes from the operating system, one-way digests
 //! of tokens and ids, and a wrapper that keeps secret settings out of logs.
 
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
@@ -17,4 +18,40 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).map_err(|e| AppError::Internal(format!("random source: {e}")))?;
     Ok(buf)
+}
+
+/// A setting that must never reach a log or an error message — a database
+/// URL with its password, the SMTP password. It prints as `Secret(…)`;
+/// `expose` hands out the value where it is really used.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_prints() {
+        let url = Secret::new("postgres://app:hunter2@db/secondlook");
+        assert_eq!(format!("{url:?}"), "Secret(…)");
+        assert_eq!(format!("{:?}", Some(&url)), "Some(Secret(…))");
+        assert_eq!(url.expose(), "postgres://app:hunter2@db/secondlook");
+    }
 }

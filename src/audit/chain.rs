@@ -87,8 +87,11 @@ pub(super) async fn append(txn: &DatabaseTransaction, mut entry: audit_entry::Ac
     let prev = last_hash.flatten().unwrap_or_else(|| GENESIS.to_string());
     // Times never run backwards along the chain, even when the clock is set
     // back, so a time range is an id range (see `search`).
-    let now = crate::db::now();
-    entry.at = Set(last_at.map_or(now, |last| now.max(last)));
+    let wanted = match &entry.at {
+        sea_orm::ActiveValue::Set(at) | sea_orm::ActiveValue::Unchanged(at) => *at,
+        sea_orm::ActiveValue::NotSet => crate::db::now(),
+    };
+    entry.at = Set(last_at.map_or(wanted, |last| wanted.max(last)));
     entry.prev_hash = Set(Some(prev));
     entry.hash = Set(None);
     // The id is only known once inserted; the hash is filled in right after,

@@ -124,7 +124,33 @@ pub async fn record<'a>(
     subject: Subject,
     detail: Value,
 ) -> Result<(), DbErr> {
+    record_entry(target, actor, action, subject, detail, None).await
+}
+
+/// [`record`] for a change made at `at` (the write's own clock), so the
+/// entry and the rows it describes carry the same time. The chain still
+/// never runs backwards: an earlier `at` than the last entry's is raised to it.
+pub async fn record_at<'a>(
+    target: impl Into<Target<'a>>,
+    actor: &Actor,
+    action: &str,
+    subject: Subject,
+    detail: Value,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DbErr> {
+    record_entry(target, actor, action, subject, detail, Some(at)).await
+}
+
+async fn record_entry<'a>(
+    target: impl Into<Target<'a>>,
+    actor: &Actor,
+    action: &str,
+    subject: Subject,
+    detail: Value,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), DbErr> {
     let entry = audit_entry::ActiveModel {
+        at: at.map_or(sea_orm::ActiveValue::NotSet, Set),
         actor_id: Set(actor.user_id),
         actor: Set(actor.label.clone()),
         action: Set(action.to_string()),

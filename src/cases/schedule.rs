@@ -83,10 +83,6 @@ impl StageClock {
         self.entered_at.checked_add_signed(allowance)?.checked_add_signed(self.held_before)
     }
 
-    pub fn is_held(&self) -> bool {
-        self.held_since.is_some()
-    }
-
     /// Starts a hold. Holding a held case changes nothing.
     pub fn hold(self, now: DateTime<Utc>) -> Self {
         Self { held_since: Some(self.held_since.unwrap_or(now)), ..self }

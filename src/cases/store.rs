@@ -531,7 +531,7 @@ impl CaseWrite {
         changes.id = Set(self.case.id);
         changes.updated_at = Set(self.now);
         changes.update(&self.txn).await?;
-        audit::record(&self.txn, actor, action, Subject::case(self.case.id), detail).await?;
+        audit::record_at(&self.txn, actor, action, Subject::case(self.case.id), detail, self.now).await?;
         let case_id = self.case.id;
         let now = self.now;
         self.txn.commit().await?;
@@ -977,7 +977,10 @@ pub async fn update(
         changes.advocate_id = Set(advocate_id);
         detail.insert("advocate_id".into(), json!({ "from": w.case.advocate_id, "to": advocate_id }));
     }
-    if let Some(urgency) = patch.urgency {
+    // An unchanged urgency is no change at all, even on a closed case (the
+    // details form always sends the current one).
+    let urgency = patch.urgency.filter(|u| u.as_str() != w.case.urgency);
+    if let Some(urgency) = urgency {
         if stage.is_final() {
             return Err(AppError::conflict("case_closed", "a closed case has no urgency to change"));
         }

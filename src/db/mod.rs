@@ -21,7 +21,7 @@ use crate::config::DatabaseSettings;
 /// switched on with `synchronous=NORMAL` (durable at each checkpoint, safe
 /// against corruption), and foreign keys are enforced.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
-    let url = settings.url.trim();
+    let url = settings.url.expose().trim();
     if url.starts_with("sqlite:") {
         ensure_sqlite_folder(url)?;
     }

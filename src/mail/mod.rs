@@ -64,7 +64,8 @@ impl Mailer {
                     .timeout(Some(smtp.timeout))
                     .pool_config(PoolConfig::new().max_size(smtp.pool_size.max(1)).idle_timeout(smtp.pool_idle));
                 if !smtp.username.is_empty() {
-                    builder = builder.credentials(Credentials::new(smtp.username.clone(), smtp.password.clone()));
+                    builder = builder
+                        .credentials(Credentials::new(smtp.username.clone(), smtp.password.expose().to_string()));
                 }
                 Transport::Smtp(builder.build())
             }

@@ -487,9 +487,6 @@ pub async fn update_details(
         }
         parsed
     });
-    let current = store::get(&state.db, &staff.actor, id).await?;
-    // Only a changed urgency is sent: on a closed case it cannot change.
-    let urgency = urgency.filter(|u| u.as_str() != current.urgency);
     let result = match errors.into_result() {
         Ok(()) => {
             let patch = store::CasePatch {

@@ -448,7 +448,7 @@ async fn the_chain_survives_concurrent_writers_and_shows_tampering(backend: Back
         .expect("edit");
     let report = secondlook::audit::verify(&app.db).await.expect("verify");
     assert_eq!(report.first_bad, Some(edited.id), "{report:?}");
-    let (ok, out, err) = crate::cli::run_cli(&app.settings.database.url, &["audit", "verify"]).await;
+    let (ok, out, err) = crate::cli::run_cli(app.settings.database.url.expose(), &["audit", "verify"]).await;
     assert!(!ok, "verify fails on a broken chain: {out}");
     assert!(err.contains(&format!("broken at entry {}", edited.id)), "{err}");
 
@@ -459,7 +459,7 @@ async fn the_chain_survives_concurrent_writers_and_shows_tampering(backend: Back
         .exec(&app.db)
         .await
         .expect("restore");
-    let (ok, out, err) = crate::cli::run_cli(&app.settings.database.url, &["audit", "verify"]).await;
+    let (ok, out, err) = crate::cli::run_cli(app.settings.database.url.expose(), &["audit", "verify"]).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains(&format!("{} entries verified", entries.len())), "{out}");
 

@@ -91,7 +91,7 @@ pub async fn fresh_database(backend: Backend) -> Option<(String, Option<tempfile
 
 pub fn test_settings(database_url: &str) -> Settings {
     let mut settings = Settings::defaults().expect("default settings");
-    settings.database.url = database_url.to_string();
+    settings.database.url = secondlook::secrets::Secret::new(database_url);
     settings.server.listen = "127.0.0.1:0".parse().expect("address");
     settings
 }

@@ -374,7 +374,7 @@ async fn a_sender_killed_mid_batch_loses_nothing(backend: Backend) {
     let run_once = || {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_secondlook"));
         cmd.env_clear()
-            .env("DATABASE_URL", &app.settings.database.url)
+            .env("DATABASE_URL", app.settings.database.url.expose())
             .env("SECONDLOOK__MAIL__TRANSPORT", "smtp")
             .env("SECONDLOOK__MAIL__SMTP__HOST", "127.0.0.1")
             .env("SECONDLOOK__MAIL__SMTP__PORT", server.port.to_string())

@@ -141,7 +141,7 @@ async fn a_database_moves_from_sqlite_to_postgres_and_back() {
     let withdrawn = app.open_case(&app.advocate.token, "Withdrawn Patient").await;
     let (s, b) = app.move_case(&app.advocate.token, withdrawn, json!({ "to": "withdrawn", "note": "moved" })).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let sqlite_url = app.settings.database.url.clone();
+    let sqlite_url = app.settings.database.url.expose().to_string();
     // Enough rows that several tables span more than one batch.
     let (ok, out, err) = run_cli(&sqlite_url, workdir.path(), &["demo-data", "--cases", "40"], &[]).await;
     assert!(ok, "{out}{err}");
@@ -206,9 +206,13 @@ async fn wrong_or_cut_off_files_are_refused_and_leave_the_database_empty() {
     app.open_case(&app.advocate.token, "Some Patient").await;
     let workdir = tempfile::tempdir().expect("workdir");
     let file = workdir.path().join("all.jsonl");
-    let (ok, _, err) =
-        run_cli(&app.settings.database.url, workdir.path(), &["export", "--out", file.to_str().expect("path")], &[])
-            .await;
+    let (ok, _, err) = run_cli(
+        app.settings.database.url.expose(),
+        workdir.path(),
+        &["export", "--out", file.to_str().expect("path")],
+        &[],
+    )
+    .await;
     assert!(ok, "{err}");
     let text = std::fs::read_to_string(&file).expect("file");
     let lines: Vec<&str> = text.lines().collect();
@@ -312,7 +316,7 @@ async fn the_export_carries_every_table_and_column(backend: Backend) {
 async fn backup_copies_a_running_database(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else { return };
     let workdir = tempfile::tempdir().expect("workdir");
-    let url = app.settings.database.url.clone();
+    let url = app.settings.database.url.expose().to_string();
     let out = workdir.path().join("backup.db");
     let out_arg = out.to_str().expect("path");
     if backend == Backend::Postgres {

@@ -239,7 +239,7 @@ async fn erasure_removes_the_patient_and_keeps_the_figures(backend: Backend) {
 
 async fn retention_erases_only_cases_closed_long_ago(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else { return };
-    let url = app.settings.database.url.clone();
+    let url = app.settings.database.url.expose().to_string();
     let workdir = tempfile::tempdir().expect("workdir");
     let mut ids = Vec::new();
     for name in ["Old Closed", "Recent Closed", "Old Open"] {
