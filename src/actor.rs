@@ -2,31 +2,7 @@
 //! see, and who and where they are for the audit trail — and staff roles.
 //! Plain data, used by `audit` and `auth` alike.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Advocate,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Advocate => "advocate",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "advocate" => Some(Role::Advocate),
-            _ => None,
-        }
-    }
-}
+pub use crate::vocabulary::Role;
 
 /// Which cases an actor may see and change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

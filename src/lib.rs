@@ -36,6 +36,7 @@ pub mod secrets;
 pub mod specialists;
 pub mod state;
 pub mod validate;
+pub mod vocabulary;
 pub mod web;
 
 #[cfg(test)]

@@ -4,29 +4,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::Stage;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Urgency {
-    Routine,
-    Expedited,
-}
-
-impl Urgency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::Routine => "routine",
-            Urgency::Expedited => "expedited",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Urgency> {
-        [Urgency::Routine, Urgency::Expedited].into_iter().find(|u| u.as_str() == s)
-    }
-}
+pub use crate::vocabulary::Urgency;
 
 /// How long each open stage may take, per urgency.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,76 +2,17 @@
 //! Plain functions over plain data; the caller supplies the facts and `now`.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Highest opinion round a case may reach (the original counts as round 1).
 pub const MAX_ROUND: i32 = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    RecordsRequested,
-    SpecialistChosen,
-    ConsultationHeld,
-    OpinionsCompared,
-    DecisionMade,
-    Withdrawn,
-}
+pub use crate::vocabulary::Stage;
 
-impl Stage {
-    pub const ALL: [Stage; 6] = [
-        Stage::RecordsRequested,
-        Stage::SpecialistChosen,
-        Stage::ConsultationHeld,
-        Stage::OpinionsCompared,
-        Stage::DecisionMade,
-        Stage::Withdrawn,
-    ];
-
-    /// The stages a case moves through on its way to a decision, in order.
-    pub const PATH: [Stage; 5] = [
-        Stage::RecordsRequested,
-        Stage::SpecialistChosen,
-        Stage::ConsultationHeld,
-        Stage::OpinionsCompared,
-        Stage::DecisionMade,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::RecordsRequested => "records_requested",
-            Stage::SpecialistChosen => "specialist_chosen",
-            Stage::ConsultationHeld => "consultation_held",
-            Stage::OpinionsCompared => "opinions_compared",
-            Stage::DecisionMade => "decision_made",
-            Stage::Withdrawn => "withdrawn",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|stage| stage.as_str() == s)
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Stage::RecordsRequested => "Records requested",
-            Stage::SpecialistChosen => "Specialist chosen",
-            Stage::ConsultationHeld => "Consultation held",
-            Stage::OpinionsCompared => "Opinions compared",
-            Stage::DecisionMade => "Decision made",
-            Stage::Withdrawn => "Withdrawn",
-        }
-    }
-
-    /// A final stage is never left and carries no due date.
-    pub fn is_final(self) -> bool {
-        matches!(self, Stage::DecisionMade | Stage::Withdrawn)
-    }
-
-    fn next(self) -> Option<Stage> {
-        let position = Stage::PATH.iter().position(|s| *s == self)?;
-        Stage::PATH.get(position + 1).copied()
-    }
+/// The next stage on the path to a decision.
+fn next(stage: Stage) -> Option<Stage> {
+    let position = Stage::PATH.iter().position(|s| *s == stage)?;
+    Stage::PATH.get(position + 1).copied()
 }
 
 /// The kind of move, decided by the machine.
@@ -91,7 +32,7 @@ pub fn move_kind(from: Stage, to: Stage) -> Option<MoveKind> {
     if to == Stage::Withdrawn {
         return Some(MoveKind::Withdraw);
     }
-    if from.next() == Some(to) {
+    if next(from) == Some(to) {
         return Some(MoveKind::Forward);
     }
     if from == Stage::OpinionsCompared && to == Stage::SpecialistChosen {
@@ -310,7 +251,7 @@ mod tests {
     fn final_stages_are_never_left() {
         let ready = everything_ready();
         for from in [Stage::DecisionMade, Stage::Withdrawn] {
-            for to in Stage::ALL {
+            for to in Stage::ALL.iter().copied() {
                 assert!(plan_move(from, to, &ready, Some("why"), now()).is_err(), "{from:?} -> {to:?}");
             }
         }

@@ -142,7 +142,8 @@ fn move_options(view: &CaseView, now: chrono::DateTime<chrono::Utc>) -> Vec<Move
     let Some(from) = Stage::parse(&view.stage) else { return Vec::new() };
     let ready = readiness(view);
     Stage::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|to| *to != Stage::Withdrawn)
         .filter_map(|to| {
             let kind = stage::move_kind(from, to)?;

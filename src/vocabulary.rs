@@ -1,0 +1,154 @@
+//! The closed vocabularies of the domain — stages, urgencies, reasons, record
+//! kinds and statuses, consultation modes, hold reasons, staff roles — as
+//! typed values from the edge to the database. On the wire and in the
+//! database each is its snake_case word. Below `db`, so the table mappings
+//! can store them as typed columns.
+
+use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
+use serde::{Deserialize, Serialize};
+
+/// Declares a closed set of snake_case words with `ALL`, `as_str`, `parse`
+/// and `label`, serialised as the word itself and stored as it in a text
+/// column; a stored word outside the set is a read error, never a default.
+macro_rules! word_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => ($word:literal, $label:literal)),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, EnumIter, DeriveActiveEnum)]
+        #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+        pub enum $name {
+            $(#[serde(rename = $word)] #[sea_orm(string_value = $word)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+
+            pub fn label(self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// Why the patient seeks a second opinion.
+    Reason {
+        SurgeryRecommended => ("surgery_recommended", "Surgery recommended"),
+        CancerDiagnosis => ("cancer_diagnosis", "Cancer diagnosis"),
+        SeriousDiagnosis => ("serious_diagnosis", "Serious diagnosis"),
+        RareCondition => ("rare_condition", "Rare condition"),
+        SymptomsMismatch => ("symptoms_mismatch", "Symptoms do not match the diagnosis"),
+        TreatmentNotWorking => ("treatment_not_working", "Treatment not working"),
+        Uncertain => ("uncertain", "Uncertain diagnosis"),
+        Other => ("other", "Other"),
+    }
+);
+
+word_enum!(
+    /// One line of the records checklist.
+    RecordKind {
+        LabResults => ("lab_results", "Lab results"),
+        ImagingXray => ("imaging_xray", "Imaging: X-ray"),
+        ImagingCt => ("imaging_ct", "Imaging: CT"),
+        ImagingMri => ("imaging_mri", "Imaging: MRI"),
+        ImagingPet => ("imaging_pet", "Imaging: PET"),
+        PathologyReport => ("pathology_report", "Pathology / biopsy report"),
+        MedicationList => ("medication_list", "Medication list"),
+        SurgicalReports => ("surgical_reports", "Surgical reports"),
+        SymptomTreatmentHistory => ("symptom_treatment_history", "Symptom and treatment history"),
+    }
+);
+
+word_enum!(
+    RecordStatus {
+        Requested => ("requested", "Requested"),
+        Received => ("received", "Received"),
+        NotApplicable => ("not_applicable", "Not applicable"),
+    }
+);
+
+word_enum!(
+    ConsultationMode {
+        Virtual => ("virtual", "Virtual"),
+        InPerson => ("in_person", "In person"),
+    }
+);
+
+word_enum!(
+    /// What a case on hold is waiting for.
+    HoldReason {
+        WaitingForPatient => ("waiting_for_patient", "Waiting for the patient"),
+        InsurancePreapproval => ("insurance_preapproval", "Waiting for insurance pre-approval"),
+        OutsideProvider => ("outside_provider", "Waiting for an outside provider"),
+        Other => ("other", "Other"),
+    }
+);
+
+word_enum!(
+    /// Where a case is on its way to a decision.
+    Stage {
+        RecordsRequested => ("records_requested", "Records requested"),
+        SpecialistChosen => ("specialist_chosen", "Specialist chosen"),
+        ConsultationHeld => ("consultation_held", "Consultation held"),
+        OpinionsCompared => ("opinions_compared", "Opinions compared"),
+        DecisionMade => ("decision_made", "Decision made"),
+        Withdrawn => ("withdrawn", "Withdrawn"),
+    }
+);
+
+impl Stage {
+    /// The stages a case moves through on its way to a decision, in order.
+    pub const PATH: [Stage; 5] = [
+        Stage::RecordsRequested,
+        Stage::SpecialistChosen,
+        Stage::ConsultationHeld,
+        Stage::OpinionsCompared,
+        Stage::DecisionMade,
+    ];
+
+    /// A final stage is never left and carries no due date.
+    pub fn is_final(self) -> bool {
+        matches!(self, Stage::DecisionMade | Stage::Withdrawn)
+    }
+}
+
+word_enum!(
+    /// How fast a case must move: each urgency has its own service levels.
+    Urgency {
+        Routine => ("routine", "Routine"),
+        Expedited => ("expedited", "Expedited"),
+    }
+);
+
+word_enum!(
+    /// A staff member's role.
+    Role {
+        Admin => ("admin", "Admin"),
+        Advocate => ("advocate", "Advocate"),
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        for stage in Stage::ALL {
+            assert_eq!(Stage::parse(stage.as_str()), Some(*stage));
+        }
+        for kind in RecordKind::ALL {
+            assert_eq!(RecordKind::parse(kind.as_str()), Some(*kind));
+        }
+        assert_eq!(Reason::parse("cancer_diagnosis"), Some(Reason::CancerDiagnosis));
+        assert_eq!(Reason::parse("Cancer"), None);
+        assert_eq!(serde_json::to_string(&Stage::DecisionMade).ok().as_deref(), Some("\"decision_made\""));
+    }
+}
