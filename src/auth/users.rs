@@ -31,7 +31,7 @@ pub struct UserView {
     pub id: i32,
     pub email: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub timezone: String,
     pub active: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -69,7 +69,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewUser) -> App
     let row = user::ActiveModel {
         email: Set(email),
         name: Set(new.name),
-        role: Set(new.role.as_str().to_string()),
+        role: Set(new.role),
         password_hash: Set(Some(password_hash)),
         timezone: Set(new.timezone),
         active: Set(true),
@@ -163,7 +163,7 @@ pub async fn update_access(
     let existing = user::Entity::find_by_id(user_id).one(&txn).await?.ok_or(AppError::NotFound)?;
     let mut row: user::ActiveModel = existing.clone().into();
     if let Some(role) = role {
-        row.role = Set(role.as_str().to_string());
+        row.role = Set(role);
     }
     if let Some(active) = active {
         row.active = Set(active);

@@ -16,10 +16,10 @@ use super::{
     schedule::{ServiceLevels, StageClock},
     stage::{self, Readiness, Refusal},
     values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, parse_round, round_name},
-    view::{self, CaseListItem, CaseView, stage_of},
+    view::{self, CaseListItem, CaseView},
 };
 use crate::{
-    actor::{Actor, Role, Scope},
+    actor::{Actor, Scope},
     audit::{self, Subject},
     config::CaseSettings,
     db::{
@@ -245,12 +245,12 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
         patient_timezone: Set(timezone),
         patient_language: Set(language),
         specialty: Set(new.specialty.clone()),
-        reason: Set(new.reason.as_str().to_string()),
-        urgency: Set(new.urgency.as_str().to_string()),
+        reason: Set(new.reason),
+        urgency: Set(new.urgency),
         summary: Set(new.summary.clone()),
         search_key: Set(String::new()),
         advocate_id: Set(advocate_id),
-        stage: Set(stage.as_str().to_string()),
+        stage: Set(stage),
         round: Set(2),
         stage_entered_at: Set(now),
         stage_due_at: Set(clock.due_at(&rules.levels, stage, new.urgency)),
@@ -285,8 +285,8 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
     for kind in RecordKind::ALL {
         case_record::ActiveModel {
             case_id: Set(row.id),
-            kind: Set(kind.as_str().to_string()),
-            status: Set(RecordStatus::Requested.as_str().to_string()),
+            kind: Set(*kind),
+            status: Set(RecordStatus::Requested),
             requested_at: Set(Some(now)),
             received_at: Set(None),
             note: Set(String::new()),
@@ -329,8 +329,8 @@ struct StageEntry {
 async fn record_stage_entry<C: ConnectionTrait>(conn: &C, actor: &Actor, entry: StageEntry) -> AppResult<()> {
     stage_change::ActiveModel {
         case_id: Set(entry.case_id),
-        from_stage: Set(entry.from.map(|s| s.as_str().to_string())),
-        to_stage: Set(entry.to.as_str().to_string()),
+        from_stage: Set(entry.from),
+        to_stage: Set(entry.to),
         round: Set(entry.round),
         at: Set(entry.at),
         by_user_id: Set(actor.user_id),
@@ -345,7 +345,7 @@ async fn record_stage_entry<C: ConnectionTrait>(conn: &C, actor: &Actor, entry: 
 async fn ensure_assignable<C: ConnectionTrait>(conn: &C, user_id: i32) -> AppResult<()> {
     let found = user::Entity::find_by_id(user_id).one(conn).await?;
     match found {
-        Some(u) if u.active && Role::parse(&u.role).is_some() => Ok(()),
+        Some(u) if u.active => Ok(()),
         _ => Err(FieldErrors::single("advocate_id", "no active staff member has this id")),
     }
 }
@@ -469,7 +469,7 @@ async fn begin_case_write(db: &DatabaseConnection, actor: &Actor, case_id: i32, 
 
 impl CaseWrite {
     fn stage(&self) -> AppResult<Stage> {
-        stage_of(&self.case)
+        Ok(self.case.stage)
     }
 
     fn ensure_open(&self) -> AppResult<Stage> {
@@ -586,9 +586,9 @@ pub async fn transition(
     let step = stage::plan_move(from, request.to, &ready, note.as_deref(), w.now).map_err(refusal_error)?;
 
     let mut changes: case::ActiveModel = Default::default();
-    let urgency = Urgency::parse(&w.case.urgency).unwrap_or(Urgency::Routine);
+    let urgency = w.case.urgency;
     let clock = StageClock::entered(w.now);
-    changes.stage = Set(step.to.as_str().to_string());
+    changes.stage = Set(step.to);
     changes.round = Set(step.round);
     changes.stage_entered_at = Set(w.now);
     changes.stage_due_at = Set(clock.due_at(&rules.levels, step.to, urgency));
@@ -673,7 +673,7 @@ pub async fn hold(db: &DatabaseConnection, actor: &Actor, case_id: i32, request:
     let clock = w.clock().hold(w.now);
     let changes = case::ActiveModel {
         held_since: Set(clock.held_since),
-        hold_reason: Set(Some(request.reason.as_str().to_string())),
+        hold_reason: Set(Some(request.reason)),
         hold_note: Set(request.note.clone().filter(|n| !n.trim().is_empty())),
         ..Default::default()
     };
@@ -688,7 +688,7 @@ pub async fn resume(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, c
         return Err(AppError::conflict("not_on_hold", "the case is not on hold"));
     };
     let clock = w.clock().resume(w.now);
-    let urgency = Urgency::parse(&w.case.urgency).unwrap_or(Urgency::Routine);
+    let urgency = w.case.urgency;
     let changes = case::ActiveModel {
         held_since: Set(None),
         hold_reason: Set(None),
@@ -718,13 +718,13 @@ pub async fn set_record(
         .filter(case_record::Column::Kind.eq(kind.as_str()))
         .one(&w.txn)
         .await?;
-    let previous_status = existing.as_ref().map(|r| r.status.clone());
+    let previous_status = existing.as_ref().map(|r| r.status);
     let previously_requested_at = existing.as_ref().and_then(|r| r.requested_at);
     let mut row = match existing {
         Some(r) => r.into_active_model(),
         None => case_record::ActiveModel {
             case_id: Set(case_id),
-            kind: Set(kind.as_str().to_string()),
+            kind: Set(kind),
             requested_at: Set(None),
             received_at: Set(None),
             ..Default::default()
@@ -736,13 +736,13 @@ pub async fn set_record(
             row.received_at = Set(None);
         }
         RecordStatus::Received => {
-            if previous_status.as_deref() != Some(RecordStatus::Received.as_str()) {
+            if previous_status != Some(RecordStatus::Received) {
                 row.received_at = Set(Some(w.now));
             }
         }
         RecordStatus::NotApplicable => row.received_at = Set(None),
     }
-    row.status = Set(update.status.as_str().to_string());
+    row.status = Set(update.status);
     row.note = Set(update.note.clone());
     row.updated_at = Set(w.now);
     row.save(&w.txn).await?;
@@ -809,7 +809,7 @@ pub async fn set_consultation(
     errors.into_result()?;
     let mut row = round.into_active_model();
     row.consultation_scheduled_at = Set(Some(input.scheduled_at));
-    row.consultation_mode = Set(Some(input.mode.as_str().to_string()));
+    row.consultation_mode = Set(Some(input.mode));
     row.consultation_location = Set(input.location.clone().filter(|l| !l.trim().is_empty()));
     row.consultation_held_at = Set(input.held_at);
     row.update(&w.txn).await?;
@@ -979,12 +979,12 @@ pub async fn update(
     }
     // An unchanged urgency is no change at all, even on a closed case (the
     // details form always sends the current one).
-    let urgency = patch.urgency.filter(|u| u.as_str() != w.case.urgency);
+    let urgency = patch.urgency.filter(|u| *u != w.case.urgency);
     if let Some(urgency) = urgency {
         if stage.is_final() {
             return Err(AppError::conflict("case_closed", "a closed case has no urgency to change"));
         }
-        changes.urgency = Set(urgency.as_str().to_string());
+        changes.urgency = Set(urgency);
         changes.stage_due_at = Set(w.clock().due_at(&rules.levels, stage, urgency));
         detail.insert("urgency".into(), json!({ "from": w.case.urgency, "to": urgency }));
     }

@@ -6,9 +6,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use serde::Serialize;
 
 use super::{
-    Stage,
+    Stage, Urgency,
     schedule::is_overdue,
-    values::{RecordKind, round_name},
+    values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, round_name},
 };
 use crate::{
     db::entities::{case, case_record, case_round, opinion, specialist, stage_change, user},
@@ -21,14 +21,14 @@ pub struct CaseView {
     pub reference: String,
     pub patient: PatientView,
     pub specialty: String,
-    pub reason: String,
-    pub urgency: String,
+    pub reason: Reason,
+    pub urgency: Urgency,
     pub summary: String,
     pub medical_history: String,
     pub medications: String,
     pub patient_questions: String,
     pub advocate: Option<PersonRef>,
-    pub stage: String,
+    pub stage: Stage,
     /// The opinion round being worked on: `second`, `third`…
     pub round: String,
     pub stage_entered_at: DateTime<Utc>,
@@ -69,14 +69,14 @@ pub struct PersonRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct HoldView {
     pub since: DateTime<Utc>,
-    pub reason: String,
+    pub reason: HoldReason,
     pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntry {
-    pub from: Option<String>,
-    pub to: String,
+    pub from: Option<Stage>,
+    pub to: Stage,
     pub round: String,
     pub at: DateTime<Utc>,
     pub by: Option<PersonRef>,
@@ -85,9 +85,9 @@ pub struct HistoryEntry {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordView {
-    pub kind: String,
+    pub kind: RecordKind,
     pub label: String,
-    pub status: String,
+    pub status: RecordStatus,
     pub requested_at: Option<DateTime<Utc>>,
     pub received_at: Option<DateTime<Utc>>,
     pub note: String,
@@ -99,7 +99,7 @@ pub use crate::specialists::SpecialistView;
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsultationView {
     pub scheduled_at: DateTime<Utc>,
-    pub mode: String,
+    pub mode: ConsultationMode,
     pub location: Option<String>,
     pub held_at: Option<DateTime<Utc>>,
 }
@@ -140,9 +140,9 @@ pub struct CaseListItem {
     pub reference: String,
     pub patient_name: String,
     pub specialty: String,
-    pub reason: String,
-    pub urgency: String,
-    pub stage: String,
+    pub reason: Reason,
+    pub urgency: Urgency,
+    pub stage: Stage,
     pub stage_due_at: Option<DateTime<Utc>>,
     pub overdue: bool,
     pub on_hold: bool,
@@ -196,7 +196,7 @@ pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>
         .all(conn)
         .await?;
     let mut records = case_record::Entity::find().filter(case_record::Column::CaseId.eq(case_id)).all(conn).await?;
-    records.sort_by_key(|r| RecordKind::parse(&r.kind).map_or(usize::MAX, |k| k as usize));
+    records.sort_by_key(|r| r.kind);
     let history = stage_change::Entity::find()
         .filter(stage_change::Column::CaseId.eq(case_id))
         .order_by_asc(stage_change::Column::Id)
@@ -213,7 +213,7 @@ pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>
     let consultation = current_round.as_ref().and_then(|r| {
         Some(ConsultationView {
             scheduled_at: r.consultation_scheduled_at?,
-            mode: r.consultation_mode.clone()?,
+            mode: r.consultation_mode?,
             location: r.consultation_location.clone(),
             held_at: r.consultation_held_at,
         })
@@ -247,28 +247,28 @@ pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>
             language: c.patient_language.clone(),
         },
         specialty: c.specialty.clone(),
-        reason: c.reason.clone(),
-        urgency: c.urgency.clone(),
+        reason: c.reason,
+        urgency: c.urgency,
         summary: c.summary.clone(),
         medical_history: c.medical_history.clone(),
         medications: c.medications.clone(),
         patient_questions: c.patient_questions.clone(),
         advocate: person_by_id(c.advocate_id),
-        stage: c.stage.clone(),
+        stage: c.stage,
         round: round_name(c.round),
         stage_entered_at: c.stage_entered_at,
         stage_due_at: c.stage_due_at,
         overdue: is_overdue(c.stage_due_at, held, now),
-        hold: c.held_since.map(|since| HoldView {
+        hold: c.held_since.zip(c.hold_reason).map(|(since, reason)| HoldView {
             since,
-            reason: c.hold_reason.clone().unwrap_or_default(),
+            reason,
             note: c.hold_note.clone(),
         }),
         history: history
             .iter()
             .map(|h| HistoryEntry {
-                from: h.from_stage.clone(),
-                to: h.to_stage.clone(),
+                from: h.from_stage,
+                to: h.to_stage,
                 round: round_name(h.round),
                 at: h.at,
                 by: person_by_id(h.by_user_id),
@@ -278,7 +278,7 @@ pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>
         records: records
             .into_iter()
             .map(|r| RecordView {
-                label: RecordKind::parse(&r.kind).map_or("", |k| k.label()).to_string(),
+                label: r.kind.label().to_string(),
                 kind: r.kind,
                 status: r.status,
                 requested_at: r.requested_at,
@@ -308,9 +308,4 @@ pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>
         closed_at: c.closed_at,
         erased_at: c.erased_at,
     })
-}
-
-/// The stage stored on a row; a value the code does not know is a broken row.
-pub fn stage_of(c: &case::Model) -> AppResult<Stage> {
-    Stage::parse(&c.stage).ok_or_else(|| AppError::Internal(format!("case {} has unknown stage {:?}", c.id, c.stage)))
 }

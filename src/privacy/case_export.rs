@@ -11,7 +11,7 @@ use crate::{
     audit::{self, Subject},
     auth::Actor,
     cases::{
-        values::round_name,
+        values::{ConsultationMode, round_name},
         view::{self, CaseView, SpecialistView},
     },
     db::{
@@ -53,7 +53,7 @@ pub struct RoundExport {
     pub round: String,
     pub specialist: Option<SpecialistView>,
     pub consultation_scheduled_at: Option<DateTime<Utc>>,
-    pub consultation_mode: Option<String>,
+    pub consultation_mode: Option<ConsultationMode>,
     pub consultation_location: Option<String>,
     pub consultation_held_at: Option<DateTime<Utc>>,
     pub diagnosis_agrees: Option<bool>,

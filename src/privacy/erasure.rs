@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::{
     audit::{self, Subject},
     auth::Actor,
-    cases::view::{self, CaseView, stage_of},
+    cases::view::{self, CaseView},
     db::{
         self,
         entities::{case, case_record, case_round, opinion, outbox_message, stage_change},
@@ -54,7 +54,7 @@ pub async fn erase_only(db: &DatabaseConnection, actor: &Actor, case_id: i32) ->
         txn.rollback().await?;
         return Ok(false);
     }
-    let stage = stage_of(&row)?;
+    let stage = row.stage;
     if !stage.is_final() {
         return Err(AppError::conflict(
             "case_open",

@@ -18,7 +18,7 @@ use crate::{
     auth::Role,
     cases::{
         Stage,
-        values::{RecordKind, RecordStatus},
+        values::{ConsultationMode, RecordKind, RecordStatus},
     },
     db::entities::{case, case_record, case_round, opinion, specialist, user},
     error::AppResult,
@@ -156,18 +156,18 @@ async fn case_facts(db: &DatabaseConnection, chunk: &[case::Model]) -> AppResult
     Ok(chunk
         .iter()
         .filter_map(|c| {
-            let stage = Stage::parse(&c.stage)?;
+            let stage = Some(c.stage)?;
             let round = rounds.iter().find(|r| r.case_id == c.id && r.round == c.round);
             let consultation = round.and_then(|r| {
                 Some(Consultation {
                     scheduled_at: r.consultation_scheduled_at?,
-                    virtual_visit: r.consultation_mode.as_deref() == Some("virtual"),
+                    virtual_visit: r.consultation_mode == Some(ConsultationMode::Virtual),
                     location: r.consultation_location.clone(),
                     held_at: r.consultation_held_at,
                 })
             });
             let mut missing: Vec<RecordKind> =
-                outstanding.iter().filter(|r| r.case_id == c.id).filter_map(|r| RecordKind::parse(&r.kind)).collect();
+                outstanding.iter().filter(|r| r.case_id == c.id).map(|r| r.kind).collect();
             missing.sort();
             Some(CaseFacts {
                 case_id: c.id,
@@ -204,7 +204,7 @@ async fn plan_people(
     let staff = user::Entity::find().filter(user::Column::Active.eq(true)).all(db).await?;
     for member in &staff {
         let who = person(member);
-        let role = Role::parse(&member.role);
+        let role = Some(member.role);
         if role == Some(Role::Advocate) {
             let (key, due) = planner::digest_slot(rules, &who, now);
             if due && !outbox::key_exists(db, &key).await? {
@@ -268,7 +268,7 @@ async fn digest_of(
         .limit(100)
         .all(db)
         .await?;
-    let label = |c: &case::Model| Stage::parse(&c.stage).map_or("", |s| s.label()).to_string();
+    let label = |c: &case::Model| c.stage.label().to_string();
     let overdue = cases
         .iter()
         .filter(|c| c.stage_due_at.is_some_and(|d| d < now))

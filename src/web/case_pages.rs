@@ -64,10 +64,6 @@ struct CasePage {
 }
 
 impl CasePage {
-    fn hold_label(&self, reason: &str) -> &'static str {
-        HoldReason::parse(reason).map_or("", |r| r.label())
-    }
-
     fn value(&self, form: &str, name: &str, current: &str) -> String {
         self.form.value(form, name, current)
     }
@@ -86,7 +82,7 @@ impl CasePage {
             "scheduled_at" => self.clock.input(&c.map(|c| c.scheduled_at)),
             "held_at" => self.clock.input(&c.and_then(|c| c.held_at)),
             "location" => c.and_then(|c| c.location.clone()).unwrap_or_default(),
-            "mode" => c.map(|c| c.mode.clone()).unwrap_or_else(|| "in_person".into()),
+            "mode" => c.map_or(ConsultationMode::InPerson, |c| c.mode).as_str().to_string(),
             _ => String::new(),
         };
         self.value("consultation", name, &current)
@@ -139,7 +135,7 @@ fn readiness(view: &CaseView) -> Readiness {
 }
 
 fn move_options(view: &CaseView, now: chrono::DateTime<chrono::Utc>) -> Vec<MoveOption> {
-    let Some(from) = Stage::parse(&view.stage) else { return Vec::new() };
+    let from = view.stage;
     let ready = readiness(view);
     Stage::ALL
         .iter()
@@ -169,7 +165,7 @@ fn move_options(view: &CaseView, now: chrono::DateTime<chrono::Utc>) -> Vec<Move
 async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) -> PageResult<CasePage> {
     let case = store::view(&state.db, &staff.actor, id).await?;
     let clock = staff.clock();
-    let current = Stage::parse(&case.stage).unwrap_or(Stage::RecordsRequested);
+    let current = case.stage;
     let position = Stage::PATH.iter().position(|s| *s == current);
     let progress = Stage::PATH
         .iter()
@@ -219,7 +215,7 @@ async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) ->
         activity,
         form,
         stage_label: current.label(),
-        reason_label: Reason::parse(&case.reason).map_or("", |r| r.label()),
+        reason_label: case.reason.label(),
         case,
     })
 }
@@ -596,8 +592,8 @@ pub async fn summary(State(state): State<AppState>, staff: Staff, PathId(id): Pa
     let case = store::view(&state.db, &staff.actor, id).await?;
     let original = case.opinions.iter().find(|o| o.round == "original");
     let page = SummaryPage {
-        reason: Reason::parse(&case.reason).map_or("", |r| r.label()),
-        enclosed: case.records.iter().filter(|r| r.status == "received").map(|r| r.label.clone()).collect(),
+        reason: case.reason.label(),
+        enclosed: case.records.iter().filter(|r| r.status == RecordStatus::Received).map(|r| r.label.clone()).collect(),
         current_diagnosis: original.map(|o| o.diagnosis.clone()).unwrap_or_default(),
         current_plan: original.map(|o| o.treatment_plan.clone()).unwrap_or_default(),
         questions: case.patient_questions.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),

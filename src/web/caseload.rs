@@ -155,8 +155,8 @@ pub async fn home(
             reference: c.reference.clone(),
             // Erased cases are closed and rarely listed, but never as a blank.
             patient: if c.erased_at.is_some() { ERASED.to_string() } else { c.patient_name.clone() },
-            stage: Stage::parse(&c.stage).map_or("", |s| s.label()),
-            urgency: c.urgency.clone(),
+            stage: c.stage.label(),
+            urgency: c.urgency.as_str().to_string(),
             due: clock.due(&c.stage_due_at, c.held_since.is_some()),
         })
         .collect();

@@ -30,7 +30,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite};
 
 use crate::auth::sessions::{DbSessionStore, USER_KEY};
 use crate::{
-    auth::{Actor, Role, users},
+    auth::{Actor, users},
     db::{self, entities::user},
     error::{AppError, FieldErrors},
     http::{client_ip, path_param},
@@ -190,7 +190,7 @@ impl FromRequestParts<AppState> for Staff {
                 return Err(sign_in());
             }
         };
-        let role = Role::parse(&user.role).ok_or_else(sign_in)?;
+        let role = user.role;
         let ip = client_ip(parts, state.settings.server.trust_forwarded_for);
         let actor = Actor::user(user.id, &user.email, role, ip);
         crate::refusals::ActingUser::note(parts, &actor);

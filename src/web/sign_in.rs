@@ -171,7 +171,7 @@ pub async fn submit(
         .insert(SIGNED_IN_AT_KEY, chrono::Utc::now().timestamp())
         .await
         .map_err(|e| AppError::Internal(format!("session: {e}")))?;
-    let role = crate::auth::Role::parse(&user.role).unwrap_or(crate::auth::Role::Advocate);
+    let role = user.role;
     let actor = Actor::user(user.id, &user.email, role, Some(ip));
     audit::record(&state.db, &actor, "auth.sign_in", Subject::of("user", user.id), serde_json::json!({})).await?;
     Ok(Redirect::to(&next).into_response())

@@ -5,7 +5,11 @@ use secondlook::{auth::users, db};
 
 use crate::common::{Backend, fresh_database, test_settings};
 
-crate::on_both_databases!(instances_starting_together_migrate_once, admin_figures_are_computed_by_the_database);
+crate::on_both_databases!(
+    instances_starting_together_migrate_once,
+    admin_figures_are_computed_by_the_database,
+    a_stored_word_outside_the_vocabulary_is_an_error_not_a_default,
+);
 
 async fn instances_starting_together_migrate_once(backend: Backend) {
     let Some((url, _dir)) = fresh_database(backend).await else {
@@ -74,4 +78,31 @@ async fn admin_figures_are_computed_by_the_database(backend: Backend) {
         .find(|a| a.advocate_id.map(i64::from) == Some(app.other_advocate.id))
         .expect("row");
     assert_eq!((late_owner.open, late_owner.overdue), (1, 1));
+}
+
+async fn a_stored_word_outside_the_vocabulary_is_an_error_not_a_default(backend: Backend) {
+    use crate::common::TestApp;
+    use secondlook::{actor::Actor, cases::store, error::AppError};
+    let Some(app) = TestApp::start(backend).await else { return };
+    let id = app.open_case(&app.advocate.token, "Corrupt Word").await;
+    let fine = app.open_case(&app.advocate.token, "Fine Case").await;
+    for (column, word) in [("urgency", "urgentish"), ("stage", "limbo"), ("reason", "whim")] {
+        app.sql(&format!("UPDATE cases SET {column} = '{word}' WHERE id = {id}")).await;
+        let read = store::view(&app.db, &Actor::system("tests"), i32::try_from(id).expect("id")).await;
+        assert!(matches!(read, Err(AppError::Database(_))), "{column} = {word} read as {read:?}");
+        let (status, body) = app.get(&app.admin.token, &format!("/api/v1/cases/{id}")).await;
+        assert_eq!(status, reqwest::StatusCode::INTERNAL_SERVER_ERROR, "{column}: {body}");
+        assert_eq!(body["error"]["code"], "internal");
+        let restore = match column {
+            "urgency" => "routine",
+            "stage" => "records_requested",
+            _ => "cancer_diagnosis",
+        };
+        app.sql(&format!("UPDATE cases SET {column} = '{restore}' WHERE id = {id}")).await;
+    }
+    let (status, _) = app.get(&app.admin.token, &format!("/api/v1/cases/{fine}")).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let (status, case) = app.get(&app.admin.token, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "readable again once the word is known: {case}");
+    assert_eq!(case["urgency"], "routine");
 }

@@ -1,4 +1,6 @@
 use sea_orm::entity::prelude::*;
+
+use crate::vocabulary::{HoldReason, Reason, Stage, Urgency};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
@@ -14,19 +16,19 @@ pub struct Model {
     pub patient_timezone: String,
     pub patient_language: String,
     pub specialty: String,
-    pub reason: String,
-    pub urgency: String,
+    pub reason: Reason,
+    pub urgency: Urgency,
     #[sea_orm(column_type = "Text")]
     pub summary: String,
     #[sea_orm(column_type = "Text")]
     pub search_key: String,
     pub advocate_id: Option<i32>,
-    pub stage: String,
+    pub stage: Stage,
     pub round: i32,
     pub stage_entered_at: DateTimeUtc,
     pub stage_due_at: Option<DateTimeUtc>,
     pub held_since: Option<DateTimeUtc>,
-    pub hold_reason: Option<String>,
+    pub hold_reason: Option<HoldReason>,
     #[sea_orm(column_type = "Text", nullable)]
     pub hold_note: Option<String>,
     pub held_seconds: i64,

@@ -1,4 +1,6 @@
 use sea_orm::entity::prelude::*;
+
+use crate::vocabulary::{RecordKind, RecordStatus};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
@@ -7,8 +9,8 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
     pub case_id: i32,
-    pub kind: String,
-    pub status: String,
+    pub kind: RecordKind,
+    pub status: RecordStatus,
     pub requested_at: Option<DateTimeUtc>,
     pub received_at: Option<DateTimeUtc>,
     #[sea_orm(column_type = "Text")]

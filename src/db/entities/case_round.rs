@@ -1,4 +1,6 @@
 use sea_orm::entity::prelude::*;
+
+use crate::vocabulary::ConsultationMode;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
@@ -10,7 +12,7 @@ pub struct Model {
     pub round: i32,
     pub specialist_id: Option<i32>,
     pub consultation_scheduled_at: Option<DateTimeUtc>,
-    pub consultation_mode: Option<String>,
+    pub consultation_mode: Option<ConsultationMode>,
     #[sea_orm(column_type = "Text", nullable)]
     pub consultation_location: Option<String>,
     pub consultation_held_at: Option<DateTimeUtc>,

@@ -1,4 +1,6 @@
 use sea_orm::entity::prelude::*;
+
+use crate::vocabulary::Stage;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
@@ -7,8 +9,8 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
     pub case_id: i32,
-    pub from_stage: Option<String>,
-    pub to_stage: String,
+    pub from_stage: Option<Stage>,
+    pub to_stage: Stage,
     pub round: i32,
     pub at: DateTimeUtc,
     pub by_user_id: Option<i32>,

@@ -1,4 +1,6 @@
 use sea_orm::entity::prelude::*;
+
+use crate::vocabulary::Role;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
@@ -9,7 +11,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub email: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub password_hash: Option<String>,
     pub timezone: String,
     pub active: bool,
