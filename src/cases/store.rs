@@ -396,7 +396,7 @@ pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -
     let now = db::now();
     let mut cond = super::scope::CaseScope::of(actor, filter.advocate_id).condition();
     if let Some(stage) = filter.stage {
-        cond = cond.add(case::Column::Stage.eq(stage.as_str()));
+        cond = cond.add(case::Column::Stage.eq(stage));
     }
     if filter.overdue {
         cond = cond
@@ -715,7 +715,7 @@ pub async fn set_record(
     w.ensure_open()?;
     let existing = case_record::Entity::find()
         .filter(case_record::Column::CaseId.eq(case_id))
-        .filter(case_record::Column::Kind.eq(kind.as_str()))
+        .filter(case_record::Column::Kind.eq(kind))
         .one(&w.txn)
         .await?;
     let previous_status = existing.as_ref().map(|r| r.status);

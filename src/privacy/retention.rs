@@ -41,7 +41,7 @@ pub async fn run(db: &DatabaseConnection, keep_for: Duration, now: DateTime<Utc>
         return Ok(RetentionReport::default());
     };
     let actor = Actor::system("retention");
-    let closed: Vec<&str> = Stage::ALL.iter().filter(|s| s.is_final()).map(|s| s.as_str()).collect();
+    let closed: Vec<Stage> = Stage::ALL.iter().copied().filter(|s| s.is_final()).collect();
     let mut report = RetentionReport::default();
     let mut after = 0;
     while report.erased + report.failed < MAX_PER_RUN {

@@ -54,8 +54,8 @@ pub struct Upcoming {
     pub mode: Option<String>,
 }
 
-fn open_stages() -> Vec<&'static str> {
-    Stage::PATH[..4].iter().map(|s| s.as_str()).collect()
+fn open_stages() -> impl Iterator<Item = Stage> {
+    Stage::ALL.iter().copied().filter(|s| !s.is_final())
 }
 
 pub async fn caseload(
@@ -87,7 +87,7 @@ pub async fn caseload(
 
     let mut listed = open.clone();
     if let Some(stage) = filter.stage {
-        listed = listed.add(case::Column::Stage.eq(stage.as_str()));
+        listed = listed.add(case::Column::Stage.eq(stage));
     }
     if let Some(urgency) = filter.urgency.as_deref() {
         listed = listed.add(case::Column::Urgency.eq(urgency));
