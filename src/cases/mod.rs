@@ -1,6 +1,7 @@
 //! Second-opinion cases: the stage machine and due dates (pure), the
 //! vocabulary of a case, and the operations that read and change cases.
 
+pub mod aggregate;
 pub mod schedule;
 pub mod scope;
 pub mod stage;

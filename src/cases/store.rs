@@ -13,8 +13,9 @@ use serde_json::json;
 
 use super::{
     Stage, Urgency,
+    aggregate::CaseState,
     schedule::{ServiceLevels, StageClock},
-    stage::{self, Readiness, Refusal},
+    stage::{self, Refusal},
     values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, parse_round, round_name},
     view::{self, CaseListItem, CaseView},
 };
@@ -386,9 +387,14 @@ pub const VIEWED: &str = "case.viewed";
 /// Reads a case for a person to look at, leaving an entry in the audit
 /// trail: who read which patient's record is part of the record.
 pub async fn view(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<CaseView> {
+    Ok(view_with_state(db, actor, case_id).await?.0)
+}
+
+/// [`view`], with the state the case's rules read (for the moves a page offers).
+pub async fn view_with_state(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<(CaseView, CaseState)> {
     check_access(db, actor, case_id, VIEWED).await?;
     audit::record(db, actor, VIEWED, Subject::case(case_id), json!({})).await?;
-    view::load(db, case_id, db::now()).await
+    view::load_with_state(db, case_id, db::now()).await
 }
 
 pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -> AppResult<CasePage> {
@@ -560,28 +566,16 @@ pub async fn transition(
     }
     let w = begin_case_write(db, actor, case_id, "case.transition").await?;
     let from = w.stage()?;
-    let round = w.current_round().await?;
+    let state = CaseState::load(&w.txn, w.case.clone()).await?;
+    let round = state
+        .round
+        .clone()
+        .ok_or_else(|| AppError::Internal(format!("case {} has no row for round {}", w.case.id, w.case.round)))?;
     let chosen_specialist = match request.specialist_id {
         Some(id) => Some(find_specialist(&w.txn, "specialist_id", id).await?),
         None => None,
     };
-    let opinion_rounds: Vec<i32> = opinion::Entity::find()
-        .select_only()
-        .column(opinion::Column::Round)
-        .filter(opinion::Column::CaseId.eq(case_id))
-        .into_tuple()
-        .all(&w.txn)
-        .await?;
-    let further_round = from == Stage::OpinionsCompared && request.to == Stage::SpecialistChosen;
-    let ready = Readiness {
-        round: w.case.round,
-        specialist_chosen: chosen_specialist.is_some() || (!further_round && round.specialist_id.is_some()),
-        consultation_at: round.consultation_held_at.or(round.consultation_scheduled_at),
-        original_opinion: opinion_rounds.contains(&1),
-        current_round_opinion: opinion_rounds.contains(&w.case.round),
-        comparison: round.compared_at.is_some(),
-        decision: w.case.chosen_opinion.is_some(),
-    };
+    let ready = state.readiness(request.to, chosen_specialist.is_some());
     let note = request.note.clone().filter(|n| !n.trim().is_empty());
     let step = stage::plan_move(from, request.to, &ready, note.as_deref(), w.now).map_err(refusal_error)?;
 

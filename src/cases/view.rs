@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{
     Stage, Urgency,
+    aggregate::CaseState,
     schedule::is_overdue,
     values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, round_name},
 };
@@ -180,6 +181,15 @@ fn person(u: &user::Model) -> PersonRef {
 
 /// Reads the whole case. The caller has already checked access.
 pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>) -> AppResult<CaseView> {
+    Ok(load_with_state(conn, case_id, now).await?.0)
+}
+
+/// The whole case, and the state its rules read, from one set of reads.
+pub async fn load_with_state<C: ConnectionTrait>(
+    conn: &C,
+    case_id: i32,
+    now: DateTime<Utc>,
+) -> AppResult<(CaseView, CaseState)> {
     let c = case::Entity::find_by_id(case_id).one(conn).await?.ok_or(AppError::NotFound)?;
     let current_round = case_round::Entity::find()
         .filter(case_round::Column::CaseId.eq(case_id))
@@ -236,7 +246,12 @@ pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>
         _ => None,
     };
 
-    Ok(CaseView {
+    let state = CaseState {
+        row: c.clone(),
+        round: current_round.clone(),
+        opinion_rounds: opinions.iter().map(|o| o.round).collect(),
+    };
+    let view = CaseView {
         id: c.id,
         reference: c.reference.clone(),
         patient: PatientView {
@@ -307,5 +322,6 @@ pub async fn load<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>
         updated_at: c.updated_at,
         closed_at: c.closed_at,
         erased_at: c.erased_at,
-    })
+    };
+    Ok((view, state))
 }

@@ -17,8 +17,8 @@ use crate::{
     audit,
     cases::{
         Stage, Urgency,
-        stage::{self, Readiness, Refusal},
-        store,
+        aggregate::CaseState,
+        stage, store,
         values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, parse_round, round_name},
         view::{CaseView, SpecialistView},
     },
@@ -121,49 +121,27 @@ fn round_label(round: i32) -> String {
 }
 
 /// What the case has, as far as the stage rules care, read off its view.
-fn readiness(view: &CaseView) -> Readiness {
-    let round = parse_round(&view.round).unwrap_or(2);
-    Readiness {
-        round,
-        specialist_chosen: view.specialist.is_some(),
-        consultation_at: view.consultation.as_ref().map(|c| c.held_at.unwrap_or(c.scheduled_at)),
-        original_opinion: view.opinions.iter().any(|o| o.round == "original"),
-        current_round_opinion: view.opinions.iter().any(|o| o.round == view.round),
-        comparison: view.comparison.is_some(),
-        decision: view.decision.is_some(),
-    }
-}
-
-fn move_options(view: &CaseView, now: chrono::DateTime<chrono::Utc>) -> Vec<MoveOption> {
-    let from = view.stage;
-    let ready = readiness(view);
-    Stage::ALL
-        .iter()
-        .copied()
-        .filter(|to| *to != Stage::Withdrawn)
-        .filter_map(|to| {
-            let kind = stage::move_kind(from, to)?;
-            let further = kind == stage::MoveKind::FurtherOpinion;
-            // A further round picks its specialist in the same form, so that
-            // requirement is checked when the form is sent.
-            let ready = if further { Readiness { specialist_chosen: true, ..ready.clone() } } else { ready.clone() };
-            let reasons = match stage::plan_move(from, to, &ready, None, now) {
-                Ok(_) => Vec::new(),
-                Err(Refusal::Unmet(unmet)) => unmet.iter().map(|r| r.message()).collect(),
-                Err(Refusal::NotAllowed { .. }) => return None,
-            };
+/// The moves the page offers, worded for people; what each still needs comes
+/// from the same rules the move itself is decided by.
+fn move_options(state: &CaseState, now: chrono::DateTime<chrono::Utc>) -> Vec<MoveOption> {
+    state
+        .moves(now)
+        .into_iter()
+        .map(|choice| {
+            let further = choice.kind == stage::MoveKind::FurtherOpinion;
             let label = if further {
-                format!("Get a {} opinion", round_name(ready.round + 1))
+                format!("Get a {} opinion", round_name(state.row.round + 1))
             } else {
-                format!("Move to “{}”", to.label())
+                format!("Move to “{}”", choice.to.label())
             };
-            Some(MoveOption { to, label, allowed: reasons.is_empty(), reasons, further })
+            let reasons: Vec<&'static str> = choice.unmet.iter().map(|r| r.message()).collect();
+            MoveOption { to: choice.to, label, allowed: reasons.is_empty(), reasons, further }
         })
         .collect()
 }
 
 async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) -> PageResult<CasePage> {
-    let case = store::view(&state.db, &staff.actor, id).await?;
+    let (case, rules_state) = store::view_with_state(&state.db, &staff.actor, id).await?;
     let clock = staff.clock();
     let current = case.stage;
     let position = Stage::PATH.iter().position(|s| *s == current);
@@ -202,7 +180,7 @@ async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) ->
     Ok(CasePage {
         nav: staff.nav().await,
         due: clock.due(&case.stage_due_at, case.hold.is_some()),
-        moves: move_options(&case, clock.now),
+        moves: move_options(&rules_state, clock.now),
         open: !current.is_final(),
         clock,
         progress,
