@@ -59,12 +59,33 @@ pub enum AppError {
     /// Storage outside a `DbErr` (the session store) could not answer or
     /// keep a change; trying again later can succeed.
     #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] BoxedError),
+    /// Something that cannot fail in a working installation did (a task
+    /// died, the random source, a template, a password hasher), with its
+    /// cause kept for the one log line the shells write.
+    #[error("{context}: {source}")]
+    Broken {
+        context: &'static str,
+        #[source]
+        source: BoxedError,
+    },
     #[error("internal: {0}")]
     Internal(String),
 }
 
+/// An error from a library, kept as it was for the log.
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
 impl AppError {
+    pub fn broken(context: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        AppError::Broken { context, source: Box::new(source) }
+    }
+
+    /// The session store could not be read or written: storage trouble.
+    pub fn session(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        AppError::Unavailable(Box::new(source))
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         AppError::Conflict { code, message: message.into(), fields: BTreeMap::new() }
     }

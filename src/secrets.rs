@@ -16,7 +16,7 @@ pub fn digest(text: &str) -> String {
 /// Fills `buf` from the operating system's secure random source.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
     let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| AppError::Internal(format!("random source: {e}")))?;
+    getrandom::fill(&mut buf).map_err(|e| AppError::broken("random source", e))?;
     Ok(buf)
 }
 

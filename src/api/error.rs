@@ -93,9 +93,13 @@ impl From<AppError> for ApiError {
                     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server")
                 }
             },
-            AppError::Unavailable(detail) => {
-                tracing::error!(%detail, "storage unavailable");
+            AppError::Unavailable(source) => {
+                tracing::error!(error = &*source as &dyn std::error::Error, "storage unavailable");
                 storage_unavailable()
+            }
+            AppError::Broken { context, source } => {
+                tracing::error!(context, error = &*source as &dyn std::error::Error, "internal error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server")
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

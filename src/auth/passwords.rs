@@ -38,7 +38,7 @@ pub fn hash(password: &str) -> Result<String, AppError> {
 pub async fn hash_blocking(password: String) -> Result<String, AppError> {
     tokio::task::spawn_blocking(move || hash(&password))
         .await
-        .map_err(|e| AppError::Internal(format!("password hashing task: {e}")))?
+        .map_err(|e| AppError::broken("password hashing task", e))?
 }
 
 pub fn verify(password: &str, stored: &str) -> bool {

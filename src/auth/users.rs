@@ -222,7 +222,7 @@ pub async fn change_password(
     let candidate = current.to_string();
     let matches = tokio::task::spawn_blocking(move || passwords::verify(&candidate, &stored))
         .await
-        .map_err(|e| AppError::Internal(format!("password check: {e}")))?;
+        .map_err(|e| AppError::broken("password check", e))?;
     if !matches {
         return Err(FieldErrors::single("current_password", "is not your current password"));
     }

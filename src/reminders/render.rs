@@ -204,7 +204,7 @@ fn calendar_entry(case: &CaseFacts, at: DateTime<Utc>, with: &str) -> String {
 
 /// Turns content into a queueable draft (text and HTML parts rendered).
 pub fn draft(planned: &Planned, content: Content) -> Result<Draft, AppError> {
-    let render_error = |e: askama::Error| AppError::Internal(format!("email template: {e}"));
+    let render_error = |e: askama::Error| AppError::broken("email template", e);
     let text = TextPart { c: &content }.render().map_err(render_error)?;
     let html = HtmlPart { c: &content }.render().map_err(render_error)?;
     Ok(Draft {

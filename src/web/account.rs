@@ -51,7 +51,7 @@ pub async fn change_password(State(state): State<AppState>, staff: Staff, fields
     match result {
         Ok(()) => {
             // Other sessions were ended; this one continues under a new id.
-            let keep = |e: tower_sessions::session::Error| AppError::Internal(format!("session: {e}"));
+            let keep = AppError::session;
             staff.session.cycle_id().await.map_err(keep)?;
             staff.session.insert(USER_KEY, staff.user.id).await.map_err(keep)?;
             let signed_in_at = staff.session.get::<i64>(SIGNED_IN_AT_KEY).await.map_err(keep)?;

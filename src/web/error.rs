@@ -94,9 +94,18 @@ impl IntoResponse for PageError {
                     )
                 }
             },
-            AppError::Unavailable(detail) => {
-                tracing::error!(%detail, "storage unavailable from a page");
+            AppError::Unavailable(source) => {
+                tracing::error!(error = &*source as &dyn std::error::Error, "storage unavailable from a page");
                 return unavailable_page(NOT_SAVED);
+            }
+            AppError::Broken { context, source } => {
+                tracing::error!(context, error = &*source as &dyn std::error::Error, "internal error on a page");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The server could not complete the request.".to_string(),
+                    vec![],
+                )
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error on a page");

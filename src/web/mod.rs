@@ -126,7 +126,7 @@ async fn stylesheet() -> impl IntoResponse {
 
 /// Renders a template into a page.
 pub fn render<T: Template>(template: &T) -> PageResult<Html<String>> {
-    template.render().map(Html).map_err(|e| PageError::App(AppError::Internal(format!("template: {e}"))))
+    template.render().map(Html).map_err(|e| PageError::App(AppError::broken("template", e)))
 }
 
 /// What every page's header needs.
@@ -177,8 +177,7 @@ impl FromRequestParts<AppState> for Staff {
             .map_err(|_| PageError::App(AppError::Internal("session layer missing".into())))?;
         // A session that cannot be read is not a signed-out one: the person
         // is told to try again rather than sent to sign in.
-        let unreadable =
-            |e: tower_sessions::session::Error| PageError::App(AppError::Unavailable(format!("session: {e}")));
+        let unreadable = |e: tower_sessions::session::Error| PageError::App(AppError::session(e));
         let user_id = session.get::<i32>(USER_KEY).await.map_err(unreadable)?.ok_or_else(sign_in)?;
         let signed_in_at = session.get::<i64>(SIGNED_IN_AT_KEY).await.map_err(unreadable)?.unwrap_or(0);
         let lifetime = state.settings.web.session_absolute_lifetime.as_secs();

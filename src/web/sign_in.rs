@@ -144,7 +144,7 @@ pub async fn submit(
     let candidate = password.clone();
     let matches = tokio::task::spawn_blocking(move || passwords::verify(&candidate, &stored))
         .await
-        .map_err(|e| AppError::Internal(format!("password check: {e}")))?;
+        .map_err(|e| AppError::broken("password check", e))?;
     let Some(user) = found.filter(|_| matches && !password.is_empty()) else {
         audit::record(
             &state.db,
@@ -165,12 +165,9 @@ pub async fn submit(
     throttle::clear(&state.db, &account_key).await?;
     throttle::give_back_attempt(&state.db, &address_key, &address_policy).await?;
     // A new session id at sign-in, so an id planted before cannot be used after.
-    session.cycle_id().await.map_err(|e| AppError::Internal(format!("session: {e}")))?;
-    session.insert(USER_KEY, user.id).await.map_err(|e| AppError::Internal(format!("session: {e}")))?;
-    session
-        .insert(SIGNED_IN_AT_KEY, chrono::Utc::now().timestamp())
-        .await
-        .map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    session.cycle_id().await.map_err(AppError::session)?;
+    session.insert(USER_KEY, user.id).await.map_err(AppError::session)?;
+    session.insert(SIGNED_IN_AT_KEY, chrono::Utc::now().timestamp()).await.map_err(AppError::session)?;
     let role = user.role;
     let actor = Actor::user(user.id, &user.email, role, Some(ip));
     audit::record(&state.db, &actor, "auth.sign_in", Subject::of("user", user.id), serde_json::json!({})).await?;
@@ -180,7 +177,7 @@ pub async fn submit(
 pub async fn sign_out(State(state): State<AppState>, staff: Staff) -> PageResult<Response> {
     audit::record(&state.db, &staff.actor, "auth.sign_out", Subject::of("user", staff.user.id), serde_json::json!({}))
         .await?;
-    staff.session.flush().await.map_err(|e| AppError::Internal(format!("session: {e}")))?;
+    staff.session.flush().await.map_err(AppError::session)?;
     Ok(Redirect::to("/login?signed_out=1").into_response())
 }
 
