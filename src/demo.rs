@@ -17,6 +17,7 @@ use crate::{
         entities::{case, case_round, stage_change, user},
     },
     error::AppResult,
+    ids::CaseId,
     specialists::{self, SpecialistInput},
 };
 
@@ -135,7 +136,7 @@ pub async fn fill(db: &DatabaseConnection, rules: &CaseRules, cases: u32, seed: 
         backdate(db, created.id, Duration::days(age_days) + Duration::hours(rng.i64(0..24))).await?;
         if target != Stage::DecisionMade && target != Stage::Withdrawn && rng.u8(..10) == 0 {
             let hold = store::HoldRequest { reason: HoldReason::InsurancePreapproval, note: None };
-            store::hold(db, &actor, created.id, hold).await?;
+            store::hold(db, &actor, CaseId(created.id), hold).await?;
         }
         *per_stage.entry(target.as_str()).or_default() += 1;
     }
@@ -205,18 +206,18 @@ async fn walk(
     };
     for kind in RecordKind::ALL.iter().take(rng.usize(2..RecordKind::ALL.len())) {
         let update = store::RecordUpdate { status: RecordStatus::Received, note: String::new() };
-        store::set_record(db, actor, case_id, *kind, update).await?;
+        store::set_record(db, actor, CaseId(case_id), *kind, update).await?;
     }
     if target == Stage::Withdrawn {
         let request = move_to(Stage::Withdrawn, Some("The patient decided to continue with the first plan."));
-        store::transition(db, rules, actor, case_id, request).await?;
+        store::transition(db, rules, actor, CaseId(case_id), request).await?;
         return Ok(());
     }
     if target == Stage::RecordsRequested {
         return Ok(());
     }
-    store::set_specialist(db, actor, case_id, store::SpecialistChoice { specialist_id }).await?;
-    store::transition(db, rules, actor, case_id, move_to(Stage::SpecialistChosen, None)).await?;
+    store::set_specialist(db, actor, CaseId(case_id), store::SpecialistChoice { specialist_id }).await?;
+    store::transition(db, rules, actor, CaseId(case_id), move_to(Stage::SpecialistChosen, None)).await?;
     let mode = if offers_virtual { ConsultationMode::Virtual } else { ConsultationMode::InPerson };
     let location = Some(if offers_virtual {
         "Video link sent by the clinic".to_string()
@@ -230,13 +231,13 @@ async fn walk(
             location,
             held_at: None,
         };
-        store::set_consultation(db, actor, case_id, upcoming).await?;
+        store::set_consultation(db, actor, CaseId(case_id), upcoming).await?;
         return Ok(());
     }
     let held_at = db::now() - Duration::hours(2);
     let held = store::ConsultationInput { scheduled_at: held_at, mode, location, held_at: Some(held_at) };
-    store::set_consultation(db, actor, case_id, held).await?;
-    store::transition(db, rules, actor, case_id, move_to(Stage::ConsultationHeld, None)).await?;
+    store::set_consultation(db, actor, CaseId(case_id), held).await?;
+    store::transition(db, rules, actor, CaseId(case_id), move_to(Stage::ConsultationHeld, None)).await?;
     if target == Stage::ConsultationHeld {
         return Ok(());
     }
@@ -253,7 +254,7 @@ async fn walk(
             recommends_surgery: surgery,
             notes: String::new(),
         };
-        store::record_opinion(db, actor, case_id, input).await?;
+        store::record_opinion(db, actor, CaseId(case_id), input).await?;
     }
     let comparison = store::ComparisonInput {
         diagnosis_agrees: rng.bool(),
@@ -263,8 +264,8 @@ async fn walk(
         cost_notes: "Second option has lower out-of-pocket cost.".to_string(),
         summary: "Both specialists agree further imaging is needed.".to_string(),
     };
-    store::set_comparison(db, actor, case_id, comparison).await?;
-    store::transition(db, rules, actor, case_id, move_to(Stage::OpinionsCompared, None)).await?;
+    store::set_comparison(db, actor, CaseId(case_id), comparison).await?;
+    store::transition(db, rules, actor, CaseId(case_id), move_to(Stage::OpinionsCompared, None)).await?;
     if target == Stage::OpinionsCompared {
         return Ok(());
     }
@@ -272,8 +273,8 @@ async fn walk(
         chosen_opinion: if rng.bool() { "second".to_string() } else { "original".to_string() },
         reason: "The patient prefers the less invasive plan.".to_string(),
     };
-    store::set_decision(db, actor, case_id, decision).await?;
-    store::transition(db, rules, actor, case_id, move_to(Stage::DecisionMade, None)).await?;
+    store::set_decision(db, actor, CaseId(case_id), decision).await?;
+    store::transition(db, rules, actor, CaseId(case_id), move_to(Stage::DecisionMade, None)).await?;
     Ok(())
 }
 

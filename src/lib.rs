@@ -26,6 +26,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod mail;
 pub mod portability;
 pub mod privacy;

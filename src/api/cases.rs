@@ -16,6 +16,7 @@ use crate::{
         view::{CaseListItem, CaseView},
     },
     error::FieldErrors,
+    ids::CaseId,
     state::AppState,
 };
 
@@ -88,14 +89,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-pub async fn get(State(state): State<AppState>, Caller(actor): Caller, Id(id): Id) -> ApiResult<Json<CaseView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id<CaseId>,
+) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::view(&state.db, &actor, id).await?))
 }
 
 pub async fn update(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<CaseId>,
     ApiJson(body): ApiJson<store::CasePatch>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::update(&state.db, &state.rules, &actor, id, body).await?))
@@ -104,7 +109,7 @@ pub async fn update(
 pub async fn transition(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<CaseId>,
     ApiJson(body): ApiJson<store::TransitionRequest>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::transition(&state.db, &state.rules, &actor, id, body).await?))
@@ -113,20 +118,24 @@ pub async fn transition(
 pub async fn hold(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<CaseId>,
     ApiJson(body): ApiJson<store::HoldRequest>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::hold(&state.db, &actor, id, body).await?))
 }
 
-pub async fn resume(State(state): State<AppState>, Caller(actor): Caller, Id(id): Id) -> ApiResult<Json<CaseView>> {
+pub async fn resume(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id<CaseId>,
+) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::resume(&state.db, &state.rules, &actor, id).await?))
 }
 
 pub async fn set_record(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<CaseId>,
     KindParam(kind): KindParam,
     ApiJson(body): ApiJson<store::RecordUpdate>,
 ) -> ApiResult<Json<CaseView>> {
@@ -139,7 +148,7 @@ pub async fn set_record(
 pub async fn set_specialist(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<CaseId>,
     ApiJson(body): ApiJson<store::SpecialistChoice>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::set_specialist(&state.db, &actor, id, body).await?))
@@ -148,7 +157,7 @@ pub async fn set_specialist(
 pub async fn set_consultation(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<CaseId>,
     ApiJson(body): ApiJson<store::ConsultationInput>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::set_consultation(&state.db, &actor, id, body).await?))
@@ -157,7 +166,7 @@ pub async fn set_consultation(
 pub async fn record_opinion(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<CaseId>,
     ApiJson(body): ApiJson<store::OpinionInput>,
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
     let (view, created) = store::record_opinion(&state.db, &actor, id, body).await?;
@@ -167,7 +176,7 @@ pub async fn record_opinion(
 pub async fn set_comparison(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<CaseId>,
     ApiJson(body): ApiJson<store::ComparisonInput>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::set_comparison(&state.db, &actor, id, body).await?))
@@ -176,7 +185,7 @@ pub async fn set_comparison(
 pub async fn set_decision(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<CaseId>,
     ApiJson(body): ApiJson<store::DecisionInput>,
 ) -> ApiResult<Json<CaseView>> {
     Ok(Json(store::set_decision(&state.db, &actor, id, body).await?))

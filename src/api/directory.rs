@@ -11,6 +11,7 @@ use crate::{
     auth::users::{self, UserView},
     cases::view::SpecialistView,
     error::FieldErrors,
+    ids::SpecialistId,
     specialists::{self, SpecialistFilter, SpecialistInput},
     state::AppState,
 };
@@ -51,7 +52,7 @@ pub async fn create_specialist(
 pub async fn get_specialist(
     State(state): State<AppState>,
     Caller(_actor): Caller,
-    Id(id): Id,
+    Id(id): Id<SpecialistId>,
 ) -> ApiResult<Json<SpecialistView>> {
     Ok(Json(specialists::get(&state.db, id).await?))
 }
@@ -59,7 +60,7 @@ pub async fn get_specialist(
 pub async fn update_specialist(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Id(id): Id,
+    Id(id): Id<SpecialistId>,
     ApiJson(body): ApiJson<SpecialistInput>,
 ) -> ApiResult<Json<SpecialistView>> {
     Ok(Json(specialists::update(&state.db, &actor, id, body).await?))

@@ -208,9 +208,10 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// The numeric `{id}` in the path; anything else names no resource → 404.
-pub struct Id(pub i32);
+/// `Id<CaseId>`, `Id<SpecialistId>`…: the id's type says what it names.
+pub struct Id<T>(pub T);
 
-impl FromRequestParts<AppState> for Id {
+impl<T: From<i32> + Send> FromRequestParts<AppState> for Id<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
@@ -218,7 +219,7 @@ impl FromRequestParts<AppState> for Id {
             .await
             .and_then(|value| value.parse::<i32>().ok())
             .filter(|id| *id > 0)
-            .map(Id)
+            .map(|id| Id(T::from(id)))
             .ok_or_else(ApiError::not_found)
     }
 }

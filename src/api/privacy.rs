@@ -11,11 +11,16 @@ use super::{
 };
 use crate::{
     cases::view::CaseView,
+    ids::CaseId,
     privacy::{self, case_export::CaseExport},
     state::AppState,
 };
 
-pub async fn export(State(state): State<AppState>, Caller(actor): Caller, Id(id): Id) -> ApiResult<Json<CaseExport>> {
+pub async fn export(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id<CaseId>,
+) -> ApiResult<Json<CaseExport>> {
     Ok(Json(privacy::case_export::export(&state.db, &actor, id).await?))
 }
 
@@ -27,7 +32,11 @@ pub struct ErasureAnswer {
     case: CaseView,
 }
 
-pub async fn erase(State(state): State<AppState>, Caller(actor): Caller, Id(id): Id) -> ApiResult<Json<ErasureAnswer>> {
+pub async fn erase(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id<CaseId>,
+) -> ApiResult<Json<ErasureAnswer>> {
     let done = privacy::erase(&state.db, &actor, id).await?;
     Ok(Json(ErasureAnswer { erased_at: done.case.erased_at, already_erased: !done.erased_now, case: done.case }))
 }

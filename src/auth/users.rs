@@ -14,6 +14,7 @@ use crate::{
         entities::{api_token, session, user},
     },
     error::{AppError, AppResult, FieldErrors},
+    ids::UserId,
     validate::{check_email, check_line, check_timezone, limits},
 };
 
@@ -149,10 +150,11 @@ pub struct BootstrapOutcome {
 pub async fn update_access(
     db: &DatabaseConnection,
     actor: &Actor,
-    user_id: i32,
+    user_id: UserId,
     role: Option<Role>,
     active: Option<bool>,
 ) -> AppResult<UserView> {
+    let user_id = user_id.get();
     if !actor.is_admin() {
         return Err(AppError::Forbidden("only admins can change users".into()));
     }

@@ -28,6 +28,7 @@ use crate::{
         entities::{case, case_record, case_round, opinion, specialist, stage_change, user},
     },
     error::{AppError, AppResult, FieldErrors},
+    ids::CaseId,
     validate::{
         check_email, check_instant, check_language, check_line, check_phone, check_text, check_timezone, like_contains,
         limits, search_key,
@@ -376,7 +377,8 @@ async fn check_access(db: &DatabaseConnection, actor: &Actor, case_id: i32, what
     }
 }
 
-pub async fn get(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<CaseView> {
+pub async fn get(db: &DatabaseConnection, actor: &Actor, case_id: CaseId) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     check_access(db, actor, case_id, "case.view").await?;
     view::load(db, case_id, db::now()).await
 }
@@ -386,12 +388,17 @@ pub const VIEWED: &str = "case.viewed";
 
 /// Reads a case for a person to look at, leaving an entry in the audit
 /// trail: who read which patient's record is part of the record.
-pub async fn view(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<CaseView> {
+pub async fn view(db: &DatabaseConnection, actor: &Actor, case_id: CaseId) -> AppResult<CaseView> {
     Ok(view_with_state(db, actor, case_id).await?.0)
 }
 
 /// [`view`], with the state the case's rules read (for the moves a page offers).
-pub async fn view_with_state(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<(CaseView, CaseState)> {
+pub async fn view_with_state(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: CaseId,
+) -> AppResult<(CaseView, CaseState)> {
+    let case_id = case_id.get();
     check_access(db, actor, case_id, VIEWED).await?;
     audit::record(db, actor, VIEWED, Subject::case(case_id), json!({})).await?;
     view::load_with_state(db, case_id, db::now()).await
@@ -556,9 +563,10 @@ pub async fn transition(
     db: &DatabaseConnection,
     rules: &CaseRules,
     actor: &Actor,
-    case_id: i32,
+    case_id: CaseId,
     request: TransitionRequest,
 ) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     if let Some(note) = request.note.as_deref() {
         let mut errors = FieldErrors::new();
         check_text(&mut errors, "note", note, limits::LONG_TEXT, false);
@@ -653,7 +661,13 @@ fn refusal_error(refusal: Refusal) -> AppError {
     }
 }
 
-pub async fn hold(db: &DatabaseConnection, actor: &Actor, case_id: i32, request: HoldRequest) -> AppResult<CaseView> {
+pub async fn hold(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: CaseId,
+    request: HoldRequest,
+) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     let mut errors = FieldErrors::new();
     if let Some(note) = request.note.as_deref() {
         check_text(&mut errors, "note", note, limits::SHORT_TEXT, false);
@@ -675,7 +689,8 @@ pub async fn hold(db: &DatabaseConnection, actor: &Actor, case_id: i32, request:
     w.finish(db, actor, changes, "case.hold", detail).await
 }
 
-pub async fn resume(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, case_id: i32) -> AppResult<CaseView> {
+pub async fn resume(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, case_id: CaseId) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     let w = begin_case_write(db, actor, case_id, "case.resume").await?;
     let stage = w.ensure_open()?;
     let Some(since) = w.case.held_since else {
@@ -698,10 +713,11 @@ pub async fn resume(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, c
 pub async fn set_record(
     db: &DatabaseConnection,
     actor: &Actor,
-    case_id: i32,
+    case_id: CaseId,
     kind: RecordKind,
     update: RecordUpdate,
 ) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     let mut errors = FieldErrors::new();
     check_text(&mut errors, "note", &update.note, limits::SHORT_TEXT, false);
     errors.into_result()?;
@@ -749,9 +765,10 @@ pub async fn set_record(
 pub async fn set_specialist(
     db: &DatabaseConnection,
     actor: &Actor,
-    case_id: i32,
+    case_id: CaseId,
     choice: SpecialistChoice,
 ) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     let w = begin_case_write(db, actor, case_id, "case.specialist").await?;
     w.ensure_stage(&[Stage::RecordsRequested, Stage::SpecialistChosen], "the specialist")?;
     let chosen = find_specialist(&w.txn, "specialist_id", choice.specialist_id).await?;
@@ -767,9 +784,10 @@ pub async fn set_specialist(
 pub async fn set_consultation(
     db: &DatabaseConnection,
     actor: &Actor,
-    case_id: i32,
+    case_id: CaseId,
     input: ConsultationInput,
 ) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     let mut errors = FieldErrors::new();
     if let Some(location) = input.location.as_deref() {
         check_line(&mut errors, "location", location, limits::SHORT_TEXT, false);
@@ -818,9 +836,10 @@ pub async fn set_consultation(
 pub async fn record_opinion(
     db: &DatabaseConnection,
     actor: &Actor,
-    case_id: i32,
+    case_id: CaseId,
     input: OpinionInput,
 ) -> AppResult<(CaseView, bool)> {
+    let case_id = case_id.get();
     let mut errors = FieldErrors::new();
     let round = parse_round(&input.round);
     if round.is_none() {
@@ -870,9 +889,10 @@ pub async fn record_opinion(
 pub async fn set_comparison(
     db: &DatabaseConnection,
     actor: &Actor,
-    case_id: i32,
+    case_id: CaseId,
     input: ComparisonInput,
 ) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     let mut errors = FieldErrors::new();
     for (field, value) in [
         ("risk_notes", &input.risk_notes),
@@ -905,9 +925,10 @@ pub async fn set_comparison(
 pub async fn set_decision(
     db: &DatabaseConnection,
     actor: &Actor,
-    case_id: i32,
+    case_id: CaseId,
     input: DecisionInput,
 ) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     let mut errors = FieldErrors::new();
     check_text(&mut errors, "reason", &input.reason, limits::LONG_TEXT, true);
     let chosen_round = parse_round(&input.chosen_opinion);
@@ -942,9 +963,10 @@ pub async fn update(
     db: &DatabaseConnection,
     rules: &CaseRules,
     actor: &Actor,
-    case_id: i32,
+    case_id: CaseId,
     patch: CasePatch,
 ) -> AppResult<CaseView> {
+    let case_id = case_id.get();
     let mut errors = FieldErrors::new();
     for (field, value) in [
         ("summary", &patch.summary),

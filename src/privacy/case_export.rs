@@ -19,6 +19,7 @@ use crate::{
         entities::{audit_entry, case_round, outbox_message, specialist},
     },
     error::AppResult,
+    ids::CaseId,
 };
 
 /// Audit action of a case export.
@@ -93,7 +94,8 @@ pub struct AuditExport {
 /// Exports one case. Admins only: an advocate is refused even for their
 /// own case, since an access request is answered by the organisation, not
 /// by the case worker.
-pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<CaseExport> {
+pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: CaseId) -> AppResult<CaseExport> {
+    let case_id = case_id.get();
     super::admins_only(db, actor, case_id, EXPORTED).await?;
     let now = db::now();
     let txn = db::begin_write(db).await?;

@@ -18,6 +18,7 @@ use crate::{
         entities::{case, case_record, case_round, opinion, outbox_message, stage_change},
     },
     error::{AppError, AppResult},
+    ids::CaseId,
     reminders::outbox,
     validate::search_key,
 };
@@ -37,14 +38,15 @@ pub struct Erasure {
 /// only; an open case is refused with `case_open`. Erasing an erased case
 /// changes nothing and answers the same, so retries and several instances
 /// running retention are harmless.
-pub async fn erase(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<Erasure> {
+pub async fn erase(db: &DatabaseConnection, actor: &Actor, case_id: CaseId) -> AppResult<Erasure> {
     let erased_now = erase_only(db, actor, case_id).await?;
-    Ok(Erasure { case: view::load(db, case_id, db::now()).await?, erased_now })
+    Ok(Erasure { case: view::load(db, case_id.get(), db::now()).await?, erased_now })
 }
 
 /// [`erase`] without reading the case back. Returns whether this call
 /// erased it (false: it was erased already).
-pub async fn erase_only(db: &DatabaseConnection, actor: &Actor, case_id: i32) -> AppResult<bool> {
+pub async fn erase_only(db: &DatabaseConnection, actor: &Actor, case_id: CaseId) -> AppResult<bool> {
+    let case_id = case_id.get();
     super::admins_only(db, actor, case_id, ERASED).await?;
     let txn = db::begin_write(db).await?;
     // Taking the row lock first makes a concurrent change or erasure wait for this one.

@@ -14,6 +14,7 @@ use crate::{
     cases::Stage,
     db::entities::case,
     error::{AppError, AppResult},
+    ids::CaseId,
 };
 
 /// Cases looked up per query.
@@ -61,7 +62,7 @@ pub async fn run(db: &DatabaseConnection, keep_for: Duration, now: DateTime<Utc>
         let Some(last) = ids.last() else { break };
         after = *last;
         for id in ids {
-            match erasure::erase_only(db, &actor, id).await {
+            match erasure::erase_only(db, &actor, CaseId(id)).await {
                 Ok(true) => report.erased += 1,
                 Ok(false) | Err(AppError::NotFound) => report.skipped += 1,
                 Err(err) => {

@@ -13,6 +13,7 @@ use crate::{
     audit::{self, Subject},
     db::{self, entities::specialist},
     error::{AppError, AppResult, FieldErrors},
+    ids::SpecialistId,
     validate::{check_email, check_line, like_contains, limits, search_key},
 };
 
@@ -107,9 +108,10 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, input: SpecialistInp
 pub async fn update(
     db: &DatabaseConnection,
     actor: &Actor,
-    id: i32,
+    id: SpecialistId,
     input: SpecialistInput,
 ) -> AppResult<SpecialistView> {
+    let id = id.get();
     // A directory entry's name and address go into other advocates' patient
     // emails: only admins may change one (anyone may add an entry).
     // The refusal is audited where every 403 is (`refusals`).
@@ -153,7 +155,8 @@ fn changed_fields(before: &specialist::Model, after: &specialist::Model) -> Vec<
     .collect()
 }
 
-pub async fn get(db: &DatabaseConnection, id: i32) -> AppResult<SpecialistView> {
+pub async fn get(db: &DatabaseConnection, id: SpecialistId) -> AppResult<SpecialistView> {
+    let id = id.get();
     specialist::Entity::find_by_id(id).one(db).await?.map(Into::into).ok_or(AppError::NotFound)
 }
 

@@ -16,6 +16,7 @@ use crate::{
     },
     db::entities::outbox_message,
     error::{AppError, FieldErrors},
+    ids::UserId,
     reminders::outbox,
     reports::{self, Overview},
     state::AppState,
@@ -132,7 +133,7 @@ pub async fn create_user(State(state): State<AppState>, staff: Staff, fields: Fo
 pub async fn update_user(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<UserId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     staff.require_admin()?;
@@ -198,7 +199,11 @@ pub async fn create_token(State(state): State<AppState>, staff: Staff, fields: F
     }
 }
 
-pub async fn revoke_token(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Response> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<i32>,
+) -> PageResult<Response> {
     staff.require_admin()?;
     tokens::revoke(&state.db, &staff.actor, id).await?;
     staff.flash("Token revoked.").await;
@@ -227,7 +232,7 @@ pub async fn outbox_page(State(state): State<AppState>, staff: Staff) -> PageRes
     })
 }
 
-pub async fn retry_email(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Response> {
+pub async fn retry_email(State(state): State<AppState>, staff: Staff, PathId(id): PathId<i32>) -> PageResult<Response> {
     staff.require_admin()?;
     outbox::retry(&state.db, &staff.actor, id).await?;
     staff.flash("The email is queued again.").await;

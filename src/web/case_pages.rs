@@ -23,6 +23,7 @@ use crate::{
         view::{CaseView, SpecialistView},
     },
     error::{AppError, AppResult, FieldErrors},
+    ids::CaseId,
     specialists::{self, SpecialistFilter},
     state::AppState,
 };
@@ -140,7 +141,7 @@ fn move_options(state: &CaseState, now: chrono::DateTime<chrono::Utc>) -> Vec<Mo
         .collect()
 }
 
-async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) -> PageResult<CasePage> {
+async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState) -> PageResult<CasePage> {
     let (case, rules_state) = store::view_with_state(&state.db, &staff.actor, id).await?;
     let clock = staff.clock();
     let current = case.stage;
@@ -172,7 +173,7 @@ async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) ->
     let mut decision_choices: Vec<(String, String)> =
         case.opinions.iter().map(|o| (o.round.clone(), round_label(parse_round(&o.round).unwrap_or(1)))).collect();
     decision_choices.push(("other".into(), "Another course".into()));
-    let activity = audit::for_case(&state.db, id, &[store::VIEWED], 200)
+    let activity = audit::for_case(&state.db, id.get(), &[store::VIEWED], 200)
         .await?
         .iter()
         .map(|a| ActivityLine { when: clock.at(&a.at), what: describe_action(&a.action), who: a.actor.clone() })
@@ -198,7 +199,7 @@ async fn case_page(state: &AppState, staff: &Staff, id: i32, form: FormState) ->
     })
 }
 
-pub async fn show(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Html<String>> {
+pub async fn show(State(state): State<AppState>, staff: Staff, PathId(id): PathId<CaseId>) -> PageResult<Html<String>> {
     render(&case_page(&state, &staff, id, FormState::default()).await?)
 }
 
@@ -207,7 +208,7 @@ pub async fn show(State(state): State<AppState>, staff: Staff, PathId(id): PathI
 async fn finish<T>(
     state: &AppState,
     staff: &Staff,
-    id: i32,
+    id: CaseId,
     form: &str,
     fields: &FormFields,
     result: AppResult<T>,
@@ -246,7 +247,7 @@ fn parse_id(fields: &FormFields, name: &str, errors: &mut FieldErrors) -> Option
 pub async fn transition(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     let mut errors = FieldErrors::new();
@@ -274,7 +275,7 @@ pub async fn transition(
 pub async fn hold(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     let result = match HoldReason::parse(&fields.text("reason")) {
@@ -291,7 +292,7 @@ pub async fn hold(
 pub async fn resume(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     let result = store::resume(&state.db, &state.rules, &staff.actor, id).await;
@@ -310,7 +311,7 @@ pub async fn resume(
 pub async fn set_record(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     PathKind(kind): PathKind,
     fields: FormFields,
 ) -> PageResult<Response> {
@@ -329,7 +330,7 @@ pub async fn set_record(
 pub async fn set_specialist(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     let mut errors = FieldErrors::new();
@@ -347,7 +348,7 @@ pub async fn set_specialist(
 pub async fn set_consultation(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     let clock = staff.clock();
@@ -385,7 +386,7 @@ pub async fn set_consultation(
 pub async fn record_opinion(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     let input = store::OpinionInput {
@@ -414,7 +415,7 @@ fn yes_no(fields: &FormFields, name: &str, errors: &mut FieldErrors) -> bool {
 pub async fn set_comparison(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     let mut errors = FieldErrors::new();
@@ -440,7 +441,7 @@ pub async fn set_comparison(
 pub async fn set_decision(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     let input = store::DecisionInput { chosen_opinion: fields.text("chosen_opinion"), reason: fields.text("reason") };
@@ -451,7 +452,7 @@ pub async fn set_decision(
 pub async fn update_details(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     let mut errors = FieldErrors::new();
@@ -566,7 +567,11 @@ struct SummaryPage {
     questions: Vec<String>,
 }
 
-pub async fn summary(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Html<String>> {
+pub async fn summary(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<CaseId>,
+) -> PageResult<Html<String>> {
     let case = store::view(&state.db, &staff.actor, id).await?;
     let original = case.opinions.iter().find(|o| o.round == "original");
     let page = SummaryPage {

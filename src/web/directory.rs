@@ -12,6 +12,7 @@ use super::{FormFields, FormState, Nav, PageQuery, PathId, Staff, error::PageRes
 use crate::{
     cases::view::SpecialistView,
     error::AppError,
+    ids::SpecialistId,
     specialists::{self, SpecialistFilter, SpecialistInput},
     state::AppState,
 };
@@ -87,7 +88,11 @@ fn require_directory_editor(staff: &Staff) -> PageResult<()> {
     .into())
 }
 
-pub async fn edit_form(State(state): State<AppState>, staff: Staff, PathId(id): PathId) -> PageResult<Html<String>> {
+pub async fn edit_form(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<SpecialistId>,
+) -> PageResult<Html<String>> {
     require_directory_editor(&staff)?;
     let s = specialists::get(&state.db, id).await?;
     let mut form = FormState::default();
@@ -138,7 +143,7 @@ pub async fn create(State(state): State<AppState>, staff: Staff, fields: FormFie
 pub async fn update(
     State(state): State<AppState>,
     staff: Staff,
-    PathId(id): PathId,
+    PathId(id): PathId<SpecialistId>,
     fields: FormFields,
 ) -> PageResult<Response> {
     require_directory_editor(&staff)?;

@@ -199,9 +199,10 @@ impl FromRequestParts<AppState> for Staff {
 }
 
 /// The numeric `{id}` of a page address; anything else is a missing page.
-pub struct PathId(pub i32);
+/// `PathId<CaseId>`, `PathId<UserId>`…: the id's type says what it names.
+pub struct PathId<T>(pub T);
 
-impl FromRequestParts<AppState> for PathId {
+impl<T: From<i32> + Send> FromRequestParts<AppState> for PathId<T> {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
@@ -209,7 +210,7 @@ impl FromRequestParts<AppState> for PathId {
             .await
             .and_then(|value| value.parse::<i32>().ok())
             .filter(|id| *id > 0)
-            .map(PathId)
+            .map(|id| PathId(T::from(id)))
             .ok_or(PageError::App(AppError::NotFound))
     }
 }
