@@ -12,7 +12,7 @@
 //! (stage machine, due dates, case operations) → `specialists` (directory),
 //! `mail` (composing and sending) → `auth` (accounts, tokens, throttling,
 //! sessions) → `audit` (the trail) → `db` (connection, migrations, entities)
-//! → `actor`, `secrets`, `validate`, `vocabulary`, `config`, `error`.
+//! → `actor`, `secrets`, `validate`, `vocabulary`, `ids`, `config`, `error`.
 
 pub mod actor;
 pub mod api;
