@@ -38,6 +38,15 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// The first field of a query string or form body whose name or value holds
+/// a NUL character (no text column on either database can store one), named
+/// printably; `None` when there is none.
+pub fn field_with_nul(encoded: &[u8]) -> Option<String> {
+    form_urlencoded::parse(encoded)
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        .map(|(name, _)| name.replace('\0', "\\0"))
+}
+
 /// A named parameter of the matched route, as written in the address.
 pub async fn path_param(parts: &mut Parts, wanted: &str) -> Option<String> {
     let params = axum::extract::RawPathParams::from_request_parts(parts, &()).await.ok()?;

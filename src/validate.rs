@@ -37,6 +37,12 @@ pub fn check_line(errors: &mut FieldErrors, field: &str, value: &str, max: usize
     }
 }
 
+/// Whether optional text was given at all (not only blanks). Audit details
+/// say that much of free text and searches, never the text itself.
+pub fn is_given(text: Option<&str>) -> bool {
+    text.is_some_and(|t| !t.trim().is_empty())
+}
+
 /// Longest search text accepted; longer is no name or reference anyone types.
 pub const SEARCH_TEXT: usize = 200;
 
@@ -60,10 +66,16 @@ pub fn check_search(field: &str, value: Option<&str>) -> Result<(), crate::error
 pub const EARLIEST_YEAR: i32 = 1900;
 pub const LATEST_YEAR: i32 = 2199;
 
+/// What is wrong with a date outside those years.
+pub const YEARS: &str = "must be between the years 1900 and 2199";
+
+pub fn year_in_range(year: i32) -> bool {
+    (EARLIEST_YEAR..=LATEST_YEAR).contains(&year)
+}
+
 pub fn check_instant(errors: &mut FieldErrors, field: &str, value: &chrono::DateTime<chrono::Utc>) {
-    use chrono::Datelike;
-    if !(EARLIEST_YEAR..=LATEST_YEAR).contains(&value.year()) {
-        errors.add(field, format!("must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}"));
+    if !year_in_range(chrono::Datelike::year(value)) {
+        errors.add(field, YEARS);
     }
 }
 

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use crate::{
     auth::{Actor, tokens},
     error::FieldErrors,
-    http::{client_ip, path_param},
+    http::{client_ip, field_with_nul, path_param},
     state::AppState,
 };
 
@@ -64,7 +64,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(invalid("body".into(), "must be a JSON object".into()));
     }
-    if let Some(field) = field_with_nul(&value, "") {
+    if let Some(field) = json_field_with_nul(&value, "") {
         return Err(invalid(field, NUL_MESSAGE.into()));
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
@@ -79,17 +79,21 @@ pub const NUL_MESSAGE: &str = "contains a NUL character, which no text field acc
 /// The dotted path of the first string (or key) holding a NUL character.
 /// No text column on either database can store one, so it is refused here,
 /// once for every body, rather than failing in the database.
-fn field_with_nul(value: &serde_json::Value, path: &str) -> Option<String> {
+fn json_field_with_nul(value: &serde_json::Value, path: &str) -> Option<String> {
     let join = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
     match value {
         serde_json::Value::String(text) if text.contains('\0') => {
             Some(if path.is_empty() { "body".to_string() } else { path.to_string() })
         }
         serde_json::Value::Array(items) => {
-            items.iter().enumerate().find_map(|(i, item)| field_with_nul(item, &join(&i.to_string())))
+            items.iter().enumerate().find_map(|(i, item)| json_field_with_nul(item, &join(&i.to_string())))
         }
         serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
-            if key.contains('\0') { Some(join(&key.replace('\0', "\\0"))) } else { field_with_nul(item, &join(key)) }
+            if key.contains('\0') {
+                Some(join(&key.replace('\0', "\\0")))
+            } else {
+                json_field_with_nul(item, &join(key))
+            }
         }),
         _ => None,
     }
@@ -124,15 +128,13 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        if let Some((name, _)) =
-            form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
-        {
+        if let Some(name) = field_with_nul(query.as_bytes()) {
             let mut error = ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_failed",
                 "some query parameters are invalid",
             );
-            error.fields.insert(name.replace('\0', "\\0"), NUL_MESSAGE.into());
+            error.fields.insert(name, NUL_MESSAGE.into());
             return Err(error);
         }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));

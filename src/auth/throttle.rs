@@ -89,6 +89,11 @@ pub fn give_back(record: Option<Failures>, policy: &Policy, now: DateTime<Utc>) 
 
 /// Keyed by a digest of the typed email: what people type into the email
 /// box (typos, other people's addresses, passwords) is not kept as it was typed.
+/// Whole minutes until a lock ends, rounded up, for telling people how long to wait.
+pub fn minutes_left(until: DateTime<Utc>) -> i64 {
+    (until - db::now()).num_minutes() + 1
+}
+
 pub fn account_key(email: &str) -> String {
     format!("account:{}", crate::auth::tokens::digest(&email.trim().to_lowercase()))
 }

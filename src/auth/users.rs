@@ -212,7 +212,7 @@ pub async fn change_password(
     let key = throttle::account_key(&user.email);
     match throttle::claim_attempt(db, &key, policy).await?.0 {
         throttle::Verdict::Refuse { until } => {
-            let minutes = (until - db::now()).num_minutes() + 1;
+            let minutes = throttle::minutes_left(until);
             return Err(AppError::RateLimited(format!(
                 "Too many wrong passwords. Password checks are paused for about {minutes} minutes."
             )));

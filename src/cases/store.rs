@@ -30,8 +30,8 @@ use crate::{
     error::{AppError, AppResult, FieldErrors},
     ids::CaseId,
     validate::{
-        check_email, check_instant, check_language, check_line, check_phone, check_text, check_timezone, like_contains,
-        limits, search_key,
+        check_email, check_instant, check_language, check_line, check_phone, check_text, check_timezone, is_given,
+        like_contains, limits, search_key,
     },
 };
 
@@ -312,12 +312,6 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
     view::load(db, row.id, now).await
 }
 
-/// Whether optional free text was given. Audit details say that, never the
-/// text: it is health information.
-fn has_text(text: &Option<String>) -> bool {
-    text.as_deref().is_some_and(|t| !t.trim().is_empty())
-}
-
 /// One line of a case's stage history.
 struct StageEntry {
     case_id: i32,
@@ -432,7 +426,7 @@ pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -
     // The filters, but not the search text: it is often a patient's name.
     let detail = json!({
         "stage": filter.stage, "overdue": filter.overdue, "advocate_id": filter.advocate_id,
-        "searched": filter.query.as_deref().is_some_and(|q| !q.trim().is_empty()),
+        "searched": is_given(filter.query.as_deref()),
         "later_page": filter.after_id.is_some(), "shown": items.len(),
     });
     audit::record(db, actor, audit::LISTED, Subject::named("cases"), detail).await?;
@@ -481,12 +475,8 @@ async fn begin_case_write(db: &DatabaseConnection, actor: &Actor, case_id: i32, 
 }
 
 impl CaseWrite {
-    fn stage(&self) -> AppResult<Stage> {
-        Ok(self.case.stage)
-    }
-
     fn ensure_open(&self) -> AppResult<Stage> {
-        let stage = self.stage()?;
+        let stage = self.case.stage;
         if stage.is_final() {
             return Err(AppError::conflict(
                 "case_closed",
@@ -518,9 +508,7 @@ impl CaseWrite {
             .filter(case_round::Column::Round.eq(self.case.round))
             .one(&self.txn)
             .await?
-            .ok_or_else(|| {
-                AppError::Internal(format!("case {} has no row for round {}", self.case.id, self.case.round))
-            })
+            .ok_or_else(|| missing_round(&self.case))
     }
 
     fn clock(&self) -> StageClock {
@@ -552,6 +540,11 @@ impl CaseWrite {
     }
 }
 
+/// A case without a row for its current round is broken data, not bad input.
+fn missing_round(case: &case::Model) -> AppError {
+    AppError::Internal(format!("case {} has no row for round {}", case.id, case.round))
+}
+
 async fn find_specialist<C: ConnectionTrait>(conn: &C, field: &str, id: i32) -> AppResult<specialist::Model> {
     specialist::Entity::find_by_id(id)
         .one(conn)
@@ -573,12 +566,9 @@ pub async fn transition(
         errors.into_result()?;
     }
     let w = begin_case_write(db, actor, case_id, "case.transition").await?;
-    let from = w.stage()?;
+    let from = w.case.stage;
     let state = CaseState::load(&w.txn, w.case.clone()).await?;
-    let round = state
-        .round
-        .clone()
-        .ok_or_else(|| AppError::Internal(format!("case {} has no row for round {}", w.case.id, w.case.round)))?;
+    let round = state.round.clone().ok_or_else(|| missing_round(&w.case))?;
     let chosen_specialist = match request.specialist_id {
         Some(id) => Some(find_specialist(&w.txn, "specialist_id", id).await?),
         None => None,
@@ -685,7 +675,7 @@ pub async fn hold(
         hold_note: Set(request.note.clone().filter(|n| !n.trim().is_empty())),
         ..Default::default()
     };
-    let detail = json!({ "reason": request.reason, "with_note": has_text(&request.note) });
+    let detail = json!({ "reason": request.reason, "with_note": is_given(request.note.as_deref()) });
     w.finish(db, actor, changes, "case.hold", detail).await
 }
 
@@ -827,7 +817,7 @@ pub async fn set_consultation(
     row.update(&w.txn).await?;
     let detail = json!({
         "round": round_name(w.case.round), "scheduled_at": input.scheduled_at, "mode": input.mode,
-        "with_location": has_text(&input.location), "held_at": input.held_at,
+        "with_location": is_given(input.location.as_deref()), "held_at": input.held_at,
     });
     w.finish(db, actor, Default::default(), "case.consultation", detail).await
 }
@@ -983,7 +973,7 @@ pub async fn update(
     }
     errors.into_result()?;
     let w = begin_case_write(db, actor, case_id, "case.update").await?;
-    let stage = w.stage()?;
+    let stage = w.case.stage;
     let mut changes: case::ActiveModel = Default::default();
     let mut detail = serde_json::Map::new();
     if let Some(advocate_id) = patch.advocate_id {

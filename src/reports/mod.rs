@@ -137,15 +137,11 @@ pub async fn caseload(
     // The filters, but not the search text: it is often a patient's name.
     let detail = serde_json::json!({
         "view": "caseload", "stage": filter.stage, "urgency": filter.urgency, "overdue": filter.overdue,
-        "advocate_id": filter.advocate_id, "searched": has_search(filter.query.as_deref()),
+        "advocate_id": filter.advocate_id, "searched": crate::validate::is_given(filter.query.as_deref()),
         "page": filter.page, "shown": cases.len(),
     });
     crate::audit::record(db, actor, crate::audit::LISTED, crate::audit::Subject::named("cases"), detail).await?;
     Ok(Caseload { stage_counts, cases, total, upcoming, activity })
-}
-
-fn has_search(query: Option<&str>) -> bool {
-    query.is_some_and(|q| !q.trim().is_empty())
 }
 
 /// Days between two timestamp columns, as a real number, in this database's dialect.

@@ -33,7 +33,7 @@ use crate::{
     auth::{Actor, users},
     db::{self, entities::user},
     error::{AppError, FieldErrors},
-    http::{client_ip, path_param},
+    http::{client_ip, field_with_nul, path_param},
     state::AppState,
     validate,
 };
@@ -253,19 +253,16 @@ impl FromRequest<AppState> for FormFields {
         let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
             PageError::App(AppError::BadRequest("The form could not be read, so nothing was saved.".into()))
         })?;
-        let fields: HashMap<String, String> = form_urlencoded::parse(&bytes).into_owned().collect();
-        refuse_nul(fields.iter())?;
-        Ok(FormFields(fields))
+        refuse_nul(&bytes)?;
+        Ok(FormFields(form_urlencoded::parse(&bytes).into_owned().collect()))
     }
 }
 
-/// No text on either database can hold a NUL character: a form or address
-/// carrying one is refused as a whole, with the field named.
-fn refuse_nul<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Result<(), PageError> {
-    match pairs.into_iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
-        Some((name, _)) => {
-            Err(FieldErrors::single(name.replace('\0', "\\0"), "contains a character that is not allowed").into())
-        }
+/// A form or address carrying a NUL character is refused as a whole, with
+/// the field named (see `http::field_with_nul`).
+fn refuse_nul(encoded: &[u8]) -> Result<(), PageError> {
+    match field_with_nul(encoded) {
+        Some(name) => Err(FieldErrors::single(name, "contains a character that is not allowed").into()),
         None => Ok(()),
     }
 }
@@ -279,8 +276,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Pag
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-        refuse_nul(pairs.iter().map(|(k, v)| (k, v)))?;
+        refuse_nul(query.as_bytes())?;
         let parsed = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(parsed).map(PageQuery).map_err(|err| {
             let name = err.path().to_string();
@@ -320,8 +316,8 @@ impl Clock {
         let naive = NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M")
             .or_else(|_| NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M:%S"))
             .map_err(|_| "is not a date and time")?;
-        if !(validate::EARLIEST_YEAR..=validate::LATEST_YEAR).contains(&chrono::Datelike::year(&naive)) {
-            return Err("must be between the years 1900 and 2199");
+        if !validate::year_in_range(chrono::Datelike::year(&naive)) {
+            return Err(validate::YEARS);
         }
         self.tz
             .from_local_datetime(&naive)

@@ -122,7 +122,7 @@ pub async fn submit(
             serde_json::json!({}),
         )
         .await?;
-        let minutes = (until - crate::db::now()).num_minutes() + 1;
+        let minutes = throttle::minutes_left(until);
         let message =
             format!("Too many failed sign-ins. Sign-in is paused for about {minutes} minutes; try again later.");
         return refuse(LoginPage { email, next, message: Some(message), notice: None }, StatusCode::TOO_MANY_REQUESTS);
