@@ -1,5 +1,6 @@
 //! The closed vocabularies of the domain — stages, urgencies, reasons, record
-//! kinds and statuses, consultation modes, hold reasons, staff roles — as
+//! kinds and statuses, consultation modes, hold reasons, staff roles, opinion
+//! rounds and the patient's choice among them — as
 //! typed values from the edge to the database. On the wire and in the
 //! database each is its snake_case word. Below `db`, so the table mappings
 //! can store them as typed columns.
@@ -153,6 +154,73 @@ word_enum!(
         Advocate => ("advocate", "Advocate"),
     }
 );
+
+const ROUND_WORDS: [&str; 10] =
+    ["original", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"];
+
+/// An opinion round: 1 is the original opinion, 2 the second, and so on.
+pub fn round_name(round: i32) -> String {
+    usize::try_from(round - 1)
+        .ok()
+        .and_then(|i| ROUND_WORDS.get(i))
+        .map_or_else(|| format!("round_{round}"), |w| (*w).to_string())
+}
+
+pub fn parse_round(word: &str) -> Option<i32> {
+    ROUND_WORDS.iter().position(|w| *w == word).and_then(|i| i32::try_from(i + 1).ok())
+}
+
+/// Which opinion the patient decided to follow: one of the recorded rounds,
+/// or a path none of the opinions proposed. Stored and sent as the round's
+/// word (`original`, `second`…) or `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::DeriveValueType)]
+#[sea_orm(value_type = "String")]
+pub enum OpinionChoice {
+    Round(i32),
+    Other,
+}
+
+impl OpinionChoice {
+    pub fn round(self) -> Option<i32> {
+        match self {
+            Self::Round(round) => Some(round),
+            Self::Other => None,
+        }
+    }
+}
+
+impl std::fmt::Display for OpinionChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Round(round) => f.write_str(&round_name(*round)),
+            Self::Other => f.write_str("other"),
+        }
+    }
+}
+
+impl std::str::FromStr for OpinionChoice {
+    type Err = sea_orm::sea_query::ValueTypeErr;
+
+    fn from_str(word: &str) -> Result<Self, Self::Err> {
+        match word {
+            "other" => Ok(Self::Other),
+            _ => parse_round(word).map(Self::Round).ok_or(sea_orm::sea_query::ValueTypeErr),
+        }
+    }
+}
+
+impl serde::Serialize for OpinionChoice {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OpinionChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        word.parse().map_err(|_| serde::de::Error::custom(format!("unknown opinion choice {word:?}")))
+    }
+}
 
 #[cfg(test)]
 mod tests {

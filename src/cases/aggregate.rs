@@ -1,16 +1,22 @@
-//! A case as its rules see it — the case row, its current round and which
-//! opinions exist — loaded once (under the write lock when writing). What a
-//! move needs and which moves the page offers are pure functions of it, so
-//! the case page and the transition ask the same question the same way.
+//! A case as its rules see it — the case row, its current round, its
+//! records and the opinions recorded so far — loaded once (under the write
+//! lock when writing). What a move needs, which moves the page offers, the
+//! stage clock, the API view and the reminder planner's facts are pure
+//! functions of it, so every caller asks the same question the same way.
 
-use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use std::collections::HashMap;
 
-use super::stage::{self, MoveKind, Readiness, Refusal, Requirement};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::{
+    schedule::{StageClock, is_overdue},
+    stage::{self, MoveKind, Readiness, Refusal, Requirement},
+};
 use crate::{
-    db::entities::{case, case_round, opinion},
+    db::entities::{case, case_record, case_round, opinion},
     error::AppResult,
-    vocabulary::Stage,
+    vocabulary::{RecordKind, RecordStatus, Stage},
 };
 
 #[derive(Debug, Clone)]
@@ -18,8 +24,19 @@ pub struct CaseState {
     pub row: case::Model,
     /// The round being worked on (none only for a broken case).
     pub round: Option<case_round::Model>,
-    /// Rounds with a recorded opinion (1 = the original).
-    pub opinion_rounds: Vec<i32>,
+    /// The records asked for, in kind order.
+    pub records: Vec<case_record::Model>,
+    /// Every opinion recorded, in round order (round 1 = the original).
+    pub opinions: Vec<opinion::Model>,
+}
+
+/// The timing of the stage `row` is in, as its columns record it.
+pub fn clock_of(row: &case::Model) -> StageClock {
+    StageClock {
+        entered_at: row.stage_entered_at,
+        held_since: row.held_since,
+        held_before: Duration::seconds(row.held_seconds),
+    }
 }
 
 /// A move the machine allows from the case's stage, and what it still needs.
@@ -34,19 +51,69 @@ impl CaseState {
     /// Reads the current round and the opinion rounds of `row`, on the same
     /// connection (the write transaction, when there is one).
     pub async fn load<C: ConnectionTrait>(conn: &C, row: case::Model) -> AppResult<Self> {
-        let round = case_round::Entity::find()
-            .filter(case_round::Column::CaseId.eq(row.id))
-            .filter(case_round::Column::Round.eq(row.round))
-            .one(conn)
-            .await?;
-        let opinion_rounds = opinion::Entity::find()
-            .select_only()
-            .column(opinion::Column::Round)
-            .filter(opinion::Column::CaseId.eq(row.id))
-            .into_tuple()
+        let mut states = Self::load_many(conn, vec![row]).await?;
+        Ok(states.remove(0))
+    }
+
+    /// The states of several cases with one read per table, whatever their
+    /// number; in the order of `rows`.
+    pub async fn load_many<C: ConnectionTrait>(conn: &C, rows: Vec<case::Model>) -> AppResult<Vec<Self>> {
+        let ids: Vec<i32> = rows.iter().map(|c| c.id).collect();
+        let mut rounds: HashMap<(i32, i32), case_round::Model> = case_round::Entity::find()
+            .filter(case_round::Column::CaseId.is_in(ids.clone()))
             .all(conn)
-            .await?;
-        Ok(Self { row, round, opinion_rounds })
+            .await?
+            .into_iter()
+            .map(|r| ((r.case_id, r.round), r))
+            .collect();
+        let mut records: HashMap<i32, Vec<case_record::Model>> = HashMap::new();
+        for r in case_record::Entity::find().filter(case_record::Column::CaseId.is_in(ids.clone())).all(conn).await? {
+            records.entry(r.case_id).or_default().push(r);
+        }
+        let mut opinions: HashMap<i32, Vec<opinion::Model>> = HashMap::new();
+        for o in opinion::Entity::find()
+            .filter(opinion::Column::CaseId.is_in(ids))
+            .order_by_asc(opinion::Column::Round)
+            .all(conn)
+            .await?
+        {
+            opinions.entry(o.case_id).or_default().push(o);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut records = records.remove(&row.id).unwrap_or_default();
+                records.sort_by_key(|r| r.kind);
+                Self {
+                    round: rounds.remove(&(row.id, row.round)),
+                    records,
+                    opinions: opinions.remove(&row.id).unwrap_or_default(),
+                    row,
+                }
+            })
+            .collect())
+    }
+
+    pub fn has_opinion(&self, round: i32) -> bool {
+        self.opinions.iter().any(|o| o.round == round)
+    }
+
+    /// Records asked for and not yet in, in kind order.
+    pub fn records_outstanding(&self) -> Vec<RecordKind> {
+        self.records.iter().filter(|r| r.status == RecordStatus::Requested).map(|r| r.kind).collect()
+    }
+
+    /// The timing of the stage the case is in.
+    pub fn clock(&self) -> StageClock {
+        clock_of(&self.row)
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.row.held_since.is_some()
+    }
+
+    pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        is_overdue(self.row.stage_due_at, self.is_held(), now)
     }
 
     /// What the case has for a move to `to`. A further round starts without
@@ -58,8 +125,8 @@ impl CaseState {
             round: self.row.round,
             specialist_chosen: specialist_given || (!further && round.is_some_and(|r| r.specialist_id.is_some())),
             consultation_at: round.and_then(|r| r.consultation_held_at.or(r.consultation_scheduled_at)),
-            original_opinion: self.opinion_rounds.contains(&1),
-            current_round_opinion: self.opinion_rounds.contains(&self.row.round),
+            original_opinion: self.has_opinion(1),
+            current_round_opinion: self.has_opinion(self.row.round),
             comparison: round.is_some_and(|r| r.compared_at.is_some()),
             decision: self.row.chosen_opinion.is_some(),
         }
@@ -154,7 +221,22 @@ mod tests {
             comparison_summary: None,
             compared_at: None,
         };
-        CaseState { row, round: Some(round_row), opinion_rounds: opinions }
+        let opinions = opinions
+            .into_iter()
+            .map(|round| opinion::Model {
+                id: round,
+                case_id: 1,
+                round,
+                clinician: "Dr".into(),
+                diagnosis: "D".into(),
+                treatment_plan: "T".into(),
+                recommends_surgery: false,
+                notes: String::new(),
+                recorded_at: at,
+                recorded_by: None,
+            })
+            .collect();
+        CaseState { row, round: Some(round_row), records: Vec::new(), opinions }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! write locks the case row, applies the stage rules, and writes its audit
 //! entry in the same transaction.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, prelude::Expr,
@@ -13,10 +13,10 @@ use serde_json::json;
 
 use super::{
     Stage, Urgency,
-    aggregate::CaseState,
+    aggregate::{self, CaseState},
     schedule::{ServiceLevels, StageClock},
     stage::{self, Refusal},
-    values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, parse_round, round_name},
+    values::{ConsultationMode, HoldReason, OpinionChoice, Reason, RecordKind, RecordStatus, parse_round, round_name},
     view::{self, CaseListItem, CaseView},
 };
 use crate::{
@@ -512,11 +512,7 @@ impl CaseWrite {
     }
 
     fn clock(&self) -> StageClock {
-        StageClock {
-            entered_at: self.case.stage_entered_at,
-            held_since: self.case.held_since,
-            held_before: Duration::seconds(self.case.held_seconds),
-        }
+        aggregate::clock_of(&self.case)
     }
 
     /// Writes the case row changes (always stamping `updated_at`), the audit
@@ -921,14 +917,16 @@ pub async fn set_decision(
     let case_id = case_id.get();
     let mut errors = FieldErrors::new();
     check_text(&mut errors, "reason", &input.reason, limits::LONG_TEXT, true);
-    let chosen_round = parse_round(&input.chosen_opinion);
-    if chosen_round.is_none() && input.chosen_opinion != "other" {
-        errors.add("chosen_opinion", "must be original, second, third … or other");
+    const UNKNOWN_CHOICE: &str = "must be original, second, third … or other";
+    let chosen = input.chosen_opinion.parse::<OpinionChoice>();
+    if chosen.is_err() {
+        errors.add("chosen_opinion", UNKNOWN_CHOICE);
     }
     errors.into_result()?;
+    let Ok(chosen) = chosen else { return Err(FieldErrors::single("chosen_opinion", UNKNOWN_CHOICE)) };
     let w = begin_case_write(db, actor, case_id, "case.decision").await?;
     w.ensure_stage(&[Stage::OpinionsCompared], "the decision")?;
-    if let Some(round) = chosen_round {
+    if let Some(round) = chosen.round() {
         let exists = opinion::Entity::find()
             .filter(opinion::Column::CaseId.eq(case_id))
             .filter(opinion::Column::Round.eq(round))
@@ -940,12 +938,12 @@ pub async fn set_decision(
         }
     }
     let changes = case::ActiveModel {
-        chosen_opinion: Set(Some(input.chosen_opinion.clone())),
+        chosen_opinion: Set(Some(chosen)),
         decision_reason: Set(Some(input.reason.clone())),
         decided_at: Set(Some(w.now)),
         ..Default::default()
     };
-    let detail = json!({ "chosen_opinion": input.chosen_opinion });
+    let detail = json!({ "chosen_opinion": chosen.to_string() });
     w.finish(db, actor, changes, "case.decision", detail).await
 }
 

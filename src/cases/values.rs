@@ -1,26 +1,22 @@
 //! The vocabulary of a case — reasons, record kinds, opinion rounds — and the
 //! checks that turn raw input into values the rest of the code can trust.
 
-pub use crate::vocabulary::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus};
-
-const ROUND_WORDS: [&str; 10] =
-    ["original", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"];
-
-/// An opinion round: 1 is the original opinion, 2 the second, and so on.
-pub fn round_name(round: i32) -> String {
-    usize::try_from(round - 1)
-        .ok()
-        .and_then(|i| ROUND_WORDS.get(i))
-        .map_or_else(|| format!("round_{round}"), |w| (*w).to_string())
-}
-
-pub fn parse_round(word: &str) -> Option<i32> {
-    ROUND_WORDS.iter().position(|w| *w == word).and_then(|i| i32::try_from(i + 1).ok())
-}
+pub use crate::vocabulary::{
+    ConsultationMode, HoldReason, OpinionChoice, Reason, RecordKind, RecordStatus, parse_round, round_name,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_choice_reads_back_as_written() {
+        for choice in [OpinionChoice::Round(1), OpinionChoice::Round(4), OpinionChoice::Other] {
+            assert_eq!(choice.to_string().parse::<OpinionChoice>().ok(), Some(choice));
+        }
+        assert!("eleventh".parse::<OpinionChoice>().is_err());
+        assert!("".parse::<OpinionChoice>().is_err());
+    }
 
     #[test]
     fn rounds_have_names_both_ways() {

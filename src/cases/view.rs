@@ -9,10 +9,10 @@ use super::{
     Stage, Urgency,
     aggregate::CaseState,
     schedule::is_overdue,
-    values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, round_name},
+    values::{ConsultationMode, HoldReason, OpinionChoice, Reason, RecordKind, RecordStatus, round_name},
 };
 use crate::{
-    db::entities::{case, case_record, case_round, opinion, specialist, stage_change, user},
+    db::entities::{case, specialist, stage_change, user},
     error::{AppError, AppResult},
 };
 
@@ -129,7 +129,7 @@ pub struct ComparisonView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionView {
-    pub chosen_opinion: String,
+    pub chosen_opinion: OpinionChoice,
     pub reason: String,
     pub decided_at: DateTime<Utc>,
 }
@@ -190,37 +190,38 @@ pub async fn load_with_state<C: ConnectionTrait>(
     case_id: i32,
     now: DateTime<Utc>,
 ) -> AppResult<(CaseView, CaseState)> {
-    let c = case::Entity::find_by_id(case_id).one(conn).await?.ok_or(AppError::NotFound)?;
-    let current_round = case_round::Entity::find()
-        .filter(case_round::Column::CaseId.eq(case_id))
-        .filter(case_round::Column::Round.eq(c.round))
-        .one(conn)
-        .await?;
-    let specialist = match current_round.as_ref().and_then(|r| r.specialist_id) {
+    let row = case::Entity::find_by_id(case_id).one(conn).await?.ok_or(AppError::NotFound)?;
+    let state = CaseState::load(conn, row).await?;
+    let specialist = match state.round.as_ref().and_then(|r| r.specialist_id) {
         Some(id) => specialist::Entity::find_by_id(id).one(conn).await?.map(SpecialistView::from),
         None => None,
     };
-    let opinions = opinion::Entity::find()
-        .filter(opinion::Column::CaseId.eq(case_id))
-        .order_by_asc(opinion::Column::Round)
-        .all(conn)
-        .await?;
-    let mut records = case_record::Entity::find().filter(case_record::Column::CaseId.eq(case_id)).all(conn).await?;
-    records.sort_by_key(|r| r.kind);
     let history = stage_change::Entity::find()
         .filter(stage_change::Column::CaseId.eq(case_id))
         .order_by_asc(stage_change::Column::Id)
         .all(conn)
         .await?;
-
-    let mut people_ids: Vec<i32> = history.iter().filter_map(|h| h.by_user_id).chain(c.advocate_id).collect();
+    let mut people_ids: Vec<i32> = history.iter().filter_map(|h| h.by_user_id).chain(state.row.advocate_id).collect();
     people_ids.sort_unstable();
     people_ids.dedup();
     let people = user::Entity::find().filter(user::Column::Id.is_in(people_ids)).all(conn).await?;
-    let person_by_id = |id: Option<i32>| id.and_then(|id| people.iter().find(|u| u.id == id)).map(person);
+    let view = assemble(&state, specialist, &history, &people, now);
+    Ok((view, state))
+}
 
-    let held = c.held_since.is_some();
-    let consultation = current_round.as_ref().and_then(|r| {
+/// The view of a case: its state plus the names the state only refers to
+/// (the round's specialist, the people in its history).
+pub fn assemble(
+    state: &CaseState,
+    specialist: Option<SpecialistView>,
+    history: &[stage_change::Model],
+    people: &[user::Model],
+    now: DateTime<Utc>,
+) -> CaseView {
+    let c = &state.row;
+    let person_by_id = |id: Option<i32>| id.and_then(|id| people.iter().find(|u| u.id == id)).map(person);
+    let current_round = state.round.as_ref();
+    let consultation = current_round.and_then(|r| {
         Some(ConsultationView {
             scheduled_at: r.consultation_scheduled_at?,
             mode: r.consultation_mode?,
@@ -228,7 +229,7 @@ pub async fn load_with_state<C: ConnectionTrait>(
             held_at: r.consultation_held_at,
         })
     });
-    let comparison = current_round.as_ref().and_then(|r| {
+    let comparison = current_round.and_then(|r| {
         Some(ComparisonView {
             diagnosis_agrees: r.diagnosis_agrees?,
             treatment_agrees: r.treatment_agrees?,
@@ -241,17 +242,11 @@ pub async fn load_with_state<C: ConnectionTrait>(
     });
     let decision = match (&c.chosen_opinion, &c.decision_reason, c.decided_at) {
         (Some(chosen), Some(reason), Some(at)) => {
-            Some(DecisionView { chosen_opinion: chosen.clone(), reason: reason.clone(), decided_at: at })
+            Some(DecisionView { chosen_opinion: *chosen, reason: reason.clone(), decided_at: at })
         }
         _ => None,
     };
-
-    let state = CaseState {
-        row: c.clone(),
-        round: current_round.clone(),
-        opinion_rounds: opinions.iter().map(|o| o.round).collect(),
-    };
-    let view = CaseView {
+    CaseView {
         id: c.id,
         reference: c.reference.clone(),
         patient: PatientView {
@@ -273,7 +268,7 @@ pub async fn load_with_state<C: ConnectionTrait>(
         round: round_name(c.round),
         stage_entered_at: c.stage_entered_at,
         stage_due_at: c.stage_due_at,
-        overdue: is_overdue(c.stage_due_at, held, now),
+        overdue: state.is_overdue(now),
         hold: c.held_since.zip(c.hold_reason).map(|(since, reason)| HoldView {
             since,
             reason,
@@ -290,29 +285,31 @@ pub async fn load_with_state<C: ConnectionTrait>(
                 note: h.note.clone(),
             })
             .collect(),
-        records: records
-            .into_iter()
+        records: state
+            .records
+            .iter()
             .map(|r| RecordView {
                 label: r.kind.label().to_string(),
                 kind: r.kind,
                 status: r.status,
                 requested_at: r.requested_at,
                 received_at: r.received_at,
-                note: r.note,
+                note: r.note.clone(),
                 updated_at: r.updated_at,
             })
             .collect(),
         specialist,
         consultation,
-        opinions: opinions
-            .into_iter()
+        opinions: state
+            .opinions
+            .iter()
             .map(|o| OpinionView {
                 round: round_name(o.round),
-                clinician: o.clinician,
-                diagnosis: o.diagnosis,
-                treatment_plan: o.treatment_plan,
+                clinician: o.clinician.clone(),
+                diagnosis: o.diagnosis.clone(),
+                treatment_plan: o.treatment_plan.clone(),
                 recommends_surgery: o.recommends_surgery,
-                notes: o.notes,
+                notes: o.notes.clone(),
                 recorded_at: o.recorded_at,
             })
             .collect(),
@@ -322,6 +319,5 @@ pub async fn load_with_state<C: ConnectionTrait>(
         updated_at: c.updated_at,
         closed_at: c.closed_at,
         erased_at: c.erased_at,
-    };
-    Ok((view, state))
+    }
 }

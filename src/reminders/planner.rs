@@ -10,7 +10,11 @@ use std::collections::HashSet;
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
-use crate::cases::{Stage, values::RecordKind};
+use crate::cases::{
+    Stage,
+    aggregate::CaseState,
+    values::{ConsultationMode, RecordKind},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
@@ -76,6 +80,40 @@ pub struct CaseFacts {
     pub consultation: Option<Consultation>,
     pub specialist_name: Option<String>,
     pub current_round_opinion: bool,
+}
+
+impl CaseFacts {
+    /// What the planner reads of a case: its state, plus the names the state
+    /// only refers to (an active advocate, the round's specialist).
+    pub fn of(state: &CaseState, advocate: Option<Person>, specialist_name: Option<String>) -> Self {
+        let c = &state.row;
+        let consultation = state.round.as_ref().and_then(|r| {
+            Some(Consultation {
+                scheduled_at: r.consultation_scheduled_at?,
+                virtual_visit: r.consultation_mode == Some(ConsultationMode::Virtual),
+                location: r.consultation_location.clone(),
+                held_at: r.consultation_held_at,
+            })
+        });
+        CaseFacts {
+            case_id: c.id,
+            reference: c.reference.clone(),
+            stage: c.stage,
+            round: c.round,
+            stage_entered_at: c.stage_entered_at,
+            stage_due_at: c.stage_due_at,
+            held: state.is_held(),
+            advocate,
+            patient_name: c.patient_name.clone(),
+            patient_email: c.patient_email.clone(),
+            patient_tz: c.patient_timezone.parse().unwrap_or(Tz::UTC),
+            nudges_stopped: c.nudges_stopped_at.is_some(),
+            records_outstanding: state.records_outstanding(),
+            consultation,
+            specialist_name,
+            current_round_opinion: state.has_opinion(c.round),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

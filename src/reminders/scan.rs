@@ -11,16 +11,13 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use super::{
     Reminders,
     outbox::{self, Draft},
-    planner::{self, CaseFacts, Consultation, DigestFacts, Person, Planned},
+    planner::{self, CaseFacts, DigestFacts, Person, Planned},
     render,
 };
 use crate::{
     auth::Role,
-    cases::{
-        Stage,
-        values::{ConsultationMode, RecordKind, RecordStatus},
-    },
-    db::entities::{case, case_record, case_round, opinion, specialist, user},
+    cases::{Stage, aggregate::CaseState},
+    db::entities::{case, case_round, specialist, user},
     error::AppResult,
     reports,
 };
@@ -119,23 +116,17 @@ async fn nudge_token(db: &DatabaseConnection, row: &case::Model, dry_run: bool) 
 }
 
 async fn case_facts(db: &DatabaseConnection, chunk: &[case::Model]) -> AppResult<Vec<CaseFacts>> {
-    let ids: Vec<i32> = chunk.iter().map(|c| c.id).collect();
+    let states = CaseState::load_many(db, chunk.to_vec()).await?;
     let advocate_ids: Vec<i32> = chunk.iter().filter_map(|c| c.advocate_id).collect();
-    let advocates: HashMap<i32, user::Model> = user::Entity::find()
+    let advocates: HashMap<i32, Person> = user::Entity::find()
         .filter(user::Column::Id.is_in(advocate_ids))
         .filter(user::Column::Active.eq(true))
         .all(db)
         .await?
-        .into_iter()
-        .map(|u| (u.id, u))
+        .iter()
+        .map(|u| (u.id, person(u)))
         .collect();
-    let outstanding = case_record::Entity::find()
-        .filter(case_record::Column::CaseId.is_in(ids.clone()))
-        .filter(case_record::Column::Status.eq(RecordStatus::Requested.as_str()))
-        .all(db)
-        .await?;
-    let rounds = case_round::Entity::find().filter(case_round::Column::CaseId.is_in(ids.clone())).all(db).await?;
-    let specialist_ids: Vec<i32> = rounds.iter().filter_map(|r| r.specialist_id).collect();
+    let specialist_ids: Vec<i32> = states.iter().filter_map(|s| s.round.as_ref()?.specialist_id).collect();
     let specialists: HashMap<i32, String> = specialist::Entity::find()
         .filter(specialist::Column::Id.is_in(specialist_ids))
         .all(db)
@@ -143,50 +134,13 @@ async fn case_facts(db: &DatabaseConnection, chunk: &[case::Model]) -> AppResult
         .into_iter()
         .map(|s| (s.id, s.name))
         .collect();
-    let opinions: HashSet<(i32, i32)> = opinion::Entity::find()
-        .select_only()
-        .column(opinion::Column::CaseId)
-        .column(opinion::Column::Round)
-        .filter(opinion::Column::CaseId.is_in(ids))
-        .into_tuple()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    Ok(chunk
+    Ok(states
         .iter()
-        .filter_map(|c| {
-            let stage = Some(c.stage)?;
-            let round = rounds.iter().find(|r| r.case_id == c.id && r.round == c.round);
-            let consultation = round.and_then(|r| {
-                Some(Consultation {
-                    scheduled_at: r.consultation_scheduled_at?,
-                    virtual_visit: r.consultation_mode == Some(ConsultationMode::Virtual),
-                    location: r.consultation_location.clone(),
-                    held_at: r.consultation_held_at,
-                })
-            });
-            let mut missing: Vec<RecordKind> =
-                outstanding.iter().filter(|r| r.case_id == c.id).map(|r| r.kind).collect();
-            missing.sort();
-            Some(CaseFacts {
-                case_id: c.id,
-                reference: c.reference.clone(),
-                stage,
-                round: c.round,
-                stage_entered_at: c.stage_entered_at,
-                stage_due_at: c.stage_due_at,
-                held: c.held_since.is_some(),
-                advocate: c.advocate_id.and_then(|id| advocates.get(&id)).map(person),
-                patient_name: c.patient_name.clone(),
-                patient_email: c.patient_email.clone(),
-                patient_tz: c.patient_timezone.parse().unwrap_or(Tz::UTC),
-                nudges_stopped: c.nudges_stopped_at.is_some(),
-                records_outstanding: missing,
-                consultation,
-                specialist_name: round.and_then(|r| r.specialist_id).and_then(|id| specialists.get(&id).cloned()),
-                current_round_opinion: opinions.contains(&(c.id, c.round)),
-            })
+        .map(|state| {
+            let advocate = state.row.advocate_id.and_then(|id| advocates.get(&id)).cloned();
+            let specialist =
+                state.round.as_ref().and_then(|r| r.specialist_id).and_then(|id| specialists.get(&id)).cloned();
+            CaseFacts::of(state, advocate, specialist)
         })
         .collect())
 }

@@ -19,7 +19,9 @@ use crate::{
         Stage, Urgency,
         aggregate::CaseState,
         stage, store,
-        values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus, parse_round, round_name},
+        values::{
+            ConsultationMode, HoldReason, OpinionChoice, Reason, RecordKind, RecordStatus, parse_round, round_name,
+        },
         view::{CaseView, SpecialistView},
     },
     error::{AppError, AppResult, FieldErrors},
@@ -107,7 +109,13 @@ impl CasePage {
     fn round_label(&self, word: &str) -> String {
         parse_round(word).map_or_else(|| word.to_string(), round_label)
     }
+
+    fn choice_label(&self, choice: &OpinionChoice) -> String {
+        choice.round().map_or_else(|| OTHER_COURSE.to_string(), round_label)
+    }
 }
+
+const OTHER_COURSE: &str = "Another course";
 
 fn round_label(round: i32) -> String {
     match round {
@@ -172,7 +180,7 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
     let opinion_rounds = (1..=round).map(|r| (round_name(r), round_label(r))).collect();
     let mut decision_choices: Vec<(String, String)> =
         case.opinions.iter().map(|o| (o.round.clone(), round_label(parse_round(&o.round).unwrap_or(1)))).collect();
-    decision_choices.push(("other".into(), "Another course".into()));
+    decision_choices.push((OpinionChoice::Other.to_string(), OTHER_COURSE.into()));
     let activity = audit::for_case(&state.db, id.get(), &[store::VIEWED], 200)
         .await?
         .iter()

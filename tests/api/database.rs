@@ -86,7 +86,9 @@ async fn a_stored_word_outside_the_vocabulary_is_an_error_not_a_default(backend:
     let Some(app) = TestApp::start(backend).await else { return };
     let id = app.open_case(&app.advocate.token, "Corrupt Word").await;
     let fine = app.open_case(&app.advocate.token, "Fine Case").await;
-    for (column, word) in [("urgency", "urgentish"), ("stage", "limbo"), ("reason", "whim")] {
+    for (column, word) in
+        [("urgency", "urgentish"), ("stage", "limbo"), ("reason", "whim"), ("chosen_opinion", "eleventh")]
+    {
         app.sql(&format!("UPDATE cases SET {column} = '{word}' WHERE id = {id}")).await;
         let read =
             store::view(&app.db, &Actor::system("tests"), secondlook::ids::CaseId(i32::try_from(id).expect("id")))
@@ -98,6 +100,7 @@ async fn a_stored_word_outside_the_vocabulary_is_an_error_not_a_default(backend:
         let restore = match column {
             "urgency" => "routine",
             "stage" => "records_requested",
+            "chosen_opinion" => "other",
             _ => "cancer_diagnosis",
         };
         app.sql(&format!("UPDATE cases SET {column} = '{restore}' WHERE id = {id}")).await;

@@ -32,7 +32,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub hold_note: Option<String>,
     pub held_seconds: i64,
-    pub chosen_opinion: Option<String>,
+    pub chosen_opinion: Option<crate::vocabulary::OpinionChoice>,
     #[sea_orm(column_type = "Text", nullable)]
     pub decision_reason: Option<String>,
     pub decided_at: Option<DateTimeUtc>,
