@@ -314,6 +314,7 @@ fn init_logging() {
 async fn open(settings: &Settings) -> Result<DatabaseConnection, CliError> {
     let db = db::connect(&settings.database).await?;
     db::migrate(&db).await?;
+    crate::cases::tallies::ensure_built(&db).await?;
     Ok(db)
 }
 

@@ -12,6 +12,7 @@ mod m20261122_000003_outbox;
 mod m20261123_000004_health_probe;
 mod m20261123_000005_case_erasure;
 mod m20261123_000006_audit_chain;
+mod m20261123_000007_tallies;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_health_probe::Migration),
             Box::new(m20261123_000005_case_erasure::Migration),
             Box::new(m20261123_000006_audit_chain::Migration),
+            Box::new(m20261123_000007_tallies::Migration),
         ]
     }
 }

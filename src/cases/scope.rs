@@ -28,6 +28,11 @@ impl CaseScope {
         Self { advocates }
     }
 
+    /// Every case, as an admin's unnarrowed view has it.
+    pub fn everything() -> Self {
+        Self { advocates: Vec::new() }
+    }
+
     /// The filter on the `cases` table.
     pub fn condition(&self) -> Condition {
         self.advocates.iter().fold(Condition::all(), |cond, id| cond.add(case::Column::AdvocateId.eq(*id)))
@@ -36,6 +41,11 @@ impl CaseScope {
     /// The same filter for hand-written SQL, on the `cases` table named `alias`.
     pub fn sql(&self, alias: &str) -> String {
         self.advocates.iter().map(|id| format!(" AND {alias}.advocate_id = {id}")).collect()
+    }
+
+    /// The same filter on a column holding the advocate key of a tally row.
+    pub fn sql_on_key(&self, column: &str) -> String {
+        self.advocates.iter().map(|id| format!(" AND {column} = {id}")).collect()
     }
 
     /// The ids of the cases in view, as a subquery; `None` when every case is.

@@ -16,6 +16,7 @@ use super::{
     aggregate::{self, CaseState},
     schedule::{ServiceLevels, StageClock},
     stage::{self, Refusal},
+    tallies,
     values::{ConsultationMode, HoldReason, OpinionChoice, Reason, RecordKind, RecordStatus, parse_round, round_name},
     view::{self, CaseListItem, CaseView},
 };
@@ -300,6 +301,7 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
     }
     let entry = StageEntry { case_id: row.id, from: None, to: stage, round: 2, at: now, note: None };
     record_stage_entry(&txn, actor, entry).await?;
+    tallies::apply(&txn, &tallies::opened(advocate_id, stage, now)).await?;
     audit::record(
         &txn,
         actor,
@@ -614,6 +616,7 @@ pub async fn transition(
     }
     let entry = StageEntry { case_id, from: Some(from), to: step.to, round: step.round, at: w.now, note: note.clone() };
     record_stage_entry(&w.txn, actor, entry).await?;
+    tallies::apply(&w.txn, &tallies::moved(&state, step.to, w.now)).await?;
     let detail = json!({
         "from": from, "to": step.to, "round": round_name(step.round), "with_note": note.is_some(),
         "specialist_id": chosen_specialist.map(|s| s.id), "ended_hold": w.case.held_since.is_some(),
@@ -979,6 +982,7 @@ pub async fn update(
             ensure_assignable(&w.txn, id).await?;
         }
         changes.advocate_id = Set(advocate_id);
+        tallies::apply(&w.txn, &tallies::reassigned(stage, w.case.advocate_id, advocate_id)).await?;
         detail.insert("advocate_id".into(), json!({ "from": w.case.advocate_id, "to": advocate_id }));
     }
     // An unchanged urgency is no change at all, even on a closed case (the

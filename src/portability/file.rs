@@ -48,9 +48,19 @@ pub fn tables() -> [&'static str; 10] {
 }
 
 /// Tables left out on purpose: signed-in sessions and sign-in throttling
-/// are short-lived (after a move people simply sign in again), and the
-/// health check's probe row is rewritten by every `/healthz`.
-pub const NOT_CARRIED: [&str; 3] = ["sessions", "sign_in_failures", "health_probe"];
+/// are short-lived (after a move people simply sign in again), the health
+/// check's probe row is rewritten by every `/healthz`, and the tallies are
+/// recomputed from the imported cases.
+pub const NOT_CARRIED: [&str; 8] = [
+    "sessions",
+    "sign_in_failures",
+    "health_probe",
+    "tally_stage",
+    "tally_hour",
+    "tally_stage_time",
+    "tally_outcome",
+    "tally_state",
+];
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -267,6 +277,10 @@ pub async fn import(db: &DatabaseConnection, from: &Path) -> Result<Counts, Port
         }
     }
     txn.commit().await?;
+    crate::cases::tallies::rebuild(db).await.map_err(|err| match err {
+        crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
+        other => PortabilityError::Refused(format!("the cases were imported but their figures were not: {other}")),
+    })?;
     Ok(counts)
 }
 

@@ -4,6 +4,8 @@
 //! leaves an audit entry (`case.list`): which patients someone listed is part
 //! of the record.
 
+pub mod full_scan;
+
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, Order, PaginatorTrait,
@@ -13,7 +15,7 @@ use serde::Serialize;
 
 use crate::{
     auth::Actor,
-    cases::{Stage, scope::CaseScope, values::round_name},
+    cases::{Stage, scope::CaseScope, tallies},
     db::{
         self,
         entities::{audit_entry, case},
@@ -40,7 +42,9 @@ pub const MAX_PAGE: u64 = 10_000;
 pub struct Caseload {
     pub stage_counts: Vec<(Stage, i64)>,
     pub cases: Vec<case::Model>,
+    /// Matching cases; with `more`, only a lower bound.
     pub total: u64,
+    pub more: bool,
     pub upcoming: Vec<Upcoming>,
     pub activity: Vec<audit_entry::Model>,
 }
@@ -71,20 +75,7 @@ pub async fn caseload(
     let scope = CaseScope::of(actor, filter.advocate_id);
     let open = Condition::all().add(case::Column::Stage.is_in(open_stages())).add(scope.condition());
 
-    let counts: Vec<(String, i64)> = case::Entity::find()
-        .select_only()
-        .column(case::Column::Stage)
-        .column_as(case::Column::Id.count(), "n")
-        .filter(open.clone())
-        .group_by(case::Column::Stage)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let stage_counts = Stage::PATH[..4]
-        .iter()
-        .map(|stage| (*stage, counts.iter().find(|(s, _)| s == stage.as_str()).map_or(0, |(_, n)| *n)))
-        .collect();
-
+    let stage_counts = open_counts(db, &scope).await?;
     let mut listed = open.clone();
     if let Some(stage) = filter.stage {
         listed = listed.add(case::Column::Stage.eq(stage));
@@ -98,13 +89,34 @@ pub async fn caseload(
     if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         listed = listed.add(case::Column::SearchKey.like(like_contains(&q.to_lowercase())));
     }
-    let query = case::Entity::find()
-        .filter(listed)
+    // Open cases are read along the partial index on `closed_at IS NULL`.
+    let listed = listed.add(case::Column::ClosedAt.is_null());
+    let offset = filter.page * PAGE_SIZE;
+    let cases = case::Entity::find()
+        .filter(listed.clone())
         .order_by(case::Column::StageDueAt, Order::Asc)
-        .order_by(case::Column::Id, Order::Asc);
-    let paginator = query.paginate(db, PAGE_SIZE);
-    let total = paginator.num_items().await?;
-    let cases = paginator.fetch_page(filter.page).await?;
+        .order_by(case::Column::Id, Order::Asc)
+        .offset(offset)
+        .limit(PAGE_SIZE)
+        .all(db)
+        .await?;
+    let narrowed = filter.urgency.is_some() || filter.overdue || crate::validate::is_given(filter.query.as_deref());
+    let (total, more) = if narrowed {
+        // Counting every match would read them all; count up to a bound.
+        let bound = offset + COUNT_BOUND;
+        let counted = case::Entity::find()
+            .select_only()
+            .column(case::Column::Id)
+            .filter(listed)
+            .limit(bound + 1)
+            .count(db)
+            .await?;
+        (counted.min(bound), counted > bound)
+    } else {
+        let counted: i64 =
+            stage_counts.iter().filter(|(stage, _)| filter.stage.is_none_or(|s| s == *stage)).map(|(_, n)| *n).sum();
+        (u64::try_from(counted).unwrap_or(0), false)
+    };
 
     let backend = db.get_database_backend();
     let scope_sql = scope.sql("c");
@@ -125,15 +137,24 @@ pub async fn caseload(
     .all(db)
     .await?;
 
-    let mut activity_query = audit_entry::Entity::find()
-        .filter(audit_entry::Column::At.gte(now - Duration::days(14)))
-        .filter(audit_entry::Column::CaseId.is_not_null())
-        .filter(audit_entry::Column::Action.is_not_in(["access.denied", crate::cases::store::VIEWED]));
-    if let Some(in_view) = scope.case_ids() {
-        activity_query =
-            activity_query.filter(audit_entry::Column::CaseId.in_subquery(sea_orm::QueryTrait::into_query(in_view)));
-    }
-    let activity = activity_query.order_by_desc(audit_entry::Column::Id).limit(30).all(db).await?;
+    // Along the partial index of case activity, newest first; the terms
+    // repeat the index's condition word for word so SQLite uses it.
+    let activity = audit_entry::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            backend,
+            db::placeholders(
+                backend,
+                &format!(
+                    "SELECT a.* FROM audit_log a{join} WHERE a.case_id IS NOT NULL \
+                 AND a.action NOT IN ('case.viewed', 'access.denied') AND a.at >= ?{scope_sql} \
+                 ORDER BY a.id DESC LIMIT 30",
+                    join = if scope_sql.is_empty() { "" } else { " JOIN cases c ON c.id = a.case_id" },
+                ),
+            ),
+            [Value::from(now - Duration::days(14))],
+        ))
+        .all(db)
+        .await?;
     // The filters, but not the search text: it is often a patient's name.
     let detail = serde_json::json!({
         "view": "caseload", "stage": filter.stage, "urgency": filter.urgency, "overdue": filter.overdue,
@@ -141,7 +162,32 @@ pub async fn caseload(
         "page": filter.page, "shown": cases.len(),
     });
     crate::audit::record(db, actor, crate::audit::LISTED, crate::audit::Subject::named("cases"), detail).await?;
-    Ok(Caseload { stage_counts, cases, total, upcoming, activity })
+    Ok(Caseload { stage_counts, cases, total, more, upcoming, activity })
+}
+
+/// How many matches past the page a narrowed list counts before it says "more".
+pub const COUNT_BOUND: u64 = 1_000;
+
+/// Open cases per stage among those in `scope`, from the tallies.
+async fn open_counts(db: &DatabaseConnection, scope: &CaseScope) -> AppResult<Vec<(Stage, i64)>> {
+    let backend = db.get_database_backend();
+    let rows = StageCount::find_by_statement(Statement::from_string(
+        backend,
+        format!(
+            "SELECT stage, CAST(SUM(n) AS BIGINT) AS n FROM tally_stage WHERE 1 = 1{} GROUP BY stage",
+            scope.sql_on_key("advocate_key")
+        ),
+    ))
+    .all(db)
+    .await?;
+    Ok(per_open_stage(&rows))
+}
+
+fn per_open_stage(rows: &[StageCount]) -> Vec<(Stage, i64)> {
+    Stage::PATH[..4]
+        .iter()
+        .map(|stage| (*stage, rows.iter().find(|r| r.stage == stage.as_str()).map_or(0, |r| r.n)))
+        .collect()
 }
 
 /// Days between two timestamp columns, as a real number, in this database's dialect.
@@ -240,130 +286,161 @@ fn in_week(rows: &[WeekRow], weeks_ago: i32) -> i64 {
 
 pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Overview> {
     let backend = db.get_database_backend();
-    let stmt = |sql: String, values: Vec<Value>| {
-        Statement::from_sql_and_values(backend, db::placeholders(backend, &sql), values)
-    };
+    let stmt =
+        |sql: &str, values: Vec<Value>| Statement::from_sql_and_values(backend, db::placeholders(backend, sql), values);
     let open_list = "('records_requested', 'specialist_chosen', 'consultation_held', 'opinions_compared')";
 
-    let per_stage = |rows: Vec<StageCount>| -> Vec<(Stage, i64)> {
-        Stage::PATH[..4]
-            .iter()
-            .map(|stage| (*stage, rows.iter().find(|r| r.stage == stage.as_str()).map_or(0, |r| r.n)))
-            .collect()
-    };
-    let open = StageCount::find_by_statement(stmt(
-        format!("SELECT stage, COUNT(*) AS n FROM cases WHERE stage IN {open_list} GROUP BY stage"),
+    let open_per_stage = open_counts(db, &CaseScope::everything()).await?;
+    // Overdue changes with the clock, not with writes: counted along the
+    // (stage, due date) index, a cost that follows the overdue cases only.
+    let overdue_rows = OverdueRow::find_by_statement(stmt(
+        &format!(
+            "SELECT stage, advocate_id, COUNT(*) AS n FROM cases WHERE stage IN {open_list} \
+             AND stage_due_at < ? AND held_since IS NULL GROUP BY stage, advocate_id"
+        ),
+        vec![Value::from(now)],
+    ))
+    .all(db)
+    .await?;
+    let overdue_per_stage = Stage::PATH[..4]
+        .iter()
+        .map(|stage| (*stage, overdue_rows.iter().filter(|r| r.stage == stage.as_str()).map(|r| r.n).sum()))
+        .collect();
+
+    let loads = LoadRow::find_by_statement(stmt(
+        &format!(
+            "SELECT t.advocate_key, u.name, CAST(SUM(t.n) AS BIGINT) AS open FROM tally_stage t \
+             LEFT JOIN users u ON u.id = t.advocate_key WHERE t.stage IN {open_list} \
+             GROUP BY t.advocate_key, u.name"
+        ),
         vec![],
     ))
     .all(db)
     .await?;
-    let overdue = StageCount::find_by_statement(stmt(
-        format!(
-            "SELECT stage, COUNT(*) AS n FROM cases WHERE stage IN {open_list} AND held_since IS NULL \
-             AND stage_due_at < ? GROUP BY stage"
-        ),
-        vec![Value::from(now)],
-    ))
-    .all(db)
-    .await?;
-
-    let per_advocate = AdvocateLoad::find_by_statement(stmt(
-        format!(
-            "SELECT c.advocate_id, u.name, COUNT(*) AS open, \
-             SUM(CASE WHEN c.held_since IS NULL AND c.stage_due_at < ? THEN 1 ELSE 0 END) AS overdue \
-             FROM cases c LEFT JOIN users u ON u.id = c.advocate_id WHERE c.stage IN {open_list} \
-             GROUP BY c.advocate_id, u.name ORDER BY COUNT(*) DESC, u.name"
-        ),
-        vec![Value::from(now)],
-    ))
-    .all(db)
-    .await?;
-
-    let days = days_between(backend, "entered", "left_at");
-    let timing = TimingRow::find_by_statement(stmt(
-        format!(
-            "WITH spans AS ( \
-               SELECT to_stage AS stage, at AS entered, \
-                      LEAD(at) OVER (PARTITION BY case_id ORDER BY id) AS left_at \
-               FROM stage_history), \
-             done AS ( \
-               SELECT stage, {days} AS days FROM spans \
-               WHERE left_at IS NOT NULL AND left_at >= ? AND stage IN {open_list}), \
-             ranked AS ( \
-               SELECT stage, days, ROW_NUMBER() OVER (PARTITION BY stage ORDER BY days) AS rn, \
-                      COUNT(*) OVER (PARTITION BY stage) AS n FROM done) \
-             SELECT stage, n, \
-               MAX(CASE WHEN rn = (n + 1) / 2 THEN days END) AS median, \
-               MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN days END) AS p90 \
-             FROM ranked GROUP BY stage, n"
-        ),
-        vec![Value::from(now - Duration::days(90))],
-    ))
-    .all(db)
-    .await?;
-    let time_in_stage = Stage::PATH[..4]
-        .iter()
-        .map(|stage| {
-            let row = timing.iter().find(|r| r.stage == stage.as_str());
-            StageTiming {
-                stage: *stage,
-                count: row.map_or(0, |r| r.n),
-                median_days: row.and_then(|r| r.median),
-                p90_days: row.and_then(|r| r.p90),
+    let mut per_advocate: Vec<AdvocateLoad> = loads
+        .into_iter()
+        .filter(|l| l.open > 0)
+        .map(|l| {
+            let advocate_id = (l.advocate_key != crate::cases::tallies::UNASSIGNED).then_some(l.advocate_key);
+            AdvocateLoad {
+                advocate_id,
+                name: l.name,
+                open: l.open,
+                overdue: overdue_rows.iter().filter(|r| r.advocate_id == advocate_id).map(|r| r.n).sum(),
             }
         })
         .collect();
+    // As SQL would order it: most open first, then by name, nameless last.
+    per_advocate.sort_by(|a, b| {
+        b.open.cmp(&a.open).then_with(|| match (&a.name, &b.name) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        })
+    });
 
-    let start = now - Duration::weeks(12);
-    let weekly_counts = |column: &str| {
-        let weeks = whole_weeks_between(backend, column, "?");
-        stmt(
-            format!(
-                "SELECT weeks_ago, COUNT(*) AS n FROM (SELECT {weeks} AS weeks_ago FROM cases \
-                 WHERE {column} IS NOT NULL AND {column} > ?) AS recent GROUP BY weeks_ago"
-            ),
-            vec![Value::from(now), Value::from(start)],
-        )
+    let since_day = tallies::day_of(now - Duration::days(90));
+    let spans = SpanRow::find_by_statement(stmt(
+        &format!(
+            "SELECT stage, tenths, CAST(SUM(n) AS BIGINT) AS n FROM tally_stage_time \
+             WHERE day >= ? AND stage IN {open_list} GROUP BY stage, tenths"
+        ),
+        vec![Value::from(since_day)],
+    ))
+    .all(db)
+    .await?;
+    let time_in_stage = Stage::PATH[..4].iter().map(|stage| timing_of(*stage, &spans)).collect();
+
+    let since_hour = tallies::hour_of(now - Duration::weeks(12));
+    let hours = HourRow::find_by_statement(stmt(
+        "SELECT hour, opened, closed FROM tally_hour WHERE hour >= ?",
+        vec![Value::from(since_hour)],
+    ))
+    .all(db)
+    .await?;
+    let weeks_ago = |hour: i64| -> Option<i32> {
+        let start = tallies::hour_start(hour)?;
+        i32::try_from((now - start).num_seconds().div_euclid(7 * 86_400)).ok().map(|w| w.max(0))
     };
-    let opened = WeekRow::find_by_statement(weekly_counts("created_at")).all(db).await?;
-    let closed = WeekRow::find_by_statement(weekly_counts("closed_at")).all(db).await?;
     let weekly = (0..12)
         .rev()
-        .map(|weeks_ago: i32| WeekCounts {
-            week_start: now - Duration::weeks(i64::from(weeks_ago) + 1),
-            opened: in_week(&opened, weeks_ago),
-            closed: in_week(&closed, weeks_ago),
+        .map(|ago: i32| {
+            let of_week = hours.iter().filter(|h| weeks_ago(h.hour) == Some(ago));
+            let (opened, closed) = of_week.fold((0, 0), |(o, c), h| (o + h.opened, c + h.closed));
+            WeekCounts { week_start: now - Duration::weeks(i64::from(ago) + 1), opened, closed }
         })
         .collect();
 
-    let chosen_round = (1..=10).map(|r| format!("WHEN '{}' THEN {r}", round_name(r))).collect::<Vec<_>>().join(" ");
-    let outcomes = Outcomes::find_by_statement(stmt(
-        format!(
-            "SELECT COUNT(*) AS decided, \
-               COALESCE(SUM(CASE WHEN r.diagnosis_agrees = FALSE THEN 1 ELSE 0 END), 0) AS diagnosis_changed, \
-               COALESCE(SUM(CASE WHEN r.treatment_agrees = FALSE THEN 1 ELSE 0 END), 0) AS treatment_changed, \
-               COALESCE(SUM(CASE WHEN o_first.recommends_surgery = TRUE \
-                   AND (o_followed.recommends_surgery = FALSE OR c.chosen_opinion = 'other') THEN 1 ELSE 0 END), 0) \
-                 AS surgery_not_followed \
-             FROM cases c \
-             JOIN case_rounds r ON r.case_id = c.id AND r.round = c.round \
-             LEFT JOIN opinions o_first ON o_first.case_id = c.id AND o_first.round = 1 \
-             LEFT JOIN opinions o_followed ON o_followed.case_id = c.id \
-               AND o_followed.round = (CASE c.chosen_opinion {chosen_round} ELSE 0 END) \
-             WHERE c.stage = 'decision_made'"
-        ),
+    let outcome = OutcomeRow::find_by_statement(stmt(
+        "SELECT decided, diagnosis_changed, treatment_changed, surgery_not_followed FROM tally_outcome WHERE id = 1",
         vec![],
     ))
     .one(db)
     .await?
     .unwrap_or_default();
+    let outcomes = Outcomes {
+        decided: outcome.decided,
+        diagnosis_changed: outcome.diagnosis_changed,
+        treatment_changed: outcome.treatment_changed,
+        surgery_not_followed: outcome.surgery_not_followed,
+    };
 
-    Ok(Overview {
-        open_per_stage: per_stage(open),
-        overdue_per_stage: per_stage(overdue),
-        per_advocate,
-        time_in_stage,
-        weekly,
-        outcomes,
-    })
+    Ok(Overview { open_per_stage, overdue_per_stage, per_advocate, time_in_stage, weekly, outcomes })
+}
+
+#[derive(Debug, FromQueryResult)]
+struct OverdueRow {
+    stage: String,
+    advocate_id: Option<i32>,
+    n: i64,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct LoadRow {
+    advocate_key: i32,
+    name: Option<String>,
+    open: i64,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct SpanRow {
+    stage: String,
+    tenths: i64,
+    n: i64,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct HourRow {
+    hour: i64,
+    opened: i64,
+    closed: i64,
+}
+
+#[derive(Debug, Default, FromQueryResult)]
+struct OutcomeRow {
+    decided: i64,
+    diagnosis_changed: i64,
+    treatment_changed: i64,
+    surgery_not_followed: i64,
+}
+
+/// Median and 90th percentile of a stage's spans, in days, picked by rank
+/// from the (length, count) rows the way the full scan ranks single spans.
+fn timing_of(stage: Stage, spans: &[SpanRow]) -> StageTiming {
+    let mut lengths: Vec<(i64, i64)> =
+        spans.iter().filter(|s| s.stage == stage.as_str() && s.n > 0).map(|s| (s.tenths, s.n)).collect();
+    lengths.sort_unstable();
+    let count: i64 = lengths.iter().map(|(_, n)| n).sum();
+    let at_rank = |rank: i64| -> Option<f64> {
+        let mut seen = 0;
+        lengths.iter().find_map(|(tenths, n)| {
+            seen += n;
+            // Cast: tenths of a day are small whole numbers.
+            (seen >= rank).then_some(*tenths as f64 / 10.0)
+        })
+    };
+    let (median_days, p90_days) =
+        if count == 0 { (None, None) } else { (at_rank((count + 1) / 2), at_rank((9 * count + 9) / 10)) };
+    StageTiming { stage, count, median_days, p90_days }
 }

@@ -57,6 +57,8 @@ struct HomePage {
     page: u64,
     pages: u64,
     total: u64,
+    /// `total` is only a lower bound.
+    more: bool,
     /// (when, case id, reference, mode)
     upcoming: Vec<(String, i32, String, String)>,
     /// (when, case id, action, who)
@@ -174,6 +176,7 @@ pub async fn home(
         page: filter.page,
         pages: caseload.total.div_ceil(PAGE_SIZE).max(1),
         total: caseload.total,
+        more: caseload.more,
         upcoming: caseload
             .upcoming
             .iter()

@@ -30,7 +30,7 @@ fn ts(value: &Value) -> chrono::DateTime<chrono::Utc> {
 }
 
 /// Walks a fresh case to `opinions_compared` through the API.
-async fn to_opinions_compared(app: &TestApp, token: &str, id: i64, specialist: i64) {
+pub(crate) async fn to_opinions_compared(app: &TestApp, token: &str, id: i64, specialist: i64) {
     let path = |p: &str| format!("/api/v1/cases/{id}/{p}");
     let (s, b) = app.put(token, &path("specialist"), json!({ "specialist_id": specialist })).await;
     assert_eq!(s, StatusCode::OK, "{b}");

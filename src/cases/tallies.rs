@@ -1,0 +1,299 @@
+//! Tallies: the summary rows the caseload and the admin figures read instead
+//! of counting every case on each view — cases per advocate and stage, cases
+//! opened and closed per hour, time spent in a stage per day it ended (in
+//! tenths of a day), and decision outcomes. What a change adds to them is a
+//! pure function of the change; the case writes apply it in the same
+//! transaction, so the tallies move with the rows they summarise.
+//! [`rebuild`] recomputes them from the rows, for databases that predate
+//! them or were loaded in bulk.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
+};
+
+use super::aggregate::CaseState;
+use crate::{
+    db::{
+        self,
+        entities::{case, stage_change},
+    },
+    error::AppResult,
+    vocabulary::{OpinionChoice, Stage},
+};
+
+/// The advocate key of cases nobody is assigned to.
+pub const UNASSIGNED: i32 = 0;
+
+/// Decision outcomes, counted over decided cases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct Outcome {
+    pub decided: i64,
+    pub diagnosis_changed: i64,
+    pub treatment_changed: i64,
+    pub surgery_not_followed: i64,
+}
+
+/// What one change adds to the tallies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// (advocate key, stage, change in the number of cases)
+    pub stage: Vec<(i32, Stage, i64)>,
+    /// (hour, opened, closed)
+    pub hour: Vec<(i64, i64, i64)>,
+    /// (day the span ended, stage, its length in tenths of a day, spans)
+    pub stage_time: Vec<(i64, Stage, i64, i64)>,
+    pub outcome: Option<Outcome>,
+}
+
+pub fn advocate_key(advocate: Option<i32>) -> i32 {
+    advocate.unwrap_or(UNASSIGNED)
+}
+
+/// Hours and days since the Unix epoch, in UTC.
+pub fn hour_of(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(3600)
+}
+
+pub fn day_of(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(86_400)
+}
+
+/// The start of an hour or day counted by [`hour_of`] / [`day_of`].
+pub fn hour_start(hour: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(hour.checked_mul(3600)?, 0)
+}
+
+/// A span's length in tenths of a day, rounded to the nearest. Rounding is
+/// monotonic, so a median or percentile of the tenths is the rounded
+/// median or percentile of the exact lengths: what the page shows.
+pub fn tenths_of_day(entered: DateTime<Utc>, left: DateTime<Utc>) -> i64 {
+    let micros = (left - entered).num_microseconds().unwrap_or(i64::MAX);
+    // Cast: a span's length fits a f64 to well within a tenth of a day.
+    (micros as f64 / 8_640_000_000.0).round() as i64
+}
+
+/// A case was opened in `stage` at `at`.
+pub fn opened(advocate: Option<i32>, stage: Stage, at: DateTime<Utc>) -> Delta {
+    Delta { stage: vec![(advocate_key(advocate), stage, 1)], hour: vec![(hour_of(at), 1, 0)], ..Delta::default() }
+}
+
+/// A case moved on at `now`: the span it spent in its stage ended. When the
+/// move closes the case, the case counts as closed this hour, and a decision
+/// adds its outcome.
+pub fn moved(state: &CaseState, to: Stage, now: DateTime<Utc>) -> Delta {
+    let row = &state.row;
+    let key = advocate_key(row.advocate_id);
+    let mut delta = Delta {
+        stage: vec![(key, row.stage, -1), (key, to, 1)],
+        stage_time: vec![(day_of(now), row.stage, tenths_of_day(row.stage_entered_at, now), 1)],
+        ..Delta::default()
+    };
+    if to.is_final() {
+        delta.hour.push((hour_of(now), 0, 1));
+    }
+    if to == Stage::DecisionMade {
+        delta.outcome = outcome_of(state);
+    }
+    delta
+}
+
+/// A case in `stage` changed hands.
+pub fn reassigned(stage: Stage, from: Option<i32>, to: Option<i32>) -> Delta {
+    if from == to {
+        return Delta::default();
+    }
+    Delta { stage: vec![(advocate_key(from), stage, -1), (advocate_key(to), stage, 1)], ..Delta::default() }
+}
+
+/// What a decided case adds to the outcomes: whether the opinion of its last
+/// round changed the diagnosis or the treatment, and whether the patient
+/// passed on a surgery the original opinion recommended.
+pub fn outcome_of(state: &CaseState) -> Option<Outcome> {
+    let round = state.round.as_ref()?;
+    let opinion = |n: i32| state.opinions.iter().find(|o| o.round == n);
+    let first_recommends = opinion(1).is_some_and(|o| o.recommends_surgery);
+    let passed_on = match state.row.chosen_opinion {
+        Some(OpinionChoice::Other) => true,
+        Some(OpinionChoice::Round(n)) => opinion(n).is_some_and(|o| !o.recommends_surgery),
+        None => false,
+    };
+    Some(Outcome {
+        decided: 1,
+        diagnosis_changed: i64::from(round.diagnosis_agrees == Some(false)),
+        treatment_changed: i64::from(round.treatment_agrees == Some(false)),
+        surgery_not_followed: i64::from(first_recommends && passed_on),
+    })
+}
+
+/// Adds `delta` to the tallies, inside the caller's transaction.
+pub async fn apply<C: ConnectionTrait>(conn: &C, delta: &Delta) -> AppResult<()> {
+    let backend = conn.get_database_backend();
+    let run =
+        |sql: &str, values: Vec<Value>| Statement::from_sql_and_values(backend, db::placeholders(backend, sql), values);
+    for (key, stage, n) in &delta.stage {
+        conn.execute_raw(run(
+            "INSERT INTO tally_stage (advocate_key, stage, n) VALUES (?, ?, ?) \
+             ON CONFLICT (advocate_key, stage) DO UPDATE SET n = tally_stage.n + excluded.n",
+            vec![(*key).into(), stage.as_str().into(), (*n).into()],
+        ))
+        .await?;
+    }
+    for (hour, opened, closed) in &delta.hour {
+        conn.execute_raw(run(
+            "INSERT INTO tally_hour (hour, opened, closed) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE \
+             SET opened = tally_hour.opened + excluded.opened, closed = tally_hour.closed + excluded.closed",
+            vec![(*hour).into(), (*opened).into(), (*closed).into()],
+        ))
+        .await?;
+    }
+    for (day, stage, tenths, n) in &delta.stage_time {
+        conn.execute_raw(run(
+            "INSERT INTO tally_stage_time (day, stage, tenths, n) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (day, stage, tenths) DO UPDATE SET n = tally_stage_time.n + excluded.n",
+            vec![(*day).into(), stage.as_str().into(), (*tenths).into(), (*n).into()],
+        ))
+        .await?;
+    }
+    if let Some(o) = &delta.outcome {
+        conn.execute_raw(run(
+            "INSERT INTO tally_outcome (id, decided, diagnosis_changed, treatment_changed, surgery_not_followed) \
+             VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+             decided = tally_outcome.decided + excluded.decided, \
+             diagnosis_changed = tally_outcome.diagnosis_changed + excluded.diagnosis_changed, \
+             treatment_changed = tally_outcome.treatment_changed + excluded.treatment_changed, \
+             surgery_not_followed = tally_outcome.surgery_not_followed + excluded.surgery_not_followed",
+            vec![
+                o.decided.into(),
+                o.diagnosis_changed.into(),
+                o.treatment_changed.into(),
+                o.surgery_not_followed.into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Builds the tallies once for a database whose rows predate them.
+pub async fn ensure_built(db: &DatabaseConnection) -> AppResult<()> {
+    let built = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT id FROM tally_state WHERE id = 1"))
+        .await?;
+    if built.is_none() {
+        rebuild(db).await?;
+    }
+    Ok(())
+}
+
+/// How many rows a rebuild reads or writes per statement.
+const CHUNK: u64 = 5_000;
+
+/// Recomputes every tally from the case rows, in one write transaction that
+/// keeps case writes out until it commits.
+pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
+    let txn = db::begin_write(db).await?;
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        // Self-exclusive, and blocks case updates but not reads.
+        txn.execute_unprepared("LOCK TABLE cases IN SHARE ROW EXCLUSIVE MODE").await?;
+    }
+    for table in ["tally_stage", "tally_hour", "tally_stage_time", "tally_outcome", "tally_state"] {
+        txn.execute_unprepared(&format!("DELETE FROM {table}")).await?;
+    }
+    txn.execute_unprepared(
+        "INSERT INTO tally_stage (advocate_key, stage, n) \
+         SELECT COALESCE(advocate_id, 0), stage, COUNT(*) FROM cases GROUP BY COALESCE(advocate_id, 0), stage",
+    )
+    .await?;
+
+    let mut total = Delta::default();
+    let mut hours: HashMap<i64, (i64, i64)> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let rows: Vec<(i32, DateTime<Utc>, Option<DateTime<Utc>>)> = case::Entity::find()
+            .select_only()
+            .columns([case::Column::Id, case::Column::CreatedAt, case::Column::ClosedAt])
+            .filter(case::Column::Id.gt(after))
+            .order_by_asc(case::Column::Id)
+            .limit(CHUNK)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        for (_, created, closed) in rows {
+            hours.entry(hour_of(created)).or_default().0 += 1;
+            if let Some(closed) = closed {
+                hours.entry(hour_of(closed)).or_default().1 += 1;
+            }
+        }
+    }
+    total.hour = hours.into_iter().map(|(hour, (opened, closed))| (hour, opened, closed)).collect();
+
+    // A span of history ends where the same case's next history line
+    // begins; cases are read a range of ids at a time, lines in case order.
+    let mut spans: HashMap<(i64, Stage, i64), i64> = HashMap::new();
+    let step = i32::try_from(CHUNK).unwrap_or(i32::MAX);
+    let mut from_case = 0;
+    while from_case < after {
+        let rows: Vec<(i32, Stage, DateTime<Utc>)> = stage_change::Entity::find()
+            .select_only()
+            .columns([stage_change::Column::CaseId, stage_change::Column::ToStage, stage_change::Column::At])
+            .filter(stage_change::Column::CaseId.gt(from_case))
+            .filter(stage_change::Column::CaseId.lte(from_case.saturating_add(step)))
+            .order_by_asc(stage_change::Column::CaseId)
+            .order_by_asc(stage_change::Column::Id)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        from_case = from_case.saturating_add(step);
+        for pair in rows.windows(2) {
+            let ((case_id, stage, entered), (next_case, _, left)) = (pair[0], pair[1]);
+            if case_id == next_case {
+                *spans.entry((day_of(left), stage, tenths_of_day(entered, left))).or_default() += 1;
+            }
+        }
+    }
+    total.stage_time = spans.into_iter().map(|((day, stage, tenths), n)| (day, stage, tenths, n)).collect();
+    total.outcome = Some(outcomes_by_scan(&txn).await?);
+    apply(&txn, &total).await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        db::placeholders(backend, "INSERT INTO tally_state (id, built_at) VALUES (1, ?)"),
+        [Value::from(db::now())],
+    ))
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The outcomes counted over every decided case, as the tallies keep them.
+pub async fn outcomes_by_scan<C: ConnectionTrait>(conn: &C) -> AppResult<Outcome> {
+    let backend = conn.get_database_backend();
+    let chosen_round =
+        (1..=10).map(|r| format!("WHEN '{}' THEN {r}", crate::vocabulary::round_name(r))).collect::<Vec<_>>().join(" ");
+    let found = Outcome::find_by_statement(Statement::from_string(
+        backend,
+        format!(
+            "SELECT COUNT(*) AS decided, \
+               COALESCE(SUM(CASE WHEN r.diagnosis_agrees = FALSE THEN 1 ELSE 0 END), 0) AS diagnosis_changed, \
+               COALESCE(SUM(CASE WHEN r.treatment_agrees = FALSE THEN 1 ELSE 0 END), 0) AS treatment_changed, \
+               COALESCE(SUM(CASE WHEN o_first.recommends_surgery = TRUE \
+                   AND (o_followed.recommends_surgery = FALSE OR c.chosen_opinion = 'other') THEN 1 ELSE 0 END), 0) \
+                 AS surgery_not_followed \
+             FROM cases c \
+             JOIN case_rounds r ON r.case_id = c.id AND r.round = c.round \
+             LEFT JOIN opinions o_first ON o_first.case_id = c.id AND o_first.round = 1 \
+             LEFT JOIN opinions o_followed ON o_followed.case_id = c.id \
+               AND o_followed.round = (CASE c.chosen_opinion {chosen_round} ELSE 0 END) \
+             WHERE c.stage = 'decision_made'"
+        ),
+    ))
+    .one(conn)
+    .await?;
+    Ok(found.unwrap_or_default())
+}
