@@ -47,14 +47,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let web = &state.settings.web;
     // The cookie lives until the browser closes (no Max-Age); the idle
     // deadline is kept on the server, where the store stamps it anew each
-    // time the session is saved — on every request, so activity moves it on.
+    // time the session is saved. A session is saved when it changes, and
+    // `keep_session_alive` changes a signed-in one at most once a minute, so
+    // activity moves the deadline on without a write on every page view.
     let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone(), web.session_idle_timeout))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(web.secure_cookies || state.settings.public_url().starts_with("https://"))
-        .with_expiry(Expiry::OnSessionEnd)
-        .with_always_save(true);
+        .with_expiry(Expiry::OnSessionEnd);
     let mut csrf = CsrfLayer::new();
     let public_url = state.settings.public_url();
     match csrf.clone().add_trusted_origin(&public_url) {
@@ -98,6 +99,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .fallback(|| async { PageError::App(AppError::NotFound) })
         .layer(CatchPanicLayer::custom(error::panicked))
         .layer(csrf.with_rejection_response(forgery_refused))
+        .layer(axum::middleware::from_fn(keep_session_alive))
         .layer(sessions)
         .layer(axum::middleware::map_response(error::explain_bare_failures))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -111,6 +113,31 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
             ),
         ))
+}
+
+const SEEN_AT_KEY: &str = "seen_at";
+/// How stale the idle deadline may get before a page view renews it.
+const RENEW_AFTER_SECONDS: i64 = 60;
+
+/// Marks a signed-in session as seen when its last mark is a minute old, so
+/// the session layer saves it and the store moves its idle deadline on.
+/// Anonymous visitors get no session. A session that cannot be read is left
+/// for the page's own extractor to report.
+async fn keep_session_alive(
+    session: Session,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Ok(Some(_)) = session.get::<i32>(USER_KEY).await {
+        let now = chrono::Utc::now().timestamp();
+        let seen = session.get::<i64>(SEEN_AT_KEY).await.ok().flatten();
+        if seen.is_none_or(|at| now - at >= RENEW_AFTER_SECONDS) {
+            if let Err(err) = session.insert(SEEN_AT_KEY, now).await {
+                tracing::warn!(error = %err, "could not mark the session as seen");
+            }
+        }
+    }
+    next.run(request).await
 }
 
 fn forgery_refused(_: tower_http::csrf::ProtectionError) -> Response {
@@ -147,7 +174,11 @@ pub struct Staff {
 impl Staff {
     /// The header for a page, taking any one-time message out of the session.
     pub async fn nav(&self) -> Nav {
-        let flash = self.session.remove::<String>(FLASH_KEY).await.ok().flatten();
+        // Removing marks the session changed (a write), so only when there is a message.
+        let flash = match self.session.get::<String>(FLASH_KEY).await {
+            Ok(Some(_)) => self.session.remove::<String>(FLASH_KEY).await.ok().flatten(),
+            _ => None,
+        };
         Nav { name: self.user.name.clone(), is_admin: self.actor.is_admin(), flash }
     }
 

@@ -11,6 +11,7 @@ crate::on_both_databases!(
     advocates_cannot_change_another_advocates_case_through_forms,
     cross_site_posts_are_refused,
     sessions_rotate_end_and_expire,
+    page_views_do_not_rewrite_the_session_each_time,
     repeated_failed_sign_ins_are_slowed_then_refused,
     admins_manage_users_and_tokens,
     text_is_escaped_on_every_page,
@@ -551,4 +552,27 @@ async fn staff_change_their_own_password(backend: Backend) {
     let (status, _) =
         post_form(&web_client(), &format!("{b}/login"), &[("email", "advocate@example.org"), ("password", new)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+/// Activity keeps a session alive, but a burst of page views writes its row
+/// at most once: the idle deadline is renewed once a minute, not per page.
+async fn page_views_do_not_rewrite_the_session_each_time(backend: Backend) {
+    use sea_orm::{EntityTrait, QueryOrder};
+    use secondlook::db::entities::session;
+    let Some(app) = TestApp::start(backend).await else { return };
+    let client = app.signed_in("advocate@example.org").await;
+    assert_eq!(status_of(&client, &format!("{}/", app.base)).await.0, StatusCode::OK);
+    let deadline = || async {
+        let rows =
+            session::Entity::find().order_by_asc(session::Column::ExpiresAt).all(&app.db).await.expect("sessions");
+        assert_eq!(rows.len(), 1, "one signed-in session");
+        (rows[0].expires_at, rows[0].data.clone())
+    };
+    let first = deadline().await;
+    assert!(first.1.contains("seen_at"), "the first page view marks the session: {}", first.1);
+    for _ in 0..5 {
+        assert_eq!(status_of(&client, &format!("{}/", app.base)).await.0, StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(deadline().await, first, "five more page views within the minute left the row as it was");
 }
