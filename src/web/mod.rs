@@ -131,10 +131,10 @@ async fn keep_session_alive(
     if let Ok(Some(_)) = session.get::<i32>(USER_KEY).await {
         let now = chrono::Utc::now().timestamp();
         let seen = session.get::<i64>(SEEN_AT_KEY).await.ok().flatten();
-        if seen.is_none_or(|at| now - at >= RENEW_AFTER_SECONDS) {
-            if let Err(err) = session.insert(SEEN_AT_KEY, now).await {
-                tracing::warn!(error = %err, "could not mark the session as seen");
-            }
+        if seen.is_none_or(|at| now - at >= RENEW_AFTER_SECONDS)
+            && let Err(err) = session.insert(SEEN_AT_KEY, now).await
+        {
+            tracing::warn!(error = %err, "could not mark the session as seen");
         }
     }
     next.run(request).await
