@@ -58,10 +58,6 @@ pub struct Upcoming {
     pub mode: Option<String>,
 }
 
-fn open_stages() -> impl Iterator<Item = Stage> {
-    Stage::ALL.iter().copied().filter(|s| !s.is_final())
-}
-
 pub async fn caseload(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -73,7 +69,10 @@ pub async fn caseload(
         return Err(crate::error::FieldErrors::single("page", format!("must be at most {MAX_PAGE}")));
     }
     let scope = CaseScope::of(actor, filter.advocate_id);
-    let open = Condition::all().add(case::Column::Stage.is_in(open_stages())).add(scope.condition());
+    // Open is `closed_at IS NULL` (a case gets its closing time as it
+    // reaches a final stage), which is also the condition of the partial
+    // indexes the list walks in due order.
+    let open = Condition::all().add(case::Column::ClosedAt.is_null()).add(scope.condition());
 
     let stage_counts = open_counts(db, &scope).await?;
     let mut listed = open.clone();
@@ -89,8 +88,6 @@ pub async fn caseload(
     if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         listed = listed.add(case::Column::SearchKey.like(like_contains(&q.to_lowercase())));
     }
-    // Open cases are read along the partial index on `closed_at IS NULL`.
-    let listed = listed.add(case::Column::ClosedAt.is_null());
     let offset = filter.page * PAGE_SIZE;
     let cases = case::Entity::find()
         .filter(listed.clone())

@@ -14,6 +14,7 @@ mod database;
 mod fuzz;
 mod input;
 mod mail;
+mod plans;
 mod portability;
 mod privacy;
 mod storage;

@@ -1,0 +1,161 @@
+//! The queries behind the busiest pages read along an index, on both
+//! databases: every statement the caseload, the admin figures, the API list
+//! and a case view run is captured and explained. A full scan of a table
+//! that grows with the cases fails here, not in a slow week.
+
+use std::sync::{Arc, Mutex};
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use secondlook::{
+    actor::{Actor, Role},
+    cases::store,
+    ids::CaseId,
+    reports::{self, CaseloadFilter},
+};
+
+use crate::common::{Backend, TestApp};
+
+crate::on_both_databases!(the_busiest_queries_read_along_an_index);
+
+/// Tables whose size follows the number of cases (or of what was done to them).
+const GROWING: [&str; 8] =
+    ["cases", "case_rounds", "case_records", "opinions", "stage_history", "audit_log", "outbox", "sessions"];
+
+/// Explains `statement`; the lines of its plan.
+async fn plan(db: &sea_orm::DatabaseConnection, statement: &Statement) -> Vec<String> {
+    let values = statement.values.clone().map(|v| v.0).unwrap_or_default();
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            // Tiny test tables are cheaper to read whole, so the planner
+            // would scan them anyway; forbidding scans asks whether an
+            // index could serve the query at all.
+            let txn = db.begin().await.expect("begin");
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.expect("set");
+            let sql = format!("EXPLAIN {}", statement.sql);
+            let rows = txn
+                .query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+                .await
+                .expect("explain");
+            txn.rollback().await.expect("rollback");
+            rows.iter().map(|r| r.try_get::<String>("", "QUERY PLAN").expect("plan line")).collect()
+        }
+        _ => {
+            let sql = format!("EXPLAIN QUERY PLAN {}", statement.sql);
+            let rows = db
+                .query_all_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
+                .await
+                .expect("explain");
+            rows.iter().map(|r| r.try_get::<String>("", "detail").expect("plan line")).collect()
+        }
+    }
+}
+
+/// The table or alias a plan line reads whole, if it does.
+fn full_scan(line: &str, backend: DbBackend) -> Option<String> {
+    let line = line.trim();
+    match backend {
+        DbBackend::Postgres => {
+            let rest = line.split("Seq Scan on ").nth(1)?;
+            rest.split_whitespace().next().map(str::to_string)
+        }
+        _ => {
+            let rest = line.strip_prefix("SCAN ")?;
+            if rest.contains("USING") || rest.starts_with("CONSTANT ROW") {
+                return None;
+            }
+            rest.split_whitespace().next().map(str::to_string)
+        }
+    }
+}
+
+/// SQLite shows reading a table in primary key order as a scan; with no
+/// condition and a LIMIT it stops after that many rows (the newest audit
+/// entry, say), so it costs the same at any size.
+fn walks_the_key_from_one_end(statement: &Statement, lines: &[String]) -> bool {
+    let sql = statement.sql.replace(" WHERE TRUE", "");
+    !sql.contains(" WHERE ")
+        && sql.contains("\"id\" DESC LIMIT")
+        && lines.len() == 1
+        && !lines.iter().any(|l| l.contains("TEMP B-TREE"))
+}
+
+async fn the_busiest_queries_read_along_an_index(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let specialist = app.add_specialist("Dr. Plan", true).await;
+    let mut last = 0;
+    for n in 0..4 {
+        last = app.open_case(&app.advocate.token, &format!("Planned {n}")).await;
+    }
+    crate::workflow::to_opinions_compared(&app, &app.advocate.token, last, specialist).await;
+    app.open_case(&app.other_advocate.token, "Someone Else's").await;
+
+    let captured: Arc<Mutex<Vec<Statement>>> = Arc::default();
+    let mut db = app.db.clone();
+    let sink = captured.clone();
+    db.set_metric_callback(move |info| {
+        if let Ok(mut seen) = sink.lock() {
+            seen.push(info.statement.clone());
+        }
+    });
+    let now = chrono::Utc::now();
+    let advocate_id = i32::try_from(app.advocate.id).expect("id");
+    let advocate = Actor::user(advocate_id, "advocate@example.org", Role::Advocate, None);
+    let admin = Actor::user(i32::try_from(app.admin.id).expect("id"), "admin@example.org", Role::Admin, None);
+    for (actor, filter) in [
+        (&advocate, CaseloadFilter::default()),
+        (&admin, CaseloadFilter::default()),
+        (&admin, CaseloadFilter { advocate_id: Some(advocate_id), ..CaseloadFilter::default() }),
+        (&advocate, CaseloadFilter { urgency: Some("routine".into()), ..CaseloadFilter::default() }),
+    ] {
+        reports::caseload(&db, actor, &filter, now).await.expect("caseload");
+    }
+    reports::overview(&db, now).await.expect("figures");
+    let list =
+        store::ListFilter { stage: None, overdue: false, advocate_id: None, query: None, limit: 50, after_id: None };
+    store::list(&db, &admin, &list).await.expect("list");
+    store::view(&db, &advocate, CaseId(i32::try_from(last).expect("id"))).await.expect("case");
+
+    let statements = captured.lock().expect("captured").clone();
+    let reads: Vec<&Statement> = statements
+        .iter()
+        .filter(|s| {
+            let sql = s.sql.trim_start().to_uppercase();
+            sql.starts_with("SELECT") || sql.starts_with("WITH")
+        })
+        .collect();
+    assert!(reads.len() >= 20, "the pages' reads were captured: {}", reads.len());
+    let mut listed_by_due = 0;
+    for statement in reads {
+        let lines = plan(&app.db, statement).await;
+        if walks_the_key_from_one_end(statement, &lines) {
+            continue;
+        }
+        for line in &lines {
+            if let Some(table) = full_scan(line, app.db.get_database_backend()) {
+                // The hand-written queries name their tables by these aliases.
+                let table = match table.as_str() {
+                    "c" => "cases".to_string(),
+                    "a" => "audit_log".to_string(),
+                    "r" => "case_rounds".to_string(),
+                    other => other.to_string(),
+                };
+                assert!(
+                    !GROWING.contains(&table.as_str()),
+                    "reads all of {table}:\n{}\n{}",
+                    statement.sql,
+                    lines.join("\n")
+                );
+            }
+        }
+        if statement.sql.contains("ORDER BY \"cases\".\"stage_due_at\"") {
+            listed_by_due += 1;
+            let plan_text = lines.join("\n");
+            assert!(
+                plan_text.contains("ix_cases_open_due") || plan_text.contains("ix_cases_open_advocate_due"),
+                "the caseload list walks the open cases in due order:\n{}\n{plan_text}",
+                statement.sql
+            );
+        }
+    }
+    assert_eq!(listed_by_due, 4, "each caseload read its list once");
+}
