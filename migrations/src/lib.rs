@@ -13,6 +13,7 @@ mod m20261123_000004_health_probe;
 mod m20261123_000005_case_erasure;
 mod m20261123_000006_audit_chain;
 mod m20261123_000007_tallies;
+mod m20261123_000008_remind_at;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_case_erasure::Migration),
             Box::new(m20261123_000006_audit_chain::Migration),
             Box::new(m20261123_000007_tallies::Migration),
+            Box::new(m20261123_000008_remind_at::Migration),
         ]
     }
 }

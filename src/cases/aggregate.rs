@@ -203,6 +203,7 @@ mod tests {
             nudge_token: None,
             nudges_stopped_at: None,
             erased_at: None,
+            remind_at: None,
         };
         let round_row = case_round::Model {
             id: 1,

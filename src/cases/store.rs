@@ -274,6 +274,7 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
         nudge_token: Set(Some(unsubscribe_token()?)),
         nudges_stopped_at: Set(None),
         erased_at: Set(None),
+        remind_at: Set(Some(now)),
         ..Default::default()
     }
     .insert(&txn)
@@ -529,6 +530,9 @@ impl CaseWrite {
     ) -> AppResult<CaseView> {
         changes.id = Set(self.case.id);
         changes.updated_at = Set(self.now);
+        // Whatever changed may change what is due: the reminder scan looks
+        // at the case on its next tick.
+        changes.remind_at = Set(Some(self.now));
         changes.update(&self.txn).await?;
         audit::record_at(&self.txn, actor, action, Subject::case(self.case.id), detail, self.now).await?;
         let case_id = self.case.id;

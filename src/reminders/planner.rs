@@ -294,6 +294,50 @@ pub fn plan_cases(rules: &Rules, cases: &[CaseFacts], queued: &HashSet<String>, 
     out
 }
 
+/// The longest the scan leaves an open case unread, so that what the case's
+/// facts do not carry (an advocate's new time zone, say) still reaches it.
+pub const LOOK_AT_LEAST_EVERY: Duration = Duration::days(1);
+
+/// When [`plan_cases`] could next plan something new for `case`, if its
+/// facts stay as they are: the next slot boundary after `now` (a stage
+/// coming due, the next overdue day, the next records nudge, a visit three
+/// days or one day away, a report a day after the visit), and no later than
+/// a day from now. A change to the case brings the look forward anyway.
+pub fn next_look(rules: &Rules, case: &CaseFacts, now: DateTime<Utc>) -> DateTime<Utc> {
+    let mut times: Vec<DateTime<Utc>> = vec![now + LOOK_AT_LEAST_EVERY];
+    if let (Some(_), Some(due), false) = (&case.advocate, case.stage_due_at, case.held) {
+        times.push(due - rules.due_soon_window);
+        times.push(due);
+        if due <= now {
+            let next_day = (now - due).num_days() + 1;
+            if next_day < i64::from(rules.overdue_max) {
+                times.push(due + Duration::days(next_day));
+            }
+        }
+    }
+    if !case.nudges_stopped {
+        if case.stage == Stage::RecordsRequested && !case.records_outstanding.is_empty() {
+            let every = rules.records_nudge_every.num_seconds().max(1);
+            let next = (now - case.stage_entered_at).num_seconds().div_euclid(every) + 1;
+            if next <= i64::from(rules.records_nudge_max) {
+                times.push(case.stage_entered_at + Duration::seconds(next.saturating_mul(every)));
+            }
+        }
+        if let Some(visit) = case.consultation.as_ref() {
+            if visit.held_at.is_none() {
+                times.push(visit.scheduled_at - Duration::days(3));
+                times.push(visit.scheduled_at - Duration::days(1));
+            }
+            if let Some(held) = visit.held_at {
+                times.push(held + Duration::days(1));
+            }
+        }
+    }
+    // Every slot begins at its boundary (inclusive); one reached exactly now
+    // was planned by this look, so the next lies strictly ahead.
+    times.into_iter().filter(|t| *t > now).min().unwrap_or(now + LOOK_AT_LEAST_EVERY)
+}
+
 /// The key of today's digest for `person` and whether its local time has come.
 pub fn digest_slot(rules: &Rules, person: &Person, now: DateTime<Utc>) -> (String, bool) {
     let local_date = now.with_timezone(&person.tz).date_naive();
@@ -403,6 +447,55 @@ mod tests {
             consultation: None,
             specialist_name: None,
             current_round_opinion: false,
+        }
+    }
+
+    /// Nothing new is planned between one look and the next: every key the
+    /// planner would give at any hour before the next look, it gave already.
+    #[test]
+    fn nothing_new_comes_due_before_the_next_look() {
+        let start = utc(2026, 6, 10, 12, 0);
+        let visit = |at: DateTime<Utc>, held: Option<DateTime<Utc>>| Consultation {
+            scheduled_at: at,
+            virtual_visit: false,
+            location: None,
+            held_at: held,
+        };
+        let scenarios = vec![
+            case(start),
+            CaseFacts { stage_due_at: Some(start + Duration::hours(30)), ..case(start) },
+            CaseFacts { stage_due_at: Some(start - Duration::hours(50)), ..case(start) },
+            CaseFacts {
+                stage: Stage::SpecialistChosen,
+                records_outstanding: vec![],
+                consultation: Some(visit(start + Duration::hours(80), None)),
+                ..case(start)
+            },
+            CaseFacts {
+                stage: Stage::ConsultationHeld,
+                records_outstanding: vec![],
+                consultation: Some(visit(start - Duration::hours(3), Some(start - Duration::hours(3)))),
+                ..case(start)
+            },
+        ];
+        for facts in scenarios {
+            let mut now = start;
+            let mut queued = HashSet::new();
+            // Follow the case for three weeks, looking only when told to.
+            while now < start + Duration::days(21) {
+                for p in plan_cases(&rules(), std::slice::from_ref(&facts), &queued, now) {
+                    queued.insert(p.key);
+                }
+                let next = next_look(&rules(), &facts, now);
+                assert!(next > now && next <= now + LOOK_AT_LEAST_EVERY);
+                let mut hour = now + Duration::hours(1);
+                while hour < next {
+                    let missed = plan_cases(&rules(), std::slice::from_ref(&facts), &queued, hour);
+                    assert!(missed.is_empty(), "at {hour}, before the look at {next}: {missed:?}");
+                    hour += Duration::hours(1);
+                }
+                now = next;
+            }
         }
     }
 

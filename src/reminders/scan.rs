@@ -32,10 +32,6 @@ pub struct ScanReport {
     pub drafts: Vec<Draft>,
 }
 
-fn open_stages() -> Vec<&'static str> {
-    Stage::PATH[..4].iter().map(|s| s.as_str()).collect()
-}
-
 fn person(u: &user::Model) -> Person {
     Person { id: u.id, name: u.name.clone(), email: u.email.clone(), tz: u.timezone.parse().unwrap_or(Tz::UTC) }
 }
@@ -45,22 +41,29 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
     let limit = reminders.settings.reminders.batch_size;
     let public_url = reminders.settings.public_url();
     let mut report = ScanReport::default();
-    let mut after = 0;
+    // Only the cases whose look has come, oldest first, along the partial
+    // index; each look sets the next. A dry run changes nothing, so it
+    // reads one chunk.
+    let mut looked = 0;
     while (report.planned as u64) < limit {
         let chunk = case::Entity::find()
-            .filter(case::Column::Stage.is_in(open_stages()))
-            .filter(case::Column::Id.gt(after))
+            .filter(case::Column::ClosedAt.is_null())
+            .filter(case::Column::RemindAt.lte(now))
+            .order_by_asc(case::Column::RemindAt)
             .order_by_asc(case::Column::Id)
-            .limit(limit)
+            .limit(LOOK_CHUNK)
             .all(db)
             .await?;
-        let Some(last) = chunk.last() else { break };
-        after = last.id;
+        if chunk.is_empty() {
+            break;
+        }
         let facts = case_facts(db, &chunk).await?;
         let ids: Vec<i32> = chunk.iter().map(|c| c.id).collect();
         let queued: HashSet<String> = outbox::keys_for_cases(db, &ids).await?.into_iter().collect();
         let planned = planner::plan_cases(&reminders.rules, &facts, &queued, now);
-        for p in planned.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX).saturating_sub(report.planned)) {
+        let room = usize::try_from(limit).unwrap_or(usize::MAX).saturating_sub(report.planned);
+        let complete = planned.len() <= room;
+        for p in planned.into_iter().take(room) {
             let Some(case_facts) = facts.iter().find(|f| Some(f.case_id) == p.case_id) else { continue };
             let row = chunk.iter().find(|c| Some(c.id) == p.case_id);
             let unsubscribe = match (p.kind.to_patient(), row) {
@@ -70,11 +73,50 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
             let content = render::case_content(&p, case_facts, &public_url, unsubscribe);
             queue(db, &p, content, dry_run, &mut report).await?;
         }
+        looked += chunk.len();
+        // Cut short by the batch limit, the chunk stays due for the next tick.
+        if dry_run || !complete {
+            break;
+        }
+        schedule_looks(db, &reminders.rules, &chunk, &facts, now).await?;
+        if looked >= MAX_LOOKS_PER_SCAN {
+            break;
+        }
     }
     if (report.planned as u64) < limit {
         plan_people(reminders, now, dry_run, &mut report).await?;
     }
     Ok(report)
+}
+
+/// Cases read per step of a scan.
+const LOOK_CHUNK: u64 = 500;
+/// Cases a scan looks at before leaving the rest to the next tick, so one
+/// tick stays short whatever the backlog.
+const MAX_LOOKS_PER_SCAN: usize = 50_000;
+
+/// Stores when each case of `chunk` should next be looked at. A case changed
+/// since it was read keeps the sooner time its change set.
+async fn schedule_looks(
+    db: &DatabaseConnection,
+    rules: &planner::Rules,
+    chunk: &[case::Model],
+    facts: &[CaseFacts],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let txn = crate::db::begin_write(db).await?;
+    for (row, fact) in chunk.iter().zip(facts) {
+        let next = planner::next_look(rules, fact, now);
+        case::Entity::update_many()
+            .col_expr(case::Column::RemindAt, sea_orm::prelude::Expr::value(next))
+            .filter(case::Column::Id.eq(row.id))
+            .filter(case::Column::Version.eq(row.version))
+            .filter(case::Column::UpdatedAt.eq(row.updated_at))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 async fn queue(
@@ -213,9 +255,10 @@ async fn digest_of(
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .and_then(|t| chrono::TimeZone::from_local_datetime(&who.tz, &t).earliest())
         .map_or(now + Duration::days(1), |t| t.with_timezone(&Utc));
+    // Open cases along the partial (advocate, due date) index.
     let cases = case::Entity::find()
         .filter(case::Column::AdvocateId.eq(advocate_id))
-        .filter(case::Column::Stage.is_in(open_stages()))
+        .filter(case::Column::ClosedAt.is_null())
         .filter(case::Column::HeldSince.is_null())
         .filter(case::Column::StageDueAt.lt(end_of_day))
         .order_by_asc(case::Column::StageDueAt)
@@ -238,7 +281,7 @@ async fn digest_of(
         .column(case::Column::Id)
         .column(case::Column::Reference)
         .filter(case::Column::AdvocateId.eq(advocate_id))
-        .filter(case::Column::Stage.is_in(open_stages()))
+        .filter(case::Column::ClosedAt.is_null())
         .into_tuple::<(i32, String)>()
         .all(db)
         .await?

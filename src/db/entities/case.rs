@@ -50,6 +50,8 @@ pub struct Model {
     pub nudges_stopped_at: Option<DateTimeUtc>,
     /// When the patient's identifying data and free text were erased.
     pub erased_at: Option<DateTimeUtc>,
+    /// When the reminder scan should next look at the case (open cases only).
+    pub remind_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
