@@ -1,5 +1,5 @@
 //! What every request handler shares: the database pool, the settings and
-//! the case rules derived from them. Below the HTTP shells (`http`, `api`,
+//! the case rules derived from them, and the batched trail of reads. Below the HTTP shells (`http`, `api`,
 //! `web`), so they can all name it without reaching into `app`.
 
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::{
+    audit::reads::ReadTrail,
     cases::{ServiceLevels, store::CaseRules},
     config::Settings,
 };
@@ -16,6 +17,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub rules: Arc<CaseRules>,
+    /// This instance's batched trail of reads.
+    pub reads: ReadTrail,
 }
 
 impl AppState {
@@ -24,6 +27,7 @@ impl AppState {
             levels: ServiceLevels::from_settings(&settings.service_levels),
             defaults: settings.cases.clone(),
         };
-        Self { db, settings: Arc::new(settings), rules: Arc::new(rules) }
+        let reads = ReadTrail::start(db.clone());
+        Self { db, settings: Arc::new(settings), rules: Arc::new(rules), reads }
     }
 }

@@ -120,6 +120,7 @@ pub async fn list(
     }
     errors.into_result()?;
     let filter = AuditFilter { case_id: query.case_id, user_id: query.user_id, action, since, until };
+    state.reads.flush().await;
     let page = search::page(&state.db, &actor, &filter, before_id, limit).await?;
     Ok(Json(AuditAnswer {
         items: page.items.into_iter().map(AuditItem::from).collect(),

@@ -76,7 +76,7 @@ pub async fn list(
         limit,
         after_id,
     };
-    let page = store::list(&state.db, &actor, &filter).await?;
+    let page = store::list(&state.db, &state.reads, &actor, &filter).await?;
     Ok(Json(ListAnswer { items: page.items, next_cursor: page.next_after_id.map(|id| encode_cursor(CURSOR_LIST, id)) }))
 }
 
@@ -94,7 +94,7 @@ pub async fn get(
     Caller(actor): Caller,
     Id(id): Id<CaseId>,
 ) -> ApiResult<Json<CaseView>> {
-    Ok(Json(store::view(&state.db, &actor, id).await?))
+    Ok(Json(store::view(&state.db, &state.reads, &actor, id).await?))
 }
 
 pub async fn update(

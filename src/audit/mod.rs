@@ -8,6 +8,7 @@
 //! free text typed about a patient, which is health information.
 
 pub mod chain;
+pub mod reads;
 pub mod search;
 
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
@@ -149,7 +150,26 @@ async fn record_entry<'a>(
     detail: Value,
     at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), DbErr> {
-    let entry = audit_entry::ActiveModel {
+    let entry = entry(actor, action, subject, detail, at);
+    match target.into() {
+        Target::Transaction(txn) => chain::append(txn, entry).await,
+        Target::Connection(db) => {
+            let txn = db::begin_write(db).await?;
+            chain::append(&txn, entry).await?;
+            txn.commit().await
+        }
+    }
+}
+
+/// The row of an entry, before the chain links and seals it.
+fn entry(
+    actor: &Actor,
+    action: &str,
+    subject: Subject,
+    detail: Value,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> audit_entry::ActiveModel {
+    audit_entry::ActiveModel {
         at: at.map_or(sea_orm::ActiveValue::NotSet, Set),
         actor_id: Set(actor.user_id),
         actor: Set(actor.label.clone()),
@@ -160,14 +180,6 @@ async fn record_entry<'a>(
         ip: Set(actor.ip.clone()),
         detail: Set(detail.to_string()),
         ..Default::default()
-    };
-    match target.into() {
-        Target::Transaction(txn) => chain::append(txn, entry).await,
-        Target::Connection(db) => {
-            let txn = db::begin_write(db).await?;
-            chain::append(&txn, entry).await?;
-            txn.commit().await
-        }
     }
 }
 

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::{
     actor::{Actor, Scope},
+    audit::reads::ReadTrail,
     audit::{self, Subject},
     config::CaseSettings,
     db::{
@@ -385,23 +386,29 @@ pub const VIEWED: &str = "case.viewed";
 
 /// Reads a case for a person to look at, leaving an entry in the audit
 /// trail: who read which patient's record is part of the record.
-pub async fn view(db: &DatabaseConnection, actor: &Actor, case_id: CaseId) -> AppResult<CaseView> {
-    Ok(view_with_state(db, actor, case_id).await?.0)
+pub async fn view(db: &DatabaseConnection, reads: &ReadTrail, actor: &Actor, case_id: CaseId) -> AppResult<CaseView> {
+    Ok(view_with_state(db, reads, actor, case_id).await?.0)
 }
 
 /// [`view`], with the state the case's rules read (for the moves a page offers).
 pub async fn view_with_state(
     db: &DatabaseConnection,
+    reads: &ReadTrail,
     actor: &Actor,
     case_id: CaseId,
 ) -> AppResult<(CaseView, CaseState)> {
     let case_id = case_id.get();
     check_access(db, actor, case_id, VIEWED).await?;
-    audit::record(db, actor, VIEWED, Subject::case(case_id), json!({})).await?;
+    reads.record(actor, VIEWED, Subject::case(case_id), json!({})).await?;
     view::load_with_state(db, case_id, db::now()).await
 }
 
-pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -> AppResult<CasePage> {
+pub async fn list(
+    db: &DatabaseConnection,
+    reads: &ReadTrail,
+    actor: &Actor,
+    filter: &ListFilter,
+) -> AppResult<CasePage> {
     crate::validate::check_search("q", filter.query.as_deref())?;
     let now = db::now();
     let mut cond = super::scope::CaseScope::of(actor, filter.advocate_id).condition();
@@ -432,7 +439,7 @@ pub async fn list(db: &DatabaseConnection, actor: &Actor, filter: &ListFilter) -
         "searched": is_given(filter.query.as_deref()),
         "later_page": filter.after_id.is_some(), "shown": items.len(),
     });
-    audit::record(db, actor, audit::LISTED, Subject::named("cases"), detail).await?;
+    reads.record(actor, audit::LISTED, Subject::named("cases"), detail).await?;
     Ok(CasePage { items, next_after_id })
 }
 

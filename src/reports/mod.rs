@@ -60,6 +60,7 @@ pub struct Upcoming {
 
 pub async fn caseload(
     db: &DatabaseConnection,
+    reads: &crate::audit::reads::ReadTrail,
     actor: &Actor,
     filter: &CaseloadFilter,
     now: DateTime<Utc>,
@@ -158,7 +159,7 @@ pub async fn caseload(
         "advocate_id": filter.advocate_id, "searched": crate::validate::is_given(filter.query.as_deref()),
         "page": filter.page, "shown": cases.len(),
     });
-    crate::audit::record(db, actor, crate::audit::LISTED, crate::audit::Subject::named("cases"), detail).await?;
+    reads.record(actor, crate::audit::LISTED, crate::audit::Subject::named("cases"), detail).await?;
     Ok(Caseload { stage_counts, cases, total, more, upcoming, activity })
 }
 

@@ -169,6 +169,7 @@ pub async fn page(
     let clock = staff.clock();
     let (result, problems) = match query.parse(&clock) {
         Ok((filter, before)) => {
+            state.reads.flush().await;
             (Some((search::page(&state.db, &staff.actor, &filter, before, PAGE_SIZE).await?, before)), vec![])
         }
         Err(errors) => (None, errors.0.into_iter().collect()),
@@ -305,6 +306,7 @@ pub async fn csv(State(state): State<AppState>, staff: Staff, Query(query): Quer
     });
     // Taking a copy of the trail is itself on the record.
     audit::record(&state.db, &staff.actor, "audit.export", Subject::named("audit_log"), detail).await?;
+    state.reads.flush().await;
     let export = Export::start(&state.db, &staff.actor, filter)?;
     let body = Body::from_stream(stream::unfold(Step::Header(export), next_chunk));
     Ok((

@@ -150,7 +150,7 @@ fn move_options(state: &CaseState, now: chrono::DateTime<chrono::Utc>) -> Vec<Mo
 }
 
 async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState) -> PageResult<CasePage> {
-    let (case, rules_state) = store::view_with_state(&state.db, &staff.actor, id).await?;
+    let (case, rules_state) = store::view_with_state(&state.db, &state.reads, &staff.actor, id).await?;
     let clock = staff.clock();
     let current = case.stage;
     let position = Stage::PATH.iter().position(|s| *s == current);
@@ -580,7 +580,7 @@ pub async fn summary(
     staff: Staff,
     PathId(id): PathId<CaseId>,
 ) -> PageResult<Html<String>> {
-    let case = store::view(&state.db, &staff.actor, id).await?;
+    let case = store::view(&state.db, &state.reads, &staff.actor, id).await?;
     let original = case.opinions.iter().find(|o| o.round == "original");
     let page = SummaryPage {
         reason: case.reason.label(),

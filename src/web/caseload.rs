@@ -140,7 +140,7 @@ pub async fn home(
         page: query.page.unwrap_or(0),
     };
     let clock = staff.clock();
-    let caseload = reports::caseload(&state.db, &staff.actor, &filter, clock.now).await?;
+    let caseload = reports::caseload(&state.db, &state.reads, &staff.actor, &filter, clock.now).await?;
     let heading = match (staff.actor.is_admin(), advocate_id) {
         (false, _) => "My caseload".to_string(),
         (true, None) => "All open cases".to_string(),

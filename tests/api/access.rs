@@ -118,6 +118,7 @@ async fn advocates_see_only_their_own_cases(backend: Backend) {
 
     // Reading a case is recorded too: who looked at which patient.
     assert_eq!(app.get(intruder, &format!("/api/v1/cases/{mine}")).await.0, StatusCode::OK);
+    app.reads.flush().await;
     let viewed = audit_entry::Entity::find()
         .filter(audit_entry::Column::Action.eq("case.viewed"))
         .filter(audit_entry::Column::CaseId.eq(i32::try_from(mine).expect("id")))

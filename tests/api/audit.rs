@@ -22,10 +22,12 @@ crate::on_both_databases!(
 );
 
 async fn all_entries(app: &TestApp) -> Vec<audit_entry::Model> {
+    app.reads.flush().await;
     audit_entry::Entity::find().order_by_asc(audit_entry::Column::Id).all(&app.db).await.expect("audit rows")
 }
 
 async fn entries_of(app: &TestApp, action: &str) -> Vec<audit_entry::Model> {
+    app.reads.flush().await;
     audit_entry::Entity::find()
         .filter(audit_entry::Column::Action.eq(action))
         .order_by_asc(audit_entry::Column::Id)

@@ -36,6 +36,8 @@ pub struct TestApp {
     pub admin: Staff,
     pub advocate: Staff,
     pub other_advocate: Staff,
+    /// The server's trail of reads, to flush before reading `audit_log` directly.
+    pub reads: secondlook::audit::reads::ReadTrail,
     _stop: tokio::sync::oneshot::Sender<()>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -149,6 +151,7 @@ impl TestApp {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state_settings = settings.clone();
         let state = AppState::new(db.clone(), settings);
+        let reads = state.reads.clone();
         tokio::spawn(app::serve(listener, state, async move {
             let _ = stopped.await;
         }));
@@ -163,6 +166,7 @@ impl TestApp {
             admin,
             advocate,
             other_advocate,
+            reads,
             _stop: stop,
             _dir: dir,
         }

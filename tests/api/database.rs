@@ -151,9 +151,13 @@ async fn a_stored_word_outside_the_vocabulary_is_an_error_not_a_default(backend:
         [("urgency", "urgentish"), ("stage", "limbo"), ("reason", "whim"), ("chosen_opinion", "eleventh")]
     {
         app.sql(&format!("UPDATE cases SET {column} = '{word}' WHERE id = {id}")).await;
-        let read =
-            store::view(&app.db, &Actor::system("tests"), secondlook::ids::CaseId(i32::try_from(id).expect("id")))
-                .await;
+        let read = store::view(
+            &app.db,
+            &app.reads,
+            &Actor::system("tests"),
+            secondlook::ids::CaseId(i32::try_from(id).expect("id")),
+        )
+        .await;
         assert!(matches!(read, Err(AppError::Database(_))), "{column} = {word} read as {read:?}");
         let (status, body) = app.get(&app.admin.token, &format!("/api/v1/cases/{id}")).await;
         assert_eq!(status, reqwest::StatusCode::INTERNAL_SERVER_ERROR, "{column}: {body}");

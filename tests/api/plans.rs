@@ -97,6 +97,7 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
             seen.push(info.statement.clone());
         }
     });
+    let reads = secondlook::audit::reads::ReadTrail::start(db.clone());
     let now = chrono::Utc::now();
     let advocate_id = i32::try_from(app.advocate.id).expect("id");
     let advocate = Actor::user(advocate_id, "advocate@example.org", Role::Advocate, None);
@@ -107,13 +108,13 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
         (&admin, CaseloadFilter { advocate_id: Some(advocate_id), ..CaseloadFilter::default() }),
         (&advocate, CaseloadFilter { urgency: Some("routine".into()), ..CaseloadFilter::default() }),
     ] {
-        reports::caseload(&db, actor, &filter, now).await.expect("caseload");
+        reports::caseload(&db, &reads, actor, &filter, now).await.expect("caseload");
     }
     reports::overview(&db, now).await.expect("figures");
     let list =
         store::ListFilter { stage: None, overdue: false, advocate_id: None, query: None, limit: 50, after_id: None };
-    store::list(&db, &admin, &list).await.expect("list");
-    store::view(&db, &advocate, CaseId(i32::try_from(last).expect("id"))).await.expect("case");
+    store::list(&db, &reads, &admin, &list).await.expect("list");
+    store::view(&db, &reads, &advocate, CaseId(i32::try_from(last).expect("id"))).await.expect("case");
     let reminders = secondlook::reminders::Reminders::new(db.clone(), std::sync::Arc::new(app.settings.clone()))
         .expect("reminders");
     let scanned = secondlook::reminders::scan::scan(&reminders, now, false).await.expect("scan");
