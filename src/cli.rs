@@ -73,6 +73,15 @@ pub enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The summary rows the caseload and admin figures read.
+    #[command(subcommand)]
+    Tallies(TalliesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TalliesCommand {
+    /// Recount them from the case rows (after editing rows by hand, say).
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,6 +276,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             crate::audit::record(&db, &Actor::system("cli"), "database.backed_up", SYSTEM_SUBJECT, detail).await?;
             println!("Backed up the database to {}.", out.display());
             db.close().await?;
+            Ok(())
+        }
+        Command::Tallies(TalliesCommand::Rebuild) => {
+            let db = open(&settings).await?;
+            let started = std::time::Instant::now();
+            crate::cases::tallies::rebuild(&db).await?;
+            db.close().await?;
+            println!("Tallies recounted from the case rows in {:.1} s.", started.elapsed().as_secs_f64());
             Ok(())
         }
         Command::Audit(AuditCommand::Verify) => {

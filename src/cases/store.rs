@@ -287,20 +287,19 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
     active.update(&txn).await?;
 
     case_round::ActiveModel { case_id: Set(row.id), round: Set(2), ..Default::default() }.insert(&txn).await?;
-    for kind in RecordKind::ALL {
-        case_record::ActiveModel {
-            case_id: Set(row.id),
-            kind: Set(*kind),
-            status: Set(RecordStatus::Requested),
-            requested_at: Set(Some(now)),
-            received_at: Set(None),
-            note: Set(String::new()),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-    }
+    // One statement for all records: the write lock is held for as short as can be.
+    case_record::Entity::insert_many(RecordKind::ALL.iter().map(|kind| case_record::ActiveModel {
+        case_id: Set(row.id),
+        kind: Set(*kind),
+        status: Set(RecordStatus::Requested),
+        requested_at: Set(Some(now)),
+        received_at: Set(None),
+        note: Set(String::new()),
+        updated_at: Set(now),
+        ..Default::default()
+    }))
+    .exec(&txn)
+    .await?;
     let entry = StageEntry { case_id: row.id, from: None, to: stage, round: 2, at: now, note: None };
     record_stage_entry(&txn, actor, entry).await?;
     tallies::apply(&txn, &tallies::opened(advocate_id, stage, now)).await?;

@@ -127,6 +127,9 @@ async fn operator_commands_work_against_a_running_server(backend: Backend) {
     let (ok, out, err) = output(&url, workdir.path(), &["audit", "verify"], None).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("Audit trail intact:"), "{out}");
+    let (ok, out, err) = output(&url, workdir.path(), &["tallies", "rebuild"], None).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Tallies recounted"), "{out}");
 
     // A fresh install writes what it would send as .eml files.
     let (ok, out, err) = output(&url, workdir.path(), &["reminders", "run-once", "--dry-run"], None).await;
