@@ -89,7 +89,8 @@ def main():
                         "rps": float(rps),
                         "p50": float(p50),
                         "p99": float(p99),
-                        "failed": int(bad) + int(socket),
+                        "status": int(bad),
+                        "socket": int(socket),
                         "requests": int(requests),
                         "connections": int(connections),
                     }
@@ -99,7 +100,8 @@ def main():
         notes = [line.rstrip("\n") for line in f if line.strip()]
 
     def median(db, size, route, key):
-        found = runs.get((db, size, route))
+        """Over the runs in which at least one request was answered."""
+        found = [r for r in runs.get((db, size, route), []) if r["requests"] > 0]
         if not found:
             return None
         return statistics.median(r[key] for r in found)
@@ -130,14 +132,19 @@ def main():
         f"PostgreSQL {pg or 'not run'}"
         + (f" (`{meta.get(('postgres', 'settings'))}`, otherwise defaults)" if pg else "")
     )
+    w(
+        f"- Load average (1, 5, 15 min) at the start: {meta.get(('-', 'loadavg'), '?')}. Other work on the machine "
+        "shares its CPUs with the servers and wrk; the load average before each size's reads is under *Memory and "
+        "start-up*."
+    )
     w(f"- Release build took {meta.get(('-', 'build_seconds'), '?')} s (incremental).")
     w("")
     w(
         f"Each read route ran for {seconds} s at 64 connections in each of {meta.get(('-', 'runs'), '?')} rounds, "
         "the routes interleaved (route A, B, C, …, then the next round); each figure is the median over the rounds "
         "(req/s, p50 and p99 taken separately). `POST /api/v1/cases` ran after all reads, at 16 connections. Latencies are in "
-        "milliseconds. *Failed* counts answers other than 2xx/3xx plus socket errors and timeouts (20 s), summed "
-        "over the runs. The database was seeded with `secondlook demo-data --cases N` (about a third of the cases "
+        "milliseconds. *Answered* is the number of answers over all rounds; a route with none within a run shows "
+        "—. *Failed* counts answers other than 2xx/3xx, and socket errors and timeouts (20 s), over all rounds. The database was seeded with `secondlook demo-data --cases N` (about a third of the cases "
         "belong to the advocate who signs in; the admin sees all). Reminders were switched off in the server under "
         "load. Every SecondLook read of a case list also writes an audit entry (`case.list`) and touches the "
         "session; the baseline (`bench/baseline`: axum, sqlx and askama, the same versions, on the same database) "
@@ -145,23 +152,33 @@ def main():
     )
     w("")
 
+    w(
+        f"Each load run is `wrk -t 2 -c 64 -d {seconds}s --timeout 20s -s report.lua [-H HEADER] URL` (16 connections "
+        "for the create; `report.lua`, written by `bench/run`, sets the method and JSON body and prints the "
+        "percentiles). HEADER is `Cookie: secondlook_session=…` for the pages, from signing in by posting the "
+        "`/login` form with curl, and `Authorization: Bearer …` for the API, from "
+        "`secondlook token create --email admin@secondlook.local`."
+    )
+    w("")
     w("## Routes")
     w("")
     for db in databases:
         w(f"### {DB_NAME.get(db, db)}")
         w("")
-        w("| route | cases | req/s | p50 ms | p99 ms | failed |")
-        w("|---|---:|---:|---:|---:|---:|")
+        w("| route | cases | req/s | p50 ms | p99 ms | answered | failed: status / socket |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
         for route, label in ROUTES:
             for size in sizes:
                 found = runs.get((db, size, route))
                 if not found:
                     continue
-                failed = sum(r["failed"] for r in found)
+                answered = sum(r["requests"] for r in found)
+                status = sum(r["status"] for r in found)
+                socket = sum(r["socket"] for r in found)
                 w(
                     f"| {label} | {size_name(size)} | {number(median(db, size, route, 'rps'))} | "
                     f"{number(median(db, size, route, 'p50'), 2)} | {number(median(db, size, route, 'p99'), 2)} | "
-                    f"{failed} |"
+                    f"{answered:,} | {status} / {socket} |"
                 )
         w("")
 
@@ -223,8 +240,8 @@ def main():
         "(already migrated) to the first `GET /healthz` answering 200."
     )
     w("")
-    w("| database | cases | RSS idle MiB | RSS peak MiB | start-up ms |")
-    w("|---|---:|---:|---:|---:|")
+    w("| database | cases | RSS idle MiB | RSS peak MiB | start-up ms | load average before the reads |")
+    w("|---|---:|---:|---:|---:|---:|")
     for db in databases:
         for size in sizes:
             idle = metrics.get((db, size, "rss_idle_kib"))
@@ -233,7 +250,8 @@ def main():
             if idle is None and peak is None and start is None:
                 continue
             mib = lambda v: number(int(v) / 1024) if v else "—"  # noqa: E731
-            w(f"| {DB_NAME.get(db, db)} | {size_name(size)} | {mib(idle)} | {mib(peak)} | {start or '—'} |")
+            busy = metrics.get((db, size, "loadavg"), "—")
+            w(f"| {DB_NAME.get(db, db)} | {size_name(size)} | {mib(idle)} | {mib(peak)} | {start or '—'} | {busy} |")
     w("")
 
     w("## Seeding the demo data")
