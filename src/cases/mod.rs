@@ -6,6 +6,7 @@ pub mod schedule;
 pub mod scope;
 pub mod stage;
 pub mod store;
+pub mod tallies;
 pub mod values;
 pub mod view;
 
