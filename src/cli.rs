@@ -306,13 +306,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::DemoData(args) => {
+            let mut settings = settings;
+            // The load runs one step at a time; on one connection, the SQLite
+            // page cache it enlarges is held once rather than once per
+            // connection. (PostgreSQL migrations need a second connection.)
+            if settings.database.url.expose().trim().starts_with("sqlite:") {
+                settings.database.max_connections = 1;
+            }
             let db = open(&settings).await?;
             // Demo accounts must not leave a fresh database without its admin.
             let created = bootstrap_admin(&db, &settings).await?;
             print_admin(created.as_ref());
-            let state = AppState::new(db, settings);
+            let state = AppState::new(db.clone(), settings);
             let summary = demo::fill(&state.db, &state.rules, args.cases, args.seed).await?;
             println!("{summary}");
+            db.close().await?;
             Ok(())
         }
     }

@@ -1,25 +1,41 @@
 //! Sample data for trying the product and for benchmarks: advocates,
-//! specialists, and cases in every stage, some of them overdue. Cases are
-//! walked through the real case operations, then moved back in time.
+//! specialists, and a caseload of any size opened over the last two years —
+//! mostly closed, a few percent still open in every open stage, some of
+//! those overdue or on hold. The accounts and specialists go through the
+//! real operations; the cases are written straight as rows, many per
+//! statement, the way the case operations would have left them, with one
+//! audit entry for the whole load.
 
-use chrono::Duration;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, prelude::Expr};
+mod caseload;
+mod rows;
+
+use std::{collections::BTreeMap, time::Instant};
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    Statement,
+};
+use serde_json::json;
 
 use crate::{
+    audit::{self, Subject},
     auth::{Actor, Role, passwords, users},
-    cases::{
-        Stage, Urgency,
-        store::{self, CaseRules},
-        values::{ConsultationMode, HoldReason, Reason, RecordKind, RecordStatus},
-    },
+    cases::{Stage, store::CaseRules, tallies},
     db::{
         self,
-        entities::{case, case_round, stage_change, user},
+        entities::{specialist, user},
     },
-    error::AppResult,
-    ids::CaseId,
+    error::{AppError, AppResult},
     specialists::{self, SpecialistInput},
 };
+use caseload::{Caseload, Outcome, Patient, Tables};
+
+/// Cases written per transaction: large enough that commits cost little,
+/// small enough that other writers get their turn and memory stays flat.
+const CASES_PER_TRANSACTION: u32 = 50_000;
+
+/// Audit action of a demo load.
+pub const FILLED: &str = "demo.fill";
 
 const FIRST_NAMES: [&str; 16] = [
     "Amara",
@@ -74,94 +90,208 @@ pub async fn fill(db: &DatabaseConnection, rules: &CaseRules, cases: u32, seed: 
     let mut rng = fastrand::Rng::with_seed(seed);
     let system = Actor::system("demo-data");
     let advocates = ensure_advocates(db, &system).await?;
-
-    let mut specialist_ids = Vec::new();
-    for (i, (specialty, _)) in SPECIALTIES.iter().enumerate() {
-        for j in 0..2 {
-            let name = format!("Dr. {} {}", FIRST_NAMES[(i * 2 + j + 5) % 16], LAST_NAMES[(i * 3 + j + 7) % 16]);
-            let created = specialists::create(
-                db,
-                &system,
-                SpecialistInput {
-                    name,
-                    specialty: (*specialty).to_string(),
-                    institution: INSTITUTIONS[(i + j) % INSTITUTIONS.len()].to_string(),
-                    email: Some(format!("specialist{}{}@demo.secondlook.local", i, j)),
-                    offers_virtual: j == 0,
-                },
-            )
-            .await?;
-            specialist_ids.push((i, created.id, j == 0));
-        }
-    }
-
-    let mut per_stage = std::collections::BTreeMap::<&str, u32>::new();
-    for n in 0..cases {
-        let (advocate_id, advocate_email) = &advocates[n as usize % advocates.len()];
-        let actor = Actor::user(*advocate_id, advocate_email, Role::Advocate, None);
-        let specialty_index = rng.usize(..SPECIALTIES.len());
-        let (specialty, summary) = SPECIALTIES[specialty_index];
-        let urgency = if rng.u8(..4) == 0 { Urgency::Expedited } else { Urgency::Routine };
-        let first = FIRST_NAMES[rng.usize(..16)];
-        let last = LAST_NAMES[rng.usize(..16)];
-        let new = store::NewCase {
-            patient: store::NewPatient {
-                name: format!("{first} {last}"),
-                email: format!("{}.{}{}@patients.example", first.to_lowercase(), n, rng.u16(100..999)),
-                phone: Some(format!("+1 555 {:03} {:04}", rng.u16(100..999), rng.u16(1000..9999))),
-                timezone: Some(TIMEZONES[rng.usize(..TIMEZONES.len())].to_string()),
-                language: Some("en".to_string()),
-            },
-            specialty: specialty.to_string(),
-            reason: Reason::ALL[rng.usize(..Reason::ALL.len())],
-            urgency,
-            summary: format!("Patient seeks a second opinion on {summary}."),
-            advocate_id: None,
-            medical_history: "Symptoms began eight months ago; first seen by the family doctor.".to_string(),
-            medications: "Ibuprofen 400 mg as needed; omeprazole 20 mg daily".to_string(),
-            patient_questions: "Do you agree with the diagnosis?\nWhat happens if we wait?".to_string(),
-        };
-        let created = store::create(db, rules, &actor, new).await?;
-        let target = pick_stage(&mut rng);
-        let specialist = specialist_ids
-            .iter()
-            .filter(|(i, _, _)| *i == specialty_index)
-            .nth(rng.usize(..2))
-            .copied()
-            .unwrap_or(specialist_ids[0]);
-        walk(db, rules, &actor, created.id, target, specialist, &mut rng).await?;
-
-        // Spread cases over the last weeks; about one in four lands overdue.
-        let age_days = if rng.u8(..4) == 0 { rng.i64(20..45) } else { rng.i64(0..6) };
-        backdate(db, created.id, Duration::days(age_days) + Duration::hours(rng.i64(0..24))).await?;
-        if target != Stage::DecisionMade && target != Stage::Withdrawn && rng.u8(..10) == 0 {
-            let hold = store::HoldRequest { reason: HoldReason::InsurancePreapproval, note: None };
-            store::hold(db, &actor, CaseId(created.id), hold).await?;
-        }
-        *per_stage.entry(target.as_str()).or_default() += 1;
-    }
+    let specialists = ensure_specialists(db, &system).await?;
+    let advocate_ids: Vec<i32> = advocates.iter().map(|(id, _)| *id).collect();
+    let load = Caseload {
+        now: db::now(),
+        total: cases,
+        open: open_count(cases),
+        levels: &rules.levels,
+        reference_prefix: &rules.defaults.reference_prefix,
+        advocates: &advocate_ids,
+    };
+    let started = Instant::now();
+    let tally = write_cases(db, &load, &specialists, &mut rng).await?;
+    let detail = json!({ "cases": cases, "open": tally.open, "seed": seed });
+    audit::record(db, &system, FILLED, Subject::named("cases"), detail).await?;
+    tallies::rebuild(db).await?;
 
     let mut summary = format!(
-        "Created {cases} demo cases for {} advocates and {} specialists:\n",
+        "Created {cases} demo cases for {} advocates and {} specialists in {:.1} s:\n",
         advocates.len(),
-        specialist_ids.len()
+        specialists.iter().map(Vec::len).sum::<usize>(),
+        started.elapsed().as_secs_f64()
     );
-    for (stage, count) in per_stage {
+    for (stage, count) in &tally.per_stage {
         summary.push_str(&format!("  {stage}: {count}\n"));
     }
+    summary.push_str(&format!("{} open, {} of them overdue and {} on hold.\n", tally.open, tally.overdue, tally.held));
     summary.push_str("Advocates sign in as advocate1@demo.secondlook.local … advocate3@demo.secondlook.local; their passwords are printed above when first created.");
     Ok(summary)
 }
 
-fn pick_stage(rng: &mut fastrand::Rng) -> Stage {
-    match rng.u8(..20) {
-        0..=4 => Stage::RecordsRequested,
-        5..=8 => Stage::SpecialistChosen,
-        9..=11 => Stage::ConsultationHeld,
-        12..=14 => Stage::OpinionsCompared,
-        15..=18 => Stage::DecisionMade,
-        _ => Stage::Withdrawn,
+/// How many cases of a caseload are still open: a few percent, and enough
+/// in a small one to find some in every open stage.
+fn open_count(total: u32) -> u32 {
+    (total / 25).max((total / 2).min(40))
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    per_stage: BTreeMap<Stage, u64>,
+    open: u64,
+    overdue: u64,
+    held: u64,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: Outcome) {
+        *self.per_stage.entry(outcome.stage).or_default() += 1;
+        if !outcome.stage.is_final() {
+            self.open += 1;
+        }
+        self.overdue += u64::from(outcome.overdue);
+        self.held += u64::from(outcome.held);
     }
+}
+
+async fn write_cases(
+    db: &DatabaseConnection,
+    load: &Caseload<'_>,
+    specialists: &[Vec<(i32, bool)>],
+    rng: &mut fastrand::Rng,
+) -> AppResult<Tally> {
+    let summaries: Vec<String> =
+        SPECIALTIES.iter().map(|(_, summary)| format!("Patient seeks a second opinion on {summary}.")).collect();
+    let mut tables = Tables::new();
+    let mut tally = Tally::default();
+    let mut index = 0;
+    while index < load.total {
+        let count = (load.total - index).min(CASES_PER_TRANSACTION);
+        let txn = db::begin_write(db).await?;
+        let cache = LargerCache::take(&txn).await?;
+        let written = async {
+            for id in reserve_ids(&txn, count).await? {
+                let specialty = rng.usize(..SPECIALTIES.len());
+                let first = FIRST_NAMES[rng.usize(..FIRST_NAMES.len())];
+                let last = LAST_NAMES[rng.usize(..LAST_NAMES.len())];
+                let patient = Patient {
+                    name: format!("{first} {last}"),
+                    email: format!("{}.{}{}@patients.example", first.to_lowercase(), index, rng.u16(100..999)),
+                    phone: format!("+1 555 {:03} {:04}", rng.u16(100..999), rng.u16(1000..9999)),
+                    timezone: TIMEZONES[rng.usize(..TIMEZONES.len())],
+                    specialty: SPECIALTIES[specialty].0,
+                    summary: summaries[specialty].clone(),
+                };
+                let choices = &specialists[specialty];
+                let specialist = choices
+                    .get(rng.usize(..choices.len().max(1)))
+                    .copied()
+                    .ok_or_else(|| AppError::Internal(format!("no demo specialist in {}", patient.specialty)))?;
+                tally.add(load.add(&mut tables, index, id, patient, specialist, rng)?);
+                index += 1;
+                if tables.cases.has_full_batch() {
+                    tables.write_full(&txn).await?;
+                }
+            }
+            tables.write_all(&txn).await?;
+            AppResult::Ok(())
+        }
+        .await;
+        let restored = cache.give_back(&txn).await;
+        written?;
+        restored?;
+        txn.commit().await?;
+        let step = (load.total / 10).max(1);
+        if index % step < count || index == load.total {
+            tracing::info!(written = index, total = load.total, "demo cases");
+        }
+    }
+    Ok(tally)
+}
+
+/// A larger SQLite page cache for one transaction of the load, on its own
+/// connection, set back before the transaction ends. The unique index on
+/// the random unsubscribe tokens takes inserts all over; with the default
+/// cache its pages are written out again and again.
+struct LargerCache(Option<i64>);
+
+/// In KiB, as SQLite reads a negative `cache_size`.
+const LOAD_CACHE_KIB: i64 = 128 * 1024;
+
+impl LargerCache {
+    async fn take(txn: &DatabaseTransaction) -> AppResult<Self> {
+        let backend = txn.get_database_backend();
+        if backend != DbBackend::Sqlite {
+            return Ok(Self(None));
+        }
+        let row = txn.query_one_raw(Statement::from_string(backend, "PRAGMA cache_size")).await?;
+        let Some(before) = row.map(|row| row.try_get_by_index::<i64>(0)).transpose()? else {
+            return Ok(Self(None));
+        };
+        txn.execute_unprepared(&format!("PRAGMA cache_size = -{LOAD_CACHE_KIB}")).await?;
+        Ok(Self(Some(before)))
+    }
+
+    async fn give_back(self, txn: &DatabaseTransaction) -> AppResult<()> {
+        if let Some(before) = self.0 {
+            txn.execute_unprepared(&format!("PRAGMA cache_size = {before}")).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Ids for the next `count` cases, which their references carry. PostgreSQL
+/// hands them out from the id sequence, so rows others insert meanwhile
+/// never collide; SQLite's write lock, held by `txn`, keeps the ones after
+/// the highest taken free.
+async fn reserve_ids(txn: &DatabaseTransaction, count: u32) -> AppResult<Vec<i32>> {
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let sql = "SELECT nextval(pg_get_serial_sequence('cases', 'id')) FROM generate_series(1, $1)";
+        let rows = txn.query_all_raw(Statement::from_sql_and_values(backend, sql, [i64::from(count).into()])).await?;
+        return rows
+            .iter()
+            .map(|row| {
+                let id: i64 = row.try_get_by_index(0)?;
+                i32::try_from(id).map_err(|_| AppError::Internal(format!("case id {id} is out of range")))
+            })
+            .collect();
+    }
+    // With AUTOINCREMENT, SQLite never reuses an id it handed out, even of a deleted row.
+    let sql = "SELECT MAX(COALESCE((SELECT MAX(id) FROM cases), 0), \
+               COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'cases'), 0))";
+    let row = txn.query_one_raw(Statement::from_string(backend, sql)).await?;
+    let last: i64 = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    let out_of_range = || AppError::Internal(format!("case ids after {last} are out of range"));
+    let first = i32::try_from(last + 1).map_err(|_| out_of_range())?;
+    let end = first.checked_add_unsigned(count).ok_or_else(out_of_range)?;
+    Ok((first..end).collect())
+}
+
+/// The directory's demo specialists, two per specialty (the first of each
+/// offering video consultations), created on the first run.
+async fn ensure_specialists(db: &DatabaseConnection, system: &Actor) -> AppResult<Vec<Vec<(i32, bool)>>> {
+    let mut found = Vec::new();
+    for (i, (specialty, _)) in SPECIALTIES.iter().enumerate() {
+        let mut pair = Vec::new();
+        for j in 0..2 {
+            let email = format!("specialist{i}{j}@demo.secondlook.local");
+            let existing = specialist::Entity::find().filter(specialist::Column::Email.eq(&email)).one(db).await?;
+            let entry = match existing {
+                Some(s) => (s.id, s.offers_virtual),
+                None => {
+                    let name =
+                        format!("Dr. {} {}", FIRST_NAMES[(i * 2 + j + 5) % 16], LAST_NAMES[(i * 3 + j + 7) % 16]);
+                    let input = SpecialistInput {
+                        name,
+                        specialty: (*specialty).to_string(),
+                        institution: INSTITUTIONS[(i + j) % INSTITUTIONS.len()].to_string(),
+                        email: Some(email),
+                        offers_virtual: j == 0,
+                    };
+                    let created = specialists::create(db, system, input).await?;
+                    (created.id, created.offers_virtual)
+                }
+            };
+            pair.push(entry);
+        }
+        found.push(pair);
+    }
+    Ok(found)
 }
 
 async fn ensure_advocates(db: &DatabaseConnection, system: &Actor) -> AppResult<Vec<(i32, String)>> {
@@ -188,138 +318,4 @@ async fn ensure_advocates(db: &DatabaseConnection, system: &Actor) -> AppResult<
         found.push((id, email));
     }
     Ok(found)
-}
-
-async fn walk(
-    db: &DatabaseConnection,
-    rules: &CaseRules,
-    actor: &Actor,
-    case_id: i32,
-    target: Stage,
-    (_, specialist_id, offers_virtual): (usize, i32, bool),
-    rng: &mut fastrand::Rng,
-) -> AppResult<()> {
-    let move_to = |to: Stage, note: Option<&str>| store::TransitionRequest {
-        to,
-        note: note.map(String::from),
-        specialist_id: None,
-    };
-    for kind in RecordKind::ALL.iter().take(rng.usize(2..RecordKind::ALL.len())) {
-        let update = store::RecordUpdate { status: RecordStatus::Received, note: String::new() };
-        store::set_record(db, actor, CaseId(case_id), *kind, update).await?;
-    }
-    if target == Stage::Withdrawn {
-        let request = move_to(Stage::Withdrawn, Some("The patient decided to continue with the first plan."));
-        store::transition(db, rules, actor, CaseId(case_id), request).await?;
-        return Ok(());
-    }
-    if target == Stage::RecordsRequested {
-        return Ok(());
-    }
-    store::set_specialist(db, actor, CaseId(case_id), store::SpecialistChoice { specialist_id }).await?;
-    store::transition(db, rules, actor, CaseId(case_id), move_to(Stage::SpecialistChosen, None)).await?;
-    let mode = if offers_virtual { ConsultationMode::Virtual } else { ConsultationMode::InPerson };
-    let location = Some(if offers_virtual {
-        "Video link sent by the clinic".to_string()
-    } else {
-        "Clinic, 3rd floor".to_string()
-    });
-    if target == Stage::SpecialistChosen {
-        let upcoming = store::ConsultationInput {
-            scheduled_at: db::now() + Duration::days(rng.i64(1..12)),
-            mode,
-            location,
-            held_at: None,
-        };
-        store::set_consultation(db, actor, CaseId(case_id), upcoming).await?;
-        return Ok(());
-    }
-    let held_at = db::now() - Duration::hours(2);
-    let held = store::ConsultationInput { scheduled_at: held_at, mode, location, held_at: Some(held_at) };
-    store::set_consultation(db, actor, CaseId(case_id), held).await?;
-    store::transition(db, rules, actor, CaseId(case_id), move_to(Stage::ConsultationHeld, None)).await?;
-    if target == Stage::ConsultationHeld {
-        return Ok(());
-    }
-    let surgery_first = rng.bool();
-    for (round, clinician, surgery, diagnosis) in [
-        ("original", "Dr. First Opinion", surgery_first, "Condition as first diagnosed"),
-        ("second", "Dr. Second Opinion", surgery_first && rng.bool(), "Condition confirmed with a different stage"),
-    ] {
-        let input = store::OpinionInput {
-            round: round.to_string(),
-            clinician: clinician.to_string(),
-            diagnosis: diagnosis.to_string(),
-            treatment_plan: if surgery { "Surgery".to_string() } else { "Medication and monitoring".to_string() },
-            recommends_surgery: surgery,
-            notes: String::new(),
-        };
-        store::record_opinion(db, actor, CaseId(case_id), input).await?;
-    }
-    let comparison = store::ComparisonInput {
-        diagnosis_agrees: rng.bool(),
-        treatment_agrees: rng.bool(),
-        risk_notes: "Discussed surgical and non-surgical risks.".to_string(),
-        outcome_notes: "Similar expected outcomes at one year.".to_string(),
-        cost_notes: "Second option has lower out-of-pocket cost.".to_string(),
-        summary: "Both specialists agree further imaging is needed.".to_string(),
-    };
-    store::set_comparison(db, actor, CaseId(case_id), comparison).await?;
-    store::transition(db, rules, actor, CaseId(case_id), move_to(Stage::OpinionsCompared, None)).await?;
-    if target == Stage::OpinionsCompared {
-        return Ok(());
-    }
-    let decision = store::DecisionInput {
-        chosen_opinion: if rng.bool() { "second".to_string() } else { "original".to_string() },
-        reason: "The patient prefers the less invasive plan.".to_string(),
-    };
-    store::set_decision(db, actor, CaseId(case_id), decision).await?;
-    store::transition(db, rules, actor, CaseId(case_id), move_to(Stage::DecisionMade, None)).await?;
-    Ok(())
-}
-
-/// Moves every timestamp of one case back by `by`, as if it had been opened earlier.
-async fn backdate(db: &DatabaseConnection, case_id: i32, by: Duration) -> AppResult<()> {
-    let txn = db::begin_write(db).await?;
-    let c = case::Entity::find_by_id(case_id).one(&txn).await?;
-    if let Some(c) = c {
-        let shift = |t: chrono::DateTime<chrono::Utc>| t - by;
-        case::Entity::update_many()
-            .col_expr(case::Column::CreatedAt, Expr::value(shift(c.created_at)))
-            .col_expr(case::Column::UpdatedAt, Expr::value(shift(c.updated_at)))
-            .col_expr(case::Column::StageEnteredAt, Expr::value(shift(c.stage_entered_at)))
-            .col_expr(case::Column::StageDueAt, Expr::value(c.stage_due_at.map(shift)))
-            .col_expr(case::Column::DecidedAt, Expr::value(c.decided_at.map(shift)))
-            .col_expr(case::Column::ClosedAt, Expr::value(c.closed_at.map(shift)))
-            .filter(case::Column::Id.eq(case_id))
-            .exec(&txn)
-            .await?;
-        for h in stage_change::Entity::find().filter(stage_change::Column::CaseId.eq(case_id)).all(&txn).await? {
-            stage_change::Entity::update_many()
-                .col_expr(stage_change::Column::At, Expr::value(shift(h.at)))
-                .filter(stage_change::Column::Id.eq(h.id))
-                .exec(&txn)
-                .await?;
-        }
-        for r in case_round::Entity::find().filter(case_round::Column::CaseId.eq(case_id)).all(&txn).await? {
-            // Upcoming consultations stay in the future; past ones move with the case.
-            let held = r.consultation_held_at.is_some();
-            case_round::Entity::update_many()
-                .col_expr(case_round::Column::ConsultationHeldAt, Expr::value(r.consultation_held_at.map(shift)))
-                .col_expr(
-                    case_round::Column::ConsultationScheduledAt,
-                    Expr::value(if held {
-                        r.consultation_scheduled_at.map(shift)
-                    } else {
-                        r.consultation_scheduled_at
-                    }),
-                )
-                .col_expr(case_round::Column::ComparedAt, Expr::value(r.compared_at.map(shift)))
-                .filter(case_round::Column::Id.eq(r.id))
-                .exec(&txn)
-                .await?;
-        }
-    }
-    txn.commit().await?;
-    Ok(())
 }

@@ -65,6 +65,7 @@ pub const ACTIONS: &[&str] = &[
     "database.backed_up",
     "database.exported",
     "database.imported",
+    "demo.fill",
     "mail.failed",
     "mail.retry",
     "mail.sent",

@@ -67,13 +67,34 @@ pub fn hour_start(hour: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(hour.checked_mul(3600)?, 0)
 }
 
+/// The start of a UTC day counted by [`day_of`].
+pub fn day_start(day: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(day.checked_mul(86_400)?, 0)
+}
+
+/// Hours in a week.
+pub const WEEK_HOURS: i64 = 7 * 24;
+
+/// Where the weekly figures' weeks end: the end of the current hour, so a
+/// week is a whole number of the hours the tallies count by.
+pub fn weeks_end(now: DateTime<Utc>) -> DateTime<Utc> {
+    hour_start(hour_of(now) + 1).unwrap_or(now)
+}
+
+/// Where the time-in-stage window starts: the start of the UTC day `days`
+/// ago, so the window is a whole number of the days the tallies count by.
+pub fn window_start(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    let from = now - chrono::Duration::days(days);
+    day_start(day_of(from)).unwrap_or(from)
+}
+
 /// A span's length in tenths of a day, rounded to the nearest. Rounding is
 /// monotonic, so a median or percentile of the tenths is the rounded
 /// median or percentile of the exact lengths: what the page shows.
 pub fn tenths_of_day(entered: DateTime<Utc>, left: DateTime<Utc>) -> i64 {
     let micros = (left - entered).num_microseconds().unwrap_or(i64::MAX);
     // Cast: a span's length fits a f64 to well within a tenth of a day.
-    (micros as f64 / 8_640_000_000.0).round() as i64
+    (micros as f64 / 8_640_000_000.0).round_ties_even() as i64
 }
 
 /// A case was opened in `stage` at `at`.

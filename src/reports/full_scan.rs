@@ -70,7 +70,7 @@ pub async fn overview_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) -> Ap
                MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN days END) AS p90 \
              FROM ranked GROUP BY stage, n"
         ),
-        vec![Value::from(now - Duration::days(90))],
+        vec![Value::from(crate::cases::tallies::window_start(now, 90))],
     ))
     .all(db)
     .await?;
@@ -87,15 +87,18 @@ pub async fn overview_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) -> Ap
         })
         .collect();
 
-    let start = now - Duration::weeks(12);
+    // The weeks end with the current hour, as the tallies count them; an
+    // entry at the very end of an hour belongs to the week before.
+    let end = crate::cases::tallies::weeks_end(now);
+    let start = end - Duration::weeks(12);
     let weekly_counts = |column: &str| {
         let weeks = whole_weeks_between(backend, column, "?");
         stmt(
             format!(
                 "SELECT weeks_ago, COUNT(*) AS n FROM (SELECT {weeks} AS weeks_ago FROM cases \
-                 WHERE {column} IS NOT NULL AND {column} > ?) AS recent GROUP BY weeks_ago"
+                 WHERE {column} IS NOT NULL AND {column} >= ?) AS recent GROUP BY weeks_ago"
             ),
-            vec![Value::from(now), Value::from(start)],
+            vec![Value::from(end - Duration::milliseconds(1)), Value::from(start)],
         )
     };
     let opened = WeekRow::find_by_statement(weekly_counts("created_at")).all(db).await?;
@@ -103,7 +106,7 @@ pub async fn overview_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) -> Ap
     let weekly = (0..12)
         .rev()
         .map(|weeks_ago: i32| WeekCounts {
-            week_start: now - Duration::weeks(i64::from(weeks_ago) + 1),
+            week_start: end - Duration::weeks(i64::from(weeks_ago) + 1),
             opened: in_week(&opened, weeks_ago),
             closed: in_week(&closed, weeks_ago),
         })

@@ -338,7 +338,7 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<
         })
     });
 
-    let since_day = tallies::day_of(now - Duration::days(90));
+    let since_day = tallies::day_of(tallies::window_start(now, 90));
     let spans = SpanRow::find_by_statement(stmt(
         &format!(
             "SELECT stage, tenths, CAST(SUM(n) AS BIGINT) AS n FROM tally_stage_time \
@@ -350,23 +350,23 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<
     .await?;
     let time_in_stage = Stage::PATH[..4].iter().map(|stage| timing_of(*stage, &spans)).collect();
 
-    let since_hour = tallies::hour_of(now - Duration::weeks(12));
+    // Weeks end with the current hour; an hour ahead of it (another
+    // instance's clock) counts as this week.
+    let end = tallies::weeks_end(now);
+    let end_hour = tallies::hour_of(end);
     let hours = HourRow::find_by_statement(stmt(
         "SELECT hour, opened, closed FROM tally_hour WHERE hour >= ?",
-        vec![Value::from(since_hour)],
+        vec![Value::from(end_hour - 12 * tallies::WEEK_HOURS)],
     ))
     .all(db)
     .await?;
-    let weeks_ago = |hour: i64| -> Option<i32> {
-        let start = tallies::hour_start(hour)?;
-        i32::try_from((now - start).num_seconds().div_euclid(7 * 86_400)).ok().map(|w| w.max(0))
-    };
+    let weeks_ago = |hour: i64| (end_hour - 1 - hour).div_euclid(tallies::WEEK_HOURS).max(0);
     let weekly = (0..12)
         .rev()
-        .map(|ago: i32| {
-            let of_week = hours.iter().filter(|h| weeks_ago(h.hour) == Some(ago));
+        .map(|ago: i64| {
+            let of_week = hours.iter().filter(|h| weeks_ago(h.hour) == ago);
             let (opened, closed) = of_week.fold((0, 0), |(o, c), h| (o + h.opened, c + h.closed));
-            WeekCounts { week_start: now - Duration::weeks(i64::from(ago) + 1), opened, closed }
+            WeekCounts { week_start: end - Duration::weeks(ago + 1), opened, closed }
         })
         .collect();
 

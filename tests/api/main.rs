@@ -11,6 +11,7 @@ mod audit;
 mod browser;
 mod cli;
 mod database;
+mod demo;
 mod fuzz;
 mod input;
 mod mail;
