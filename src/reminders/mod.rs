@@ -27,18 +27,22 @@ use crate::{
 
 /// Most rows claimed at a time per pooled mail connection: enough that
 /// claiming is a small share of the work.
-const CLAIM_PER_CONNECTION: u64 = 32;
+const CLAIM_PER_CONNECTION: u64 = 64;
+
+/// Longest an outcome waits for others to be recorded with: a write costs
+/// about the same whatever it covers.
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Sent emails per pooled mail connection that may wait to be recorded
 /// before sending pauses for the database.
-pub const UNRECORDED_PER_CONNECTION: usize = 16;
+pub const UNRECORDED_PER_CONNECTION: usize = 32;
 
 /// Everything a reminder run needs, shared by the scheduler and the CLI.
 pub struct Reminders {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub rules: planner::Rules,
-    pub mailer: Mailer,
+    pub mailer: Arc<Mailer>,
     /// Names this process's leases in the outbox.
     pub owner: String,
     /// One run at a time in this process, even when a run outlasts a tick.
@@ -55,7 +59,7 @@ pub struct SendReport {
 impl Reminders {
     pub fn new(db: DatabaseConnection, settings: Arc<Settings>) -> Result<Self, String> {
         let rules = planner::Rules::from_settings(&settings.reminders)?;
-        let mailer = Mailer::new(&settings.mail)?;
+        let mailer = Arc::new(Mailer::new(&settings.mail)?);
         let random = crate::auth::random_bytes::<4>().map_err(|e| e.to_string())?;
         let owner = format!(
             "{}-{}-{:02x}{:02x}{:02x}{:02x}",
@@ -95,12 +99,13 @@ impl Reminders {
     /// Sends what is due, at most `reminders.batch_size` emails. Three parts
     /// run side by side: claiming batches of rows, one batch ahead of the
     /// sending; sending over the mail pool, one message per connection at a
-    /// time; and recording outcomes, each write covering whatever finished
-    /// while the previous write ran. A row is only sent while enough of its
-    /// lease is left to send it and record it, so no other sender can take
-    /// it over meanwhile; the rest go back to the queue unsent. At most
-    /// [`UNRECORDED_PER_CONNECTION`] sent emails per connection wait to be
-    /// recorded, which bounds what a crash can make a later run send again.
+    /// time; and recording outcomes, each write covering what finished
+    /// while the previous one ran, or within [`GATHER`] after. A row is only
+    /// sent while enough of its lease is left to send it and record it, so
+    /// no other sender can take it over meanwhile; the rest go back to the
+    /// queue unsent. At most [`UNRECORDED_PER_CONNECTION`] sent emails per
+    /// connection wait to be recorded, which bounds what a crash can make a
+    /// later run send again.
     pub async fn send_due(&self) -> AppResult<SendReport> {
         let settings = &self.settings.reminders;
         let lease = Duration::from_std(settings.lease).unwrap_or(Duration::minutes(2));
@@ -118,6 +123,12 @@ impl Reminders {
         let (claimed_tx, mut claimed_rx) = mpsc::channel::<Vec<outbox_message::Model>>(1);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(outbox::Attempt, OwnedSemaphorePermit)>();
         let unrecorded = Arc::new(Semaphore::new(parallel * UNRECORDED_PER_CONNECTION));
+        let gather = parallel * UNRECORDED_PER_CONNECTION / 2;
+        // SQLite lets one writer in at a time and makes the others sleep and
+        // retry, by the millisecond; claims and records queue here instead.
+        let sqlite_writer = Mutex::new(());
+        let sqlite = self.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+        let sqlite_writer = &sqlite_writer;
 
         let claiming = async move {
             let mut handled = 0u64;
@@ -134,7 +145,9 @@ impl Reminders {
                 }
                 taking = Some((now, last_claimed));
                 let limit = claim_size.rows().min(batch_size - handled);
+                let writing = if sqlite { Some(sqlite_writer.lock().await) } else { None };
                 let rows = outbox::claim(&self.db, &self.owner, limit, lease).await?;
+                drop(writing);
                 if rows.is_empty() {
                     break;
                 }
@@ -154,19 +167,27 @@ impl Reminders {
                 async move {
                     // Closed only when recording stopped on an error, which ends the run anyway.
                     let Ok(permit) = unrecorded.acquire_owned().await else { return };
-                    let outcome = if row.lease_until.is_none_or(|until| crate::db::now() + reserve > until) {
-                        outbox::Outcome::Unsent
-                    } else {
-                        match self.mailer.send(&row).await {
-                            Ok(()) => outbox::Outcome::Sent,
-                            Err(SendError::Temporary(error)) => {
-                                let next = outbox::next_attempt(crate::db::now(), base, row.attempts, fastrand::f64());
+                    let mut attempt = outbox::Attempt::new(&row, outbox::Outcome::Unsent);
+                    if row.lease_until.is_some_and(|until| crate::db::now() + reserve <= until) {
+                        // A task of its own, so messages are built and sent on every core.
+                        let mailer = self.mailer.clone();
+                        let sent = tokio::spawn(async move { mailer.send(&row).await }).await;
+                        attempt.outcome = match sent {
+                            Ok(Ok(())) => outbox::Outcome::Sent,
+                            Ok(Err(SendError::Temporary(error))) => {
+                                let next =
+                                    outbox::next_attempt(crate::db::now(), base, attempt.attempts, fastrand::f64());
                                 outbox::Outcome::Retry { error, next }
                             }
-                            Err(SendError::Permanent(error)) => outbox::Outcome::Failed { error },
-                        }
-                    };
-                    let _ = done_tx.send((outbox::Attempt::new(&row, outcome), permit));
+                            Ok(Err(SendError::Permanent(error))) => outbox::Outcome::Failed { error },
+                            // Whether it went out is unknown: like a crash, it may be sent again.
+                            Err(panicked) => outbox::Outcome::Retry {
+                                error: format!("sending failed unexpectedly: {panicked}"),
+                                next: outbox::next_attempt(crate::db::now(), base, attempt.attempts, fastrand::f64()),
+                            },
+                        };
+                    }
+                    let _ = done_tx.send((attempt, permit));
                 }
             })
             .await;
@@ -175,14 +196,24 @@ impl Reminders {
 
         let recording = async move {
             let mut report = SendReport::default();
-            let mut finished = Vec::new();
-            while let Some(first) = done_rx.recv().await {
-                finished.push(first);
-                while let Ok(more) = done_rx.try_recv() {
-                    finished.push(more);
+            let mut attempts = Vec::new();
+            let mut permits = Vec::new();
+            while let Some((attempt, permit)) = done_rx.recv().await {
+                attempts.push(attempt);
+                permits.push(permit);
+                let until = tokio::time::Instant::now() + GATHER;
+                while attempts.len() < gather {
+                    match tokio::time::timeout_at(until, done_rx.recv()).await {
+                        Ok(Some((attempt, permit))) => {
+                            attempts.push(attempt);
+                            permits.push(permit);
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
                 }
-                let attempts: Vec<outbox::Attempt> = finished.iter().map(|(attempt, _)| attempt.clone()).collect();
+                let writing = if sqlite { Some(sqlite_writer.lock().await) } else { None };
                 outbox::record(&self.db, &self.owner, &attempts, max_attempts).await?;
+                drop(writing);
                 // Counted and logged only once written: a failed write is never reported as sent.
                 for attempt in &attempts {
                     match &attempt.outcome {
@@ -198,8 +229,9 @@ impl Reminders {
                         outbox::Outcome::Unsent => {}
                     }
                 }
+                attempts.clear();
                 // Dropping the permits lets more emails go out.
-                finished.clear();
+                permits.clear();
             }
             Ok::<SendReport, AppError>(report)
         };
