@@ -17,8 +17,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, prelude::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use sha2::{Digest, Sha256};
 
@@ -69,8 +69,26 @@ pub fn entry_hash(entry: &audit_entry::Model) -> String {
 }
 
 /// Inserts `entry` at the end of the chain, inside `txn`.
-pub(super) async fn append(txn: &DatabaseTransaction, mut entry: audit_entry::ActiveModel) -> Result<(), DbErr> {
-    if txn.get_database_backend() == DbBackend::Postgres {
+pub(super) async fn append(txn: &DatabaseTransaction, entry: audit_entry::ActiveModel) -> Result<(), DbErr> {
+    append_many(txn, vec![entry]).await
+}
+
+/// Most entries sealed by one statement, well below what either database
+/// accepts as bound parameters (five per entry).
+const SEAL_BATCH: usize = 500;
+
+/// Inserts `entries` at the end of the chain, inside `txn`, with one insert
+/// and one sealing update per [`SEAL_BATCH`] entries rather than two
+/// statements each.
+pub(super) async fn append_many(
+    txn: &DatabaseTransaction,
+    entries: Vec<audit_entry::ActiveModel>,
+) -> Result<(), DbErr> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK})")).await?;
     }
     let last: Option<(Option<String>, DateTime<Utc>)> = audit_entry::Entity::find()
@@ -84,27 +102,65 @@ pub(super) async fn append(txn: &DatabaseTransaction, mut entry: audit_entry::Ac
         .await?;
     let (last_hash, last_at) = last.unzip();
     // After only unchained (older) entries, or none, the chain starts here.
-    let prev = last_hash.flatten().unwrap_or_else(|| GENESIS.to_string());
+    let mut prev = last_hash.flatten().unwrap_or_else(|| GENESIS.to_string());
     // Times never run backwards along the chain, even when the clock is set
-    // back, so a time range is an id range (see `search`).
-    let wanted = match &entry.at {
-        sea_orm::ActiveValue::Set(at) | sea_orm::ActiveValue::Unchanged(at) => *at,
-        sea_orm::ActiveValue::NotSet => crate::db::now(),
-    };
-    entry.at = Set(last_at.map_or(wanted, |last| wanted.max(last)));
-    entry.prev_hash = Set(Some(prev));
-    entry.hash = Set(None);
-    // The id is only known once inserted; the hash is filled in right after,
-    // in the same transaction, so no one ever sees the entry without it.
-    let stored = entry.insert(txn).await?;
-    let hash = entry_hash(&stored);
-    let updated = audit_entry::Entity::update_many()
-        .col_expr(audit_entry::Column::Hash, Expr::value(hash))
-        .filter(audit_entry::Column::Id.eq(stored.id))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected != 1 {
-        return Err(DbErr::Custom(format!("audit entry {} vanished while being sealed", stored.id)));
+    // back, so a time range is an id range (see `search`). Entries added
+    // together share one time, so their order among themselves cannot break it.
+    let wanted = entries
+        .iter()
+        .map(|entry| match &entry.at {
+            sea_orm::ActiveValue::Set(at) | sea_orm::ActiveValue::Unchanged(at) => *at,
+            sea_orm::ActiveValue::NotSet => crate::db::now(),
+        })
+        .max()
+        .unwrap_or_else(crate::db::now);
+    let at = last_at.map_or(wanted, |last| wanted.max(last));
+    let mut pending = entries;
+    while !pending.is_empty() {
+        let rest = pending.split_off(pending.len().min(SEAL_BATCH));
+        let batch: Vec<audit_entry::ActiveModel> = pending
+            .into_iter()
+            .map(|mut entry| {
+                entry.at = Set(at);
+                entry.prev_hash = Set(None);
+                entry.hash = Set(None);
+                entry
+            })
+            .collect();
+        let count = batch.len();
+        // Ids are only known once inserted; the links and hashes are filled
+        // in right after, in the same transaction, so no one ever sees an
+        // entry without them.
+        let mut stored = audit_entry::Entity::insert_many(batch).exec_with_returning(txn).await?;
+        if stored.len() != count {
+            return Err(DbErr::Custom(format!("{count} audit entries written, {} read back", stored.len())));
+        }
+        stored.sort_by_key(|entry| entry.id);
+        let mut links: Vec<sea_orm::Value> = Vec::with_capacity(count * 2);
+        let mut hashes: Vec<sea_orm::Value> = Vec::with_capacity(count * 2);
+        let mut ids: Vec<sea_orm::Value> = Vec::with_capacity(count);
+        for entry in &mut stored {
+            entry.prev_hash = Some(std::mem::take(&mut prev));
+            let hash = entry_hash(entry);
+            links.extend([entry.id.into(), entry.prev_hash.clone().into()]);
+            hashes.extend([entry.id.into(), hash.clone().into()]);
+            ids.push(entry.id.into());
+            prev = hash;
+        }
+        let cases = |n: usize| " WHEN ? THEN ?".repeat(n);
+        let sql = format!(
+            "UPDATE audit_log SET prev_hash = CASE id{} END, hash = CASE id{} END WHERE id IN ({})",
+            cases(count),
+            cases(count),
+            vec!["?"; count].join(", ")
+        );
+        let values: Vec<sea_orm::Value> = links.into_iter().chain(hashes).chain(ids).collect();
+        let statement = Statement::from_sql_and_values(backend, crate::db::placeholders(backend, &sql), values);
+        let updated = txn.execute_raw(statement).await?;
+        if updated.rows_affected() != count as u64 {
+            return Err(DbErr::Custom(format!("{count} audit entries written, {} sealed", updated.rows_affected())));
+        }
+        pending = rest;
     }
     Ok(())
 }

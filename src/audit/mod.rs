@@ -143,27 +143,20 @@ pub async fn record_at<'a>(
     record_entry(target, actor, action, subject, detail, Some(at)).await
 }
 
-async fn record_entry<'a>(
-    target: impl Into<Target<'a>>,
+/// Adds entries by one actor to the end of the trail inside `txn`, written
+/// and sealed together: cheaper than one [`record`] each when a batch of
+/// changes commits at once.
+pub async fn record_many<'a>(
+    txn: &DatabaseTransaction,
     actor: &Actor,
-    action: &str,
-    subject: Subject,
-    detail: Value,
-    at: Option<chrono::DateTime<chrono::Utc>>,
+    entries: impl IntoIterator<Item = (&'a str, Subject, Value)>,
 ) -> Result<(), DbErr> {
-    let entry = entry(actor, action, subject, detail, at);
-    match target.into() {
-        Target::Transaction(txn) => chain::append(txn, entry).await,
-        Target::Connection(db) => {
-            let txn = db::begin_write(db).await?;
-            chain::append(&txn, entry).await?;
-            txn.commit().await
-        }
-    }
+    let models =
+        entries.into_iter().map(|(action, subject, detail)| model(actor, action, subject, detail, None)).collect();
+    chain::append_many(txn, models).await
 }
 
-/// The row of an entry, before the chain links and seals it.
-fn entry(
+fn model(
     actor: &Actor,
     action: &str,
     subject: Subject,
@@ -181,6 +174,25 @@ fn entry(
         ip: Set(actor.ip.clone()),
         detail: Set(detail.to_string()),
         ..Default::default()
+    }
+}
+
+async fn record_entry<'a>(
+    target: impl Into<Target<'a>>,
+    actor: &Actor,
+    action: &str,
+    subject: Subject,
+    detail: Value,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), DbErr> {
+    let entry = model(actor, action, subject, detail, at);
+    match target.into() {
+        Target::Transaction(txn) => chain::append(txn, entry).await,
+        Target::Connection(db) => {
+            let txn = db::begin_write(db).await?;
+            chain::append(&txn, entry).await?;
+            txn.commit().await
+        }
     }
 }
 

@@ -53,7 +53,7 @@ impl ReadTrail {
         subject: Subject,
         detail: Value,
     ) -> Result<(), sea_orm::DbErr> {
-        let entry = super::entry(actor, action, subject, detail, Some(db::now()));
+        let entry = super::model(actor, action, subject, detail, Some(db::now()));
         match self.sender.send(Message::Entry(Box::new(entry))).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendError(Message::Entry(entry))) => write(&self.db, vec![*entry]).await,
@@ -72,9 +72,7 @@ impl ReadTrail {
 
 async fn write(db: &DatabaseConnection, entries: Vec<audit_entry::ActiveModel>) -> Result<(), sea_orm::DbErr> {
     let txn = db::begin_write(db).await?;
-    for entry in entries {
-        chain::append(&txn, entry).await?;
-    }
+    chain::append_many(&txn, entries).await?;
     txn.commit().await
 }
 

@@ -73,6 +73,15 @@ impl Mailer {
         Ok(Self { transport, settings: settings.clone() })
     }
 
+    /// How many messages may be handed over at once: one per pooled SMTP
+    /// connection, so none waits on the pool with its timeout running.
+    pub fn parallel_sends(&self) -> usize {
+        match self.transport {
+            Transport::Smtp(_) => usize::try_from(self.settings.smtp.pool_size.max(1)).unwrap_or(1),
+            Transport::File(_) => 1,
+        }
+    }
+
     pub async fn send(&self, row: &outbox_message::Model) -> Result<(), SendError> {
         let message = compose(&self.settings, row)?;
         match &self.transport {

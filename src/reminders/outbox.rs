@@ -1,12 +1,15 @@
 //! The outbox: every email is a row, unique by its reminder key, so queueing
-//! twice never doubles an email. Senders claim rows with a lease (PostgreSQL:
-//! `FOR UPDATE SKIP LOCKED`; SQLite: one atomic UPDATE), send, then mark
-//! them; a lease that runs out (a crashed sender) is taken over.
+//! twice never doubles an email. Senders claim a batch of rows with a lease
+//! in one statement (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one atomic
+//! UPDATE), send, then record the outcomes a group at a time; a lease that
+//! runs out (a crashed sender) is taken over.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value, prelude::Expr, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value, prelude::Expr, sea_query::OnConflict,
 };
 use serde_json::json;
 
@@ -120,45 +123,163 @@ fn system() -> Actor {
     Actor::system("mailer")
 }
 
-/// Marks a claimed email sent, with its timeline entry, if this sender still holds it.
-pub async fn mark_sent(db: &DatabaseConnection, row: &outbox_message::Model, owner: &str) -> AppResult<()> {
-    settle(db, row, owner, SENT, None).await
+/// What became of one claimed email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// A temporary failure: try again at `next`, unless attempts have run out.
+    Retry {
+        error: String,
+        next: DateTime<Utc>,
+    },
+    Failed {
+        error: String,
+    },
+    /// Not tried: too little of its lease was left to send it and record the
+    /// outcome before another sender could take it over. It goes back to the queue.
+    Unsent,
 }
 
-/// Ends an email's attempts as sent or failed, writing its timeline entry in
-/// the same transaction — unless another sender has since taken it over.
-async fn settle(
-    db: &DatabaseConnection,
-    row: &outbox_message::Model,
-    owner: &str,
-    status: &'static str,
-    error: Option<&str>,
-) -> AppResult<()> {
-    let txn = db::begin_write(db).await?;
-    let now = db::now();
-    let sent_at = (status == SENT).then_some(now);
-    let updated = outbox_message::Entity::update_many()
-        .col_expr(outbox_message::Column::Status, Expr::value(status))
-        .col_expr(outbox_message::Column::SentAt, Expr::value(sent_at))
-        .col_expr(outbox_message::Column::Attempts, Expr::value(row.attempts + 1))
-        .col_expr(outbox_message::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(outbox_message::Column::LastError, Expr::value(error.map(str::to_string)))
-        .col_expr(outbox_message::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox_message::Column::Id.eq(row.id))
-        .filter(outbox_message::Column::LeaseOwner.eq(owner))
-        .exec(&txn)
-        .await?;
-    if updated.rows_affected > 0 {
-        let subject = Subject { entity: "email", entity_id: Some(row.id), case_id: row.case_id };
-        let (action, detail) = match error {
-            None => ("mail.sent", json!({ "kind": row.kind, "to": recipient_role(&row.kind) })),
-            // The server's error can quote the recipient's address; it stays on the outbox row.
-            Some(_) => ("mail.failed", json!({ "kind": row.kind, "to": recipient_role(&row.kind) })),
-        };
-        audit::record(&txn, &system(), action, subject, detail).await?;
+/// A claimed email's outcome, with what recording it needs from its row.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: i32,
+    pub case_id: Option<i32>,
+    pub kind: String,
+    /// Attempts before this one, as claimed.
+    pub attempts: i32,
+    pub outcome: Outcome,
+}
+
+impl Attempt {
+    pub fn new(row: &outbox_message::Model, outcome: Outcome) -> Self {
+        Self { id: row.id, case_id: row.case_id, kind: row.kind.clone(), attempts: row.attempts, outcome }
     }
+}
+
+/// Rows written by one statement, well below the bound parameters either
+/// database accepts (at most five per row).
+const GROUP: usize = 500;
+
+/// Records the outcomes of emails this sender claimed, in one transaction:
+/// one UPDATE per outcome (sent, to retry, failed, unsent) and the timeline
+/// entries of the sent and failed ones. Rows another sender has taken over
+/// since are left alone, and get no entry. After a temporary failure the
+/// email is tried again at its `next` time, or marked failed once
+/// `max_attempts` are used up.
+pub async fn record(db: &DatabaseConnection, owner: &str, attempts: &[Attempt], max_attempts: u32) -> AppResult<()> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let mut sent = Vec::new();
+    let mut retry = Vec::new();
+    let mut failed = Vec::new();
+    let mut unsent = Vec::new();
+    for attempt in attempts {
+        match &attempt.outcome {
+            Outcome::Sent => sent.push(attempt),
+            Outcome::Retry { error, next } => {
+                let count = attempt.attempts + 1;
+                if u32::try_from(count).unwrap_or(u32::MAX) >= max_attempts {
+                    failed.push((attempt, format!("gave up after {count} attempts; last: {error}")));
+                } else {
+                    retry.push((attempt, error.clone(), *next));
+                }
+            }
+            Outcome::Failed { error } => failed.push((attempt, error.clone())),
+            Outcome::Unsent => unsent.push(attempt),
+        }
+    }
+    let txn = db::begin_write(db).await?;
+    let backend = txn.get_database_backend();
+    let now = db::now();
+    let mut settled: Vec<(&Attempt, &'static str)> = Vec::new();
+
+    for group in sent.chunks(GROUP) {
+        let sql = format!(
+            "UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1, lease_until = NULL, \
+             last_error = NULL, updated_at = ? WHERE lease_owner = ? AND id IN ({}) RETURNING id",
+            marks(group.len())
+        );
+        let mut values: Vec<Value> = vec![SENT.into(), now.into(), now.into(), owner.into()];
+        values.extend(group.iter().map(|a| Value::from(a.id)));
+        let kept = updated_ids(&txn, backend, &sql, values).await?;
+        settled.extend(group.iter().filter(|a| kept.contains(&a.id)).map(|a| (*a, "mail.sent")));
+    }
+    for group in failed.chunks(GROUP) {
+        let sql = format!(
+            "UPDATE outbox SET status = ?, sent_at = NULL, attempts = attempts + 1, lease_until = NULL, \
+             last_error = CASE id{} END, updated_at = ? WHERE lease_owner = ? AND id IN ({}) RETURNING id",
+            " WHEN ? THEN ?".repeat(group.len()),
+            marks(group.len())
+        );
+        let mut values: Vec<Value> = vec![FAILED.into()];
+        for (attempt, error) in group {
+            values.extend([Value::from(attempt.id), Value::from(error.as_str())]);
+        }
+        values.extend([Value::from(now), Value::from(owner)]);
+        values.extend(group.iter().map(|(a, _)| Value::from(a.id)));
+        let kept = updated_ids(&txn, backend, &sql, values).await?;
+        settled.extend(group.iter().filter(|(a, _)| kept.contains(&a.id)).map(|(a, _)| (*a, "mail.failed")));
+    }
+    for group in retry.chunks(GROUP) {
+        let sql = format!(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = CASE id{} END, lease_until = NULL, \
+             last_error = CASE id{} END, updated_at = ? WHERE lease_owner = ? AND id IN ({})",
+            " WHEN ? THEN ?".repeat(group.len()),
+            " WHEN ? THEN ?".repeat(group.len()),
+            marks(group.len())
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(group.len() * 5 + 2);
+        for (attempt, _, next) in group {
+            values.extend([Value::from(attempt.id), Value::from(*next)]);
+        }
+        for (attempt, error, _) in group {
+            values.extend([Value::from(attempt.id), Value::from(error.as_str())]);
+        }
+        values.extend([Value::from(now), Value::from(owner)]);
+        values.extend(group.iter().map(|(a, _, _)| Value::from(a.id)));
+        txn.execute_raw(Statement::from_sql_and_values(backend, db::placeholders(backend, &sql), values)).await?;
+    }
+    for group in unsent.chunks(GROUP) {
+        let sql = format!(
+            "UPDATE outbox SET lease_until = NULL, updated_at = ? WHERE lease_owner = ? AND id IN ({})",
+            marks(group.len())
+        );
+        let mut values: Vec<Value> = vec![now.into(), owner.into()];
+        values.extend(group.iter().map(|a| Value::from(a.id)));
+        txn.execute_raw(Statement::from_sql_and_values(backend, db::placeholders(backend, &sql), values)).await?;
+    }
+
+    // The server's error can quote the recipient's address; it stays on the
+    // outbox row, out of the timeline.
+    let entries = settled.iter().map(|(attempt, action)| {
+        let subject = Subject { entity: "email", entity_id: Some(attempt.id), case_id: attempt.case_id };
+        (*action, subject, json!({ "kind": attempt.kind, "to": recipient_role(&attempt.kind) }))
+    });
+    audit::record_many(&txn, &system(), entries).await?;
     txn.commit().await?;
     Ok(())
+}
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Runs an UPDATE … RETURNING id and gives the ids it changed.
+async fn updated_ids(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    sql: &str,
+    values: Vec<Value>,
+) -> AppResult<HashSet<i32>> {
+    let rows =
+        txn.query_all_raw(Statement::from_sql_and_values(backend, db::placeholders(backend, sql), values)).await?;
+    let mut ids = HashSet::with_capacity(rows.len());
+    for row in rows {
+        ids.insert(row.try_get::<i32>("", "id")?);
+    }
+    Ok(ids)
 }
 
 fn recipient_role(kind: &str) -> &'static str {
@@ -167,42 +288,6 @@ fn recipient_role(kind: &str) -> &'static str {
         "weekly_summary" => "admin",
         _ => "advocate",
     }
-}
-
-/// After a temporary failure: try again at `next`, or give up after `max_attempts`.
-pub async fn mark_retry(
-    db: &DatabaseConnection,
-    row: &outbox_message::Model,
-    owner: &str,
-    error: &str,
-    next: DateTime<Utc>,
-    max_attempts: u32,
-) -> AppResult<()> {
-    let attempts = row.attempts + 1;
-    if u32::try_from(attempts).unwrap_or(u32::MAX) >= max_attempts {
-        return mark_failed(db, row, owner, &format!("gave up after {attempts} attempts; last: {error}")).await;
-    }
-    let now = db::now();
-    outbox_message::Entity::update_many()
-        .col_expr(outbox_message::Column::Attempts, Expr::value(attempts))
-        .col_expr(outbox_message::Column::NextAttemptAt, Expr::value(next))
-        .col_expr(outbox_message::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(outbox_message::Column::LastError, Expr::value(error))
-        .col_expr(outbox_message::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox_message::Column::Id.eq(row.id))
-        .filter(outbox_message::Column::LeaseOwner.eq(owner))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-pub async fn mark_failed(
-    db: &DatabaseConnection,
-    row: &outbox_message::Model,
-    owner: &str,
-    error: &str,
-) -> AppResult<()> {
-    settle(db, row, owner, FAILED, Some(error)).await
 }
 
 /// An admin sends a failed email again.
