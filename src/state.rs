@@ -19,6 +19,8 @@ pub struct AppState {
     pub rules: Arc<CaseRules>,
     /// This instance's batched trail of reads.
     pub reads: ReadTrail,
+    /// The admin page's times in stage, while they stay current.
+    pub timings: crate::reports::TimingsCache,
 }
 
 impl AppState {
@@ -28,6 +30,6 @@ impl AppState {
             defaults: settings.cases.clone(),
         };
         let reads = ReadTrail::start(db.clone());
-        Self { db, settings: Arc::new(settings), rules: Arc::new(rules), reads }
+        Self { db, settings: Arc::new(settings), rules: Arc::new(rules), reads, timings: Default::default() }
     }
 }

@@ -118,15 +118,18 @@ pub async fn caseload(
 
     let backend = db.get_database_backend();
     let scope_sql = scope.sql("c");
+    // Along the partial index of visits not yet held, soonest first (CROSS
+    // JOIN keeps SQLite from reading the open cases first instead).
     let upcoming = Upcoming::find_by_statement(Statement::from_sql_and_values(
         backend,
         db::placeholders(
             backend,
             &format!(
                 "SELECT c.id AS case_id, c.reference, c.patient_name, r.consultation_scheduled_at AS scheduled_at, \
-                 r.consultation_mode AS mode FROM case_rounds r JOIN cases c ON c.id = r.case_id AND r.round = c.round \
-                 WHERE r.consultation_held_at IS NULL AND r.consultation_scheduled_at >= ? \
-                 AND r.consultation_scheduled_at < ? AND c.stage IN ('records_requested', 'specialist_chosen'){scope_sql} \
+                 r.consultation_mode AS mode FROM case_rounds r CROSS JOIN cases c \
+                 WHERE c.id = r.case_id AND r.round = c.round AND r.consultation_held_at IS NULL AND r.consultation_scheduled_at >= ? \
+                 AND r.consultation_scheduled_at < ? AND c.closed_at IS NULL \
+                 AND c.stage IN ('records_requested', 'specialist_chosen'){scope_sql} \
                  ORDER BY r.consultation_scheduled_at LIMIT 50"
             ),
         ),
@@ -143,10 +146,14 @@ pub async fn caseload(
             db::placeholders(
                 backend,
                 &format!(
-                    "SELECT a.* FROM audit_log a{join} WHERE a.case_id IS NOT NULL \
+                    "SELECT a.* FROM audit_log a{join} WHERE a.case_id IS NOT NULL{on} \
                  AND a.action NOT IN ('case.viewed', 'access.denied') AND a.at >= ?{scope_sql} \
                  ORDER BY a.id DESC LIMIT 30",
-                    join = if scope_sql.is_empty() { "" } else { " JOIN cases c ON c.id = a.case_id" },
+                    // CROSS JOIN keeps SQLite walking the activity newest first and
+                    // looking each case up, instead of reading every case of the
+                    // advocate first.
+                    join = if scope_sql.is_empty() { "" } else { " CROSS JOIN cases c" },
+                    on = if scope_sql.is_empty() { "" } else { " AND c.id = a.case_id" },
                 ),
             ),
             [Value::from(now - Duration::days(14))],
@@ -282,7 +289,64 @@ fn in_week(rows: &[WeekRow], weeks_ago: i32) -> i64 {
     rows.iter().filter(|r| r.weeks_ago.max(0) == weeks_ago).map(|r| r.n).sum()
 }
 
+/// The times in stage of the last 90 days, as last computed by this
+/// instance. They change only when a stage span ends (a new line of stage
+/// history), when the window moves on to another day, or when the tallies
+/// are rebuilt; the key holds all three, so a hit is never stale.
+#[derive(Debug, Clone, Default)]
+pub struct TimingsCache(std::sync::Arc<std::sync::Mutex<Option<KeptTimings>>>);
+
+type TimingsKey = (i64, Option<i64>, Option<DateTime<Utc>>);
+type KeptTimings = (TimingsKey, Vec<StageTiming>);
+
+impl TimingsCache {
+    fn get(&self, key: &TimingsKey) -> Option<Vec<StageTiming>> {
+        let held = self.0.lock().ok()?;
+        held.as_ref().filter(|(k, _)| k == key).map(|(_, timings)| timings.clone())
+    }
+
+    fn put(&self, key: TimingsKey, timings: Vec<StageTiming>) {
+        if let Ok(mut held) = self.0.lock() {
+            *held = Some((key, timings));
+        }
+    }
+}
+
+/// Two one-row reads at the ends of primary keys.
+async fn timings_key(db: &DatabaseConnection, since_day: i64) -> AppResult<TimingsKey> {
+    use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
+    let last_change: Option<i32> = crate::db::entities::stage_change::Entity::find()
+        .select_only()
+        .column(crate::db::entities::stage_change::Column::Id)
+        .order_by_desc(crate::db::entities::stage_change::Column::Id)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let built = BuiltRow::find_by_statement(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT built_at FROM tally_state WHERE id = 1",
+    ))
+    .one(db)
+    .await?;
+    Ok((since_day, last_change.map(i64::from), built.map(|b| b.built_at)))
+}
+
+#[derive(Debug, FromQueryResult)]
+struct BuiltRow {
+    built_at: DateTime<Utc>,
+}
+
 pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Overview> {
+    overview_with(db, None, now).await
+}
+
+/// [`overview`], reusing the times in stage `timings` holds when they are current.
+pub async fn overview_with(
+    db: &DatabaseConnection,
+    timings: Option<&TimingsCache>,
+    now: DateTime<Utc>,
+) -> AppResult<Overview> {
     let backend = db.get_database_backend();
     let stmt =
         |sql: &str, values: Vec<Value>| Statement::from_sql_and_values(backend, db::placeholders(backend, sql), values);
@@ -339,16 +403,27 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<
     });
 
     let since_day = tallies::day_of(tallies::window_start(now, 90));
-    let spans = SpanRow::find_by_statement(stmt(
-        &format!(
-            "SELECT stage, tenths, CAST(SUM(n) AS BIGINT) AS n FROM tally_stage_time \
-             WHERE day >= ? AND stage IN {open_list} GROUP BY stage, tenths"
-        ),
-        vec![Value::from(since_day)],
-    ))
-    .all(db)
-    .await?;
-    let time_in_stage = Stage::PATH[..4].iter().map(|stage| timing_of(*stage, &spans)).collect();
+    let key = timings_key(db, since_day).await?;
+    let cached = timings.and_then(|cache| cache.get(&key));
+    let time_in_stage = match cached {
+        Some(found) => found,
+        None => {
+            let spans = SpanRow::find_by_statement(stmt(
+                &format!(
+                    "SELECT stage, tenths, CAST(SUM(n) AS BIGINT) AS n FROM tally_stage_time \
+                     WHERE day >= ? AND stage IN {open_list} GROUP BY stage, tenths"
+                ),
+                vec![Value::from(since_day)],
+            ))
+            .all(db)
+            .await?;
+            let computed: Vec<StageTiming> = Stage::PATH[..4].iter().map(|stage| timing_of(*stage, &spans)).collect();
+            if let Some(cache) = timings {
+                cache.put(key, computed.clone());
+            }
+            computed
+        }
+    };
 
     // Weeks end with the current hour; an hour ahead of it (another
     // instance's clock) counts as this week.

@@ -45,7 +45,7 @@ impl OverviewPage {
 pub async fn overview(State(state): State<AppState>, staff: Staff) -> PageResult<Html<String>> {
     staff.require_admin()?;
     let clock = staff.clock();
-    let overview = reports::overview(&state.db, clock.now).await?;
+    let overview = reports::overview_with(&state.db, Some(&state.timings), clock.now).await?;
     let pipeline: Vec<(String, i64)> =
         overview.open_per_stage.iter().map(|(stage, n)| (stage.label().to_string(), *n)).collect();
     let labels: Vec<String> = overview.weekly.iter().map(|w| clock.date(&w.week_start)).collect();
