@@ -45,7 +45,8 @@ pub async fn overview_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) -> Ap
             "SELECT c.advocate_id, u.name, COUNT(*) AS open, \
              SUM(CASE WHEN c.held_since IS NULL AND c.stage_due_at < ? THEN 1 ELSE 0 END) AS overdue \
              FROM cases c LEFT JOIN users u ON u.id = c.advocate_id WHERE c.stage IN {open_list} \
-             GROUP BY c.advocate_id, u.name ORDER BY COUNT(*) DESC, u.name"
+             GROUP BY c.advocate_id, u.name \
+             ORDER BY COUNT(*) DESC, CASE WHEN u.name IS NULL THEN 1 ELSE 0 END, u.name"
         ),
         vec![Value::from(now)],
     ))

@@ -82,6 +82,19 @@ async fn the_tallies_agree_with_a_scan_of_every_row(backend: Backend) {
     tallies::rebuild(&app.db).await.expect("rebuild");
     let rebuilt = reports::overview(&app.db, now).await.expect("figures after a rebuild");
     assert_same_figures(&rebuilt, &scanned);
+
+    // The admin page's kept times in stage follow a move made after they were kept.
+    let timings = reports::TimingsCache::default();
+    let before = reports::overview_with(&app.db, Some(&timings), now).await.expect("kept");
+    assert_same_figures(&before, &scanned);
+    let waiting = app.open_case(&token, "Moves Later").await;
+    let moved = json!({ "to": "specialist_chosen", "specialist_id": specialist });
+    assert_eq!(app.move_case(&token, waiting, moved).await.0, reqwest::StatusCode::OK);
+    let now = chrono::Utc::now();
+    let after = reports::overview_with(&app.db, Some(&timings), now).await.expect("kept after a move");
+    let rescanned = reports::full_scan::overview_by_scan(&app.db, now).await.expect("scan after a move");
+    assert_same_figures(&after, &rescanned);
+    assert_eq!(after.time_in_stage[0].count, before.time_in_stage[0].count + 1);
 }
 
 async fn instances_starting_together_migrate_once(backend: Backend) {
