@@ -290,11 +290,12 @@ def main():
     w("## Reminder planner")
     w("")
     w(
-        "`secondlook reminders run-once --dry-run` on the seeded database: plans what is due now (at most "
-        "`reminders.batch_size` cases per run) and queues nothing."
+        "`SECONDLOOK__REMINDERS__BATCH_SIZE=1000000 secondlook reminders run-once --plan-only` on the freshly "
+        "seeded database, whole process included: the scan looks at every case whose reminder time has come "
+        "(on a fresh demo database, every open case), plans and queues what is due, and sends nothing."
     )
     w("")
-    w("| database | cases | seconds | reminders it would queue |")
+    w("| database | cases | seconds | reminders planned and queued |")
     w("|---|---:|---:|---:|")
     for db in databases:
         for size in sizes:

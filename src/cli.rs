@@ -103,6 +103,9 @@ pub enum RemindersCommand {
     RunOnce {
         #[arg(long)]
         dry_run: bool,
+        /// Plan and queue what is due, but leave the sending to the scheduler.
+        #[arg(long, conflicts_with = "dry_run")]
+        plan_only: bool,
     },
 }
 
@@ -208,7 +211,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             eprintln!("Store this token now: it is not shown again. Send it as 'Authorization: Bearer <token>'.");
             Ok(())
         }
-        Command::Reminders(RemindersCommand::RunOnce { dry_run }) => {
+        Command::Reminders(RemindersCommand::RunOnce { dry_run, plan_only }) => {
             let db = open(&settings).await?;
             let reminders = Reminders::new(db, Arc::new(settings)).map_err(CliError::App)?;
             let report = scan::scan(&reminders, crate::db::now(), dry_run).await?;
@@ -227,6 +230,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 return Ok(());
             }
             println!("{} reminders planned, {} newly queued.", report.planned, report.queued);
+            if plan_only {
+                return Ok(());
+            }
             let sent = reminders.send_due().await?;
             println!("{} sent, {} to retry later, {} failed.", sent.sent, sent.retried, sent.failed);
             Ok(())

@@ -357,8 +357,8 @@ pub async fn overview_with(
     // (stage, due date) index, a cost that follows the overdue cases only.
     let overdue_rows = OverdueRow::find_by_statement(stmt(
         &format!(
-            "SELECT stage, advocate_id, COUNT(*) AS n FROM cases WHERE stage IN {open_list} \
-             AND stage_due_at < ? AND held_since IS NULL GROUP BY stage, advocate_id"
+            "SELECT stage, advocate_id, COUNT(*) AS n FROM cases WHERE closed_at IS NULL AND held_since IS NULL \
+             AND stage IN {open_list} AND stage_due_at < ? GROUP BY stage, advocate_id"
         ),
         vec![Value::from(now)],
     ))
