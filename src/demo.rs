@@ -105,6 +105,11 @@ pub async fn fill(db: &DatabaseConnection, rules: &CaseRules, cases: u32, seed: 
     let detail = json!({ "cases": cases, "open": tally.open, "seed": seed });
     audit::record(db, &system, FILLED, Subject::named("cases"), detail).await?;
     tallies::rebuild(db).await?;
+    // A bulk load leaves PostgreSQL's planner statistics describing the
+    // empty tables; until autovacuum refreshes them it may pick full scans.
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared("ANALYZE").await?;
+    }
 
     let mut summary = format!(
         "Created {cases} demo cases for {} advocates and {} specialists in {:.1} s:\n",
