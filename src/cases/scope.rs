@@ -40,7 +40,7 @@ impl CaseScope {
 
     /// The same filter for hand-written SQL, on the `cases` table named `alias`.
     pub fn sql(&self, alias: &str) -> String {
-        self.advocates.iter().map(|id| format!(" AND {alias}.advocate_id = {id}")).collect()
+        self.sql_on_key(&format!("{alias}.advocate_id"))
     }
 
     /// The same filter on a column holding the advocate key of a tally row.

@@ -29,7 +29,7 @@ use crate::{
 pub const UNASSIGNED: i32 = 0;
 
 /// Decision outcomes, counted over decided cases.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult, serde::Serialize)]
 pub struct Outcome {
     pub decided: i64,
     pub diagnosis_changed: i64,
@@ -233,19 +233,19 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
 
     let mut total = Delta::default();
     let mut hours: HashMap<i64, (i64, i64)> = HashMap::new();
-    let mut after = 0;
+    let mut last_case = 0;
     loop {
         let rows: Vec<(i32, DateTime<Utc>, Option<DateTime<Utc>>)> = case::Entity::find()
             .select_only()
             .columns([case::Column::Id, case::Column::CreatedAt, case::Column::ClosedAt])
-            .filter(case::Column::Id.gt(after))
+            .filter(case::Column::Id.gt(last_case))
             .order_by_asc(case::Column::Id)
             .limit(CHUNK)
             .into_tuple()
             .all(&txn)
             .await?;
         let Some(last) = rows.last() else { break };
-        after = last.0;
+        last_case = last.0;
         for (_, created, closed) in rows {
             hours.entry(hour_of(created)).or_default().0 += 1;
             if let Some(closed) = closed {
@@ -260,7 +260,7 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
     let mut spans: HashMap<(i64, Stage, i64), i64> = HashMap::new();
     let step = i32::try_from(CHUNK).unwrap_or(i32::MAX);
     let mut from_case = 0;
-    while from_case < after {
+    while from_case < last_case {
         let rows: Vec<(i32, Stage, DateTime<Utc>)> = stage_change::Entity::find()
             .select_only()
             .columns([stage_change::Column::CaseId, stage_change::Column::ToStage, stage_change::Column::At])

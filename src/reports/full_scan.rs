@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{DatabaseConnection, FromQueryResult, Statement, Value};
 
 use super::{
-    AdvocateLoad, Outcomes, Overview, StageCount, StageTiming, TimingRow, WeekCounts, WeekRow, days_between, in_week,
-    whole_weeks_between,
+    AdvocateLoad, Overview, StageCount, StageTiming, TimingRow, WeekCounts, WeekRow, days_between, in_week,
+    per_open_stage, whole_weeks_between,
 };
 use crate::{cases::Stage, db, error::AppResult};
 
@@ -18,12 +18,6 @@ pub async fn overview_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) -> Ap
     };
     let open_list = "('records_requested', 'specialist_chosen', 'consultation_held', 'opinions_compared')";
 
-    let per_stage = |rows: Vec<StageCount>| -> Vec<(Stage, i64)> {
-        Stage::PATH[..4]
-            .iter()
-            .map(|stage| (*stage, rows.iter().find(|r| r.stage == stage.as_str()).map_or(0, |r| r.n)))
-            .collect()
-    };
     let open = StageCount::find_by_statement(stmt(
         format!("SELECT stage, COUNT(*) AS n FROM cases WHERE stage IN {open_list} GROUP BY stage"),
         vec![],
@@ -113,17 +107,11 @@ pub async fn overview_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) -> Ap
         })
         .collect();
 
-    let o = crate::cases::tallies::outcomes_by_scan(db).await?;
-    let outcomes = Outcomes {
-        decided: o.decided,
-        diagnosis_changed: o.diagnosis_changed,
-        treatment_changed: o.treatment_changed,
-        surgery_not_followed: o.surgery_not_followed,
-    };
+    let outcomes = crate::cases::tallies::outcomes_by_scan(db).await?;
 
     Ok(Overview {
-        open_per_stage: per_stage(open),
-        overdue_per_stage: per_stage(overdue),
+        open_per_stage: per_open_stage(&open),
+        overdue_per_stage: per_open_stage(&overdue),
         per_advocate,
         time_in_stage,
         weekly,

@@ -245,13 +245,8 @@ pub struct WeekCounts {
     pub closed: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, FromQueryResult)]
-pub struct Outcomes {
-    pub decided: i64,
-    pub diagnosis_changed: i64,
-    pub treatment_changed: i64,
-    pub surgery_not_followed: i64,
-}
+/// The outcomes of decided cases, as the tallies keep them.
+pub use crate::cases::tallies::Outcome as Outcomes;
 
 impl Outcomes {
     pub fn share(&self, part: &i64) -> String {
@@ -445,19 +440,13 @@ pub async fn overview_with(
         })
         .collect();
 
-    let outcome = OutcomeRow::find_by_statement(stmt(
+    let outcomes = Outcomes::find_by_statement(stmt(
         "SELECT decided, diagnosis_changed, treatment_changed, surgery_not_followed FROM tally_outcome WHERE id = 1",
         vec![],
     ))
     .one(db)
     .await?
     .unwrap_or_default();
-    let outcomes = Outcomes {
-        decided: outcome.decided,
-        diagnosis_changed: outcome.diagnosis_changed,
-        treatment_changed: outcome.treatment_changed,
-        surgery_not_followed: outcome.surgery_not_followed,
-    };
 
     Ok(Overview { open_per_stage, overdue_per_stage, per_advocate, time_in_stage, weekly, outcomes })
 }
@@ -488,14 +477,6 @@ struct HourRow {
     hour: i64,
     opened: i64,
     closed: i64,
-}
-
-#[derive(Debug, Default, FromQueryResult)]
-struct OutcomeRow {
-    decided: i64,
-    diagnosis_changed: i64,
-    treatment_changed: i64,
-    surgery_not_followed: i64,
 }
 
 /// Median and 90th percentile of a stage's spans, in days, picked by rank
