@@ -32,6 +32,12 @@ impl<'a> From<&'a DatabaseTransaction> for Target<'a> {
     }
 }
 
+impl<'a> From<&'a db::WriteTransaction> for Target<'a> {
+    fn from(txn: &'a db::WriteTransaction) -> Self {
+        Target::Transaction(txn)
+    }
+}
+
 impl<'a> From<&'a DatabaseConnection> for Target<'a> {
     fn from(db: &'a DatabaseConnection) -> Self {
         Target::Connection(db)

@@ -446,7 +446,7 @@ pub async fn list(
 /// locked (PostgreSQL row lock, SQLite write lock) until commit, so
 /// concurrent writes to one case apply one after another.
 struct CaseWrite {
-    txn: DatabaseTransaction,
+    txn: db::WriteTransaction,
     case: case::Model,
     now: DateTime<Utc>,
 }

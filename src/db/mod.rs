@@ -3,6 +3,9 @@
 //! failures that mean "storage unavailable, try again" from programming errors.
 
 pub mod entities;
+mod write;
+
+pub use write::{WriteTransaction, begin_write};
 
 use std::{path::Path, str::FromStr};
 
@@ -10,8 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::future::BoxFuture;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr, TransactionTrait,
     sqlx::{Connection as _, sqlite::SqliteConnection},
 };
 
@@ -54,7 +56,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
 /// Page cache per SQLite connection, in KiB. The hot pages are the indexes
 /// the busy pages walk and the newest rows; beyond that the operating
 /// system's file cache serves reads, so memory stays flat as cases grow.
-pub const SQLITE_CACHE_KIB: u32 = 2048;
+pub const SQLITE_CACHE_KIB: u32 = 1024;
 
 /// Whether a connection handed back to the pool may be used again. A COMMIT
 /// that failed (a full disk, an I/O error) can leave SQLite inside the
@@ -108,7 +110,7 @@ const MIGRATION_LOCK: i64 = 0x5345_434f_4e44;
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Sqlite {
         let txn = begin_write(db).await?;
-        Migrator::up(&txn, None).await?;
+        Migrator::up(&*txn, None).await?;
         return txn.commit().await;
     }
     let lock = db.begin().await?;
@@ -116,21 +118,6 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     let result = Migrator::up(db, None).await;
     lock.commit().await?;
     result
-}
-
-/// Starts a transaction that will write. SQLite takes the write lock at once
-/// (`BEGIN IMMEDIATE`), so a transaction never fails half-way when it turns
-/// from reading to writing while another writer is active; it waits for the
-/// busy timeout instead.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    let options = match db.get_database_backend() {
-        DbBackend::Sqlite => TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        },
-        _ => TransactionOptions::default(),
-    };
-    db.begin_with_options(options).await
 }
 
 /// What a database error means for the person waiting on it.

@@ -16,10 +16,7 @@ use serde::Serialize;
 use crate::{
     auth::Actor,
     cases::{Stage, scope::CaseScope, tallies},
-    db::{
-        self,
-        entities::{audit_entry, case},
-    },
+    db::{self, entities::case},
     error::AppResult,
     validate::like_contains,
 };
@@ -41,12 +38,35 @@ pub const MAX_PAGE: u64 = 10_000;
 
 pub struct Caseload {
     pub stage_counts: Vec<(Stage, i64)>,
-    pub cases: Vec<case::Model>,
+    pub cases: Vec<ListedCase>,
     /// Matching cases; with `more`, only a lower bound.
     pub total: u64,
     pub more: bool,
     pub upcoming: Vec<Upcoming>,
-    pub activity: Vec<audit_entry::Model>,
+    pub activity: Vec<Activity>,
+}
+
+/// What a caseload row shows of a case, and no more: the list is read on
+/// every visit, so it leaves the clinical text and contact details behind.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct ListedCase {
+    pub id: i32,
+    pub reference: String,
+    pub patient_name: String,
+    pub urgency: crate::vocabulary::Urgency,
+    pub stage: Stage,
+    pub stage_due_at: Option<DateTime<Utc>>,
+    pub held_since: Option<DateTime<Utc>>,
+    pub erased_at: Option<DateTime<Utc>>,
+}
+
+/// One line of recent activity on the caseload.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Activity {
+    pub at: DateTime<Utc>,
+    pub case_id: Option<i32>,
+    pub action: String,
+    pub actor: String,
 }
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -91,11 +111,23 @@ pub async fn caseload(
     }
     let offset = filter.page * PAGE_SIZE;
     let cases = case::Entity::find()
+        .select_only()
+        .columns([
+            case::Column::Id,
+            case::Column::Reference,
+            case::Column::PatientName,
+            case::Column::Urgency,
+            case::Column::Stage,
+            case::Column::StageDueAt,
+            case::Column::HeldSince,
+            case::Column::ErasedAt,
+        ])
         .filter(listed.clone())
         .order_by(case::Column::StageDueAt, Order::Asc)
         .order_by(case::Column::Id, Order::Asc)
         .offset(offset)
         .limit(PAGE_SIZE)
+        .into_model::<ListedCase>()
         .all(db)
         .await?;
     let narrowed = filter.urgency.is_some() || filter.overdue || crate::validate::is_given(filter.query.as_deref());
@@ -140,26 +172,25 @@ pub async fn caseload(
 
     // Along the partial index of case activity, newest first; the terms
     // repeat the index's condition word for word so SQLite uses it.
-    let activity = audit_entry::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
+    let activity = Activity::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        db::placeholders(
             backend,
-            db::placeholders(
-                backend,
-                &format!(
-                    "SELECT a.* FROM audit_log a{join} WHERE a.case_id IS NOT NULL{on} \
+            &format!(
+                "SELECT a.at, a.case_id, a.action, a.actor FROM audit_log a{join} WHERE a.case_id IS NOT NULL{on} \
                  AND a.action NOT IN ('case.viewed', 'access.denied') AND a.at >= ?{scope_sql} \
                  ORDER BY a.id DESC LIMIT 30",
-                    // CROSS JOIN keeps SQLite walking the activity newest first and
-                    // looking each case up, instead of reading every case of the
-                    // advocate first.
-                    join = if scope_sql.is_empty() { "" } else { " CROSS JOIN cases c" },
-                    on = if scope_sql.is_empty() { "" } else { " AND c.id = a.case_id" },
-                ),
+                // CROSS JOIN keeps SQLite walking the activity newest first and
+                // looking each case up, instead of reading every case of the
+                // advocate first.
+                join = if scope_sql.is_empty() { "" } else { " CROSS JOIN cases c" },
+                on = if scope_sql.is_empty() { "" } else { " AND c.id = a.case_id" },
             ),
-            [Value::from(now - Duration::days(14))],
-        ))
-        .all(db)
-        .await?;
+        ),
+        [Value::from(now - Duration::days(14))],
+    ))
+    .all(db)
+    .await?;
     // The filters, but not the search text: it is often a patient's name.
     let detail = serde_json::json!({
         "view": "caseload", "stage": filter.stage, "urgency": filter.urgency, "overdue": filter.overdue,
@@ -289,19 +320,27 @@ fn in_week(rows: &[WeekRow], weeks_ago: i32) -> i64 {
 /// history), when the window moves on to another day, or when the tallies
 /// are rebuilt; the key holds all three, so a hit is never stale.
 #[derive(Debug, Clone, Default)]
-pub struct TimingsCache(std::sync::Arc<std::sync::Mutex<Option<KeptTimings>>>);
+pub struct TimingsCache(std::sync::Arc<KeptOnce>);
+
+#[derive(Debug, Default)]
+pub struct KeptOnce {
+    held: std::sync::Mutex<Option<KeptTimings>>,
+    /// Held while the timings are computed, so a burst of views after a
+    /// change computes them once and the others wait for that result.
+    computing: tokio::sync::Mutex<()>,
+}
 
 type TimingsKey = (i64, Option<i64>, Option<DateTime<Utc>>);
 type KeptTimings = (TimingsKey, Vec<StageTiming>);
 
 impl TimingsCache {
     fn get(&self, key: &TimingsKey) -> Option<Vec<StageTiming>> {
-        let held = self.0.lock().ok()?;
+        let held = self.0.held.lock().ok()?;
         held.as_ref().filter(|(k, _)| k == key).map(|(_, timings)| timings.clone())
     }
 
     fn put(&self, key: TimingsKey, timings: Vec<StageTiming>) {
-        if let Ok(mut held) = self.0.lock() {
+        if let Ok(mut held) = self.0.held.lock() {
             *held = Some((key, timings));
         }
     }
@@ -325,6 +364,25 @@ async fn timings_key(db: &DatabaseConnection, since_day: i64) -> AppResult<Timin
     .one(db)
     .await?;
     Ok((since_day, last_change.map(i64::from), built.map(|b| b.built_at)))
+}
+
+/// Median and 90th percentile of each open stage's spans that ended on or
+/// after `since_day`, from the day-by-stage tallies.
+async fn times_in_stage(db: &DatabaseConnection, since_day: i64) -> AppResult<Vec<StageTiming>> {
+    let backend = db.get_database_backend();
+    let spans = SpanRow::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        db::placeholders(
+            backend,
+            "SELECT stage, tenths, CAST(SUM(n) AS BIGINT) AS n FROM tally_stage_time \
+             WHERE day >= ? AND stage IN ('records_requested', 'specialist_chosen', 'consultation_held', \
+             'opinions_compared') GROUP BY stage, tenths",
+        ),
+        [Value::from(since_day)],
+    ))
+    .all(db)
+    .await?;
+    Ok(Stage::PATH[..4].iter().map(|stage| timing_of(*stage, &spans)).collect())
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -399,43 +457,46 @@ pub async fn overview_with(
 
     let since_day = tallies::day_of(tallies::window_start(now, 90));
     let key = timings_key(db, since_day).await?;
-    let cached = timings.and_then(|cache| cache.get(&key));
-    let time_in_stage = match cached {
-        Some(found) => found,
-        None => {
-            let spans = SpanRow::find_by_statement(stmt(
-                &format!(
-                    "SELECT stage, tenths, CAST(SUM(n) AS BIGINT) AS n FROM tally_stage_time \
-                     WHERE day >= ? AND stage IN {open_list} GROUP BY stage, tenths"
-                ),
-                vec![Value::from(since_day)],
-            ))
-            .all(db)
-            .await?;
-            let computed: Vec<StageTiming> = Stage::PATH[..4].iter().map(|stage| timing_of(*stage, &spans)).collect();
-            if let Some(cache) = timings {
-                cache.put(key, computed.clone());
+    let time_in_stage = match timings {
+        Some(cache) => match cache.get(&key) {
+            Some(found) => found,
+            None => {
+                let _computing = cache.0.computing.lock().await;
+                match cache.get(&key) {
+                    Some(found) => found,
+                    None => {
+                        let computed = times_in_stage(db, since_day).await?;
+                        cache.put(key, computed.clone());
+                        computed
+                    }
+                }
             }
-            computed
-        }
+        },
+        None => times_in_stage(db, since_day).await?,
     };
 
     // Weeks end with the current hour; an hour ahead of it (another
     // instance's clock) counts as this week.
     let end = tallies::weeks_end(now);
     let end_hour = tallies::hour_of(end);
-    let hours = HourRow::find_by_statement(stmt(
-        "SELECT hour, opened, closed FROM tally_hour WHERE hour >= ?",
-        vec![Value::from(end_hour - 12 * tallies::WEEK_HOURS)],
+    // Summed per week by the database: twelve rows, not the 2,016 hours.
+    let weeks = WeekTally::find_by_statement(stmt(
+        "SELECT CASE WHEN hour >= ? THEN 0 ELSE (? - 1 - hour) / ? END AS ago, \
+         CAST(SUM(opened) AS BIGINT) AS opened, CAST(SUM(closed) AS BIGINT) AS closed \
+         FROM tally_hour WHERE hour >= ? GROUP BY 1",
+        vec![
+            Value::from(end_hour),
+            Value::from(end_hour),
+            Value::from(tallies::WEEK_HOURS),
+            Value::from(end_hour - 12 * tallies::WEEK_HOURS),
+        ],
     ))
     .all(db)
     .await?;
-    let weeks_ago = |hour: i64| (end_hour - 1 - hour).div_euclid(tallies::WEEK_HOURS).max(0);
     let weekly = (0..12)
         .rev()
         .map(|ago: i64| {
-            let of_week = hours.iter().filter(|h| weeks_ago(h.hour) == ago);
-            let (opened, closed) = of_week.fold((0, 0), |(o, c), h| (o + h.opened, c + h.closed));
+            let (opened, closed) = weeks.iter().find(|w| w.ago == ago).map_or((0, 0), |w| (w.opened, w.closed));
             WeekCounts { week_start: end - Duration::weeks(ago + 1), opened, closed }
         })
         .collect();
@@ -473,8 +534,10 @@ struct SpanRow {
 }
 
 #[derive(Debug, FromQueryResult)]
-struct HourRow {
-    hour: i64,
+struct WeekTally {
+    /// Whole weeks before the current one; an hour ahead of this
+    /// instance's clock (another instance's) counts as this week.
+    ago: i64,
     opened: i64,
     closed: i64,
 }
