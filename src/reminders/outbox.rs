@@ -44,8 +44,14 @@ pub struct Draft {
 
 /// Queues a draft unless one with its key exists. Returns whether it was new.
 pub async fn enqueue<C: ConnectionTrait>(conn: &C, draft: Draft) -> AppResult<bool> {
+    Ok(enqueue_many(conn, vec![draft]).await? > 0)
+}
+
+/// Queues drafts whose keys are not in the outbox yet, a few statements for
+/// all of them. Returns how many were new.
+pub async fn enqueue_many<C: ConnectionTrait>(conn: &C, drafts: Vec<Draft>) -> AppResult<usize> {
     let now = db::now();
-    let row = outbox_message::ActiveModel {
+    let mut rows = drafts.into_iter().map(|draft| outbox_message::ActiveModel {
         dedupe_key: Set(draft.key),
         case_id: Set(draft.case_id),
         kind: Set(draft.kind),
@@ -66,13 +72,24 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, draft: Draft) -> AppResult<bo
         sent_at: Set(None),
         updated_at: Set(now),
         ..Default::default()
-    };
-    let inserted = outbox_message::Entity::insert(row)
-        .on_conflict(OnConflict::column(outbox_message::Column::DedupeKey).do_nothing().to_owned())
-        .exec_without_returning(conn)
-        .await?;
-    Ok(inserted > 0)
+    });
+    let mut queued = 0;
+    loop {
+        let batch: Vec<_> = rows.by_ref().take(ENQUEUE_BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let inserted = outbox_message::Entity::insert_many(batch)
+            .on_conflict(OnConflict::column(outbox_message::Column::DedupeKey).do_nothing().to_owned())
+            .exec_without_returning(conn)
+            .await?;
+        queued += usize::try_from(inserted).unwrap_or(usize::MAX);
+    }
+    Ok(queued)
 }
+
+/// Rows per INSERT: well inside both databases' limits on bound values.
+const ENQUEUE_BATCH: usize = 100;
 
 /// Keys already in the outbox for these cases.
 pub async fn keys_for_cases<C: ConnectionTrait>(conn: &C, case_ids: &[i32]) -> AppResult<Vec<String>> {

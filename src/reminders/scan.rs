@@ -63,6 +63,7 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
         let planned = planner::plan_cases(&reminders.rules, &facts, &queued, now);
         let room = usize::try_from(limit).unwrap_or(usize::MAX).saturating_sub(report.planned);
         let complete = planned.len() <= room;
+        let mut drafts = Vec::new();
         for p in planned.into_iter().take(room) {
             let Some(case_facts) = facts.iter().find(|f| Some(f.case_id) == p.case_id) else { continue };
             let row = chunk.iter().find(|c| Some(c.id) == p.case_id);
@@ -71,15 +72,24 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
                 _ => None,
             };
             let content = render::case_content(&p, case_facts, &public_url, unsubscribe);
-            queue(db, &p, content, dry_run, &mut report).await?;
+            drafts.push(render::draft(&p, content)?);
         }
+        report.planned += drafts.len();
         looked += chunk.len();
-        // Cut short by the batch limit, the chunk stays due for the next tick.
-        if dry_run || !complete {
+        if dry_run {
+            report.drafts.extend(drafts);
             break;
         }
-        schedule_looks(db, &reminders.rules, &chunk, &facts, now).await?;
-        if looked >= MAX_LOOKS_PER_SCAN {
+        // The chunk's emails and its next looks are kept together, in one
+        // short write: a failure leaves the chunk due, to be planned again.
+        let txn = crate::db::begin_write(db).await?;
+        report.queued += outbox::enqueue_many(&txn, drafts).await?;
+        if complete {
+            schedule_looks(&txn, &reminders.rules, &chunk, &facts, now).await?;
+        }
+        txn.commit().await?;
+        // Cut short by the batch limit, the chunk stays due for the next tick.
+        if !complete || looked >= MAX_LOOKS_PER_SCAN {
             break;
         }
     }
@@ -98,13 +108,12 @@ const MAX_LOOKS_PER_SCAN: usize = 50_000;
 /// Stores when each case of `chunk` should next be looked at. A case changed
 /// since it was read keeps the sooner time its change set.
 async fn schedule_looks(
-    db: &DatabaseConnection,
+    txn: &crate::db::WriteTransaction,
     rules: &planner::Rules,
     chunk: &[case::Model],
     facts: &[CaseFacts],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let txn = crate::db::begin_write(db).await?;
     for (row, fact) in chunk.iter().zip(facts) {
         let next = planner::next_look(rules, fact, now);
         case::Entity::update_many()
@@ -112,10 +121,9 @@ async fn schedule_looks(
             .filter(case::Column::Id.eq(row.id))
             .filter(case::Column::Version.eq(row.version))
             .filter(case::Column::UpdatedAt.eq(row.updated_at))
-            .exec(&txn)
+            .exec(txn)
             .await?;
     }
-    txn.commit().await?;
     Ok(())
 }
 
