@@ -126,11 +126,6 @@ impl Reminders {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(outbox::Attempt, OwnedSemaphorePermit)>();
         let unrecorded = Arc::new(Semaphore::new(parallel * UNRECORDED_PER_CONNECTION));
         let gather = parallel * UNRECORDED_PER_CONNECTION / 2;
-        // SQLite lets one writer in at a time and makes the others sleep and
-        // retry, by the millisecond; claims and records queue here instead.
-        let sqlite_writer = Mutex::new(());
-        let sqlite = self.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
-        let sqlite_writer = &sqlite_writer;
 
         let claiming = async move {
             let mut handled = 0u64;
@@ -147,9 +142,8 @@ impl Reminders {
                 }
                 taking = Some((now, last_claimed));
                 let limit = claim_size.rows().min(batch_size - handled);
-                let writing = if sqlite { Some(sqlite_writer.lock().await) } else { None };
+                // On SQLite, claims and records wait their turn in `begin_write`.
                 let rows = outbox::claim(&self.db, &self.owner, limit, lease).await?;
-                drop(writing);
                 if rows.is_empty() {
                     break;
                 }
@@ -213,9 +207,7 @@ impl Reminders {
                         Ok(None) | Err(_) => break,
                     }
                 }
-                let writing = if sqlite { Some(sqlite_writer.lock().await) } else { None };
                 outbox::record(&self.db, &self.owner, &attempts, max_attempts).await?;
-                drop(writing);
                 // Counted and logged only once written: a failed write is never reported as sent.
                 for attempt in &attempts {
                     match &attempt.outcome {
