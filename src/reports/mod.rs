@@ -150,19 +150,34 @@ pub async fn caseload(
 
     let backend = db.get_database_backend();
     let scope_sql = scope.sql("c");
-    // Along the partial index of visits not yet held, soonest first (CROSS
-    // JOIN keeps SQLite from reading the open cases first instead).
+    // Both lists walk a partial index in order and look each row's case up
+    // by its key, reading about as many rows as they show whatever the size
+    // of the tables. Each database is told so in its own way: SQLite keeps
+    // the tables of a CROSS JOIN in the order written; PostgreSQL reorders
+    // joins, but runs a LATERAL subquery with a LIMIT once per outer row.
+    let open_early = "c.closed_at IS NULL AND c.stage IN ('records_requested', 'specialist_chosen')";
+    let (upcoming_case, activity_case) = match backend {
+        DbBackend::Postgres => (
+            format!(
+                " CROSS JOIN LATERAL (SELECT c.id, c.reference, c.patient_name FROM cases c \
+                 WHERE c.id = r.case_id AND c.round = r.round AND {open_early}{scope_sql} LIMIT 1) c WHERE"
+            ),
+            format!(" CROSS JOIN LATERAL (SELECT 1 FROM cases c WHERE c.id = a.case_id{scope_sql} LIMIT 1) c WHERE"),
+        ),
+        _ => (
+            format!(" CROSS JOIN cases c WHERE c.id = r.case_id AND r.round = c.round AND {open_early}{scope_sql} AND"),
+            format!(" CROSS JOIN cases c WHERE c.id = a.case_id{scope_sql} AND"),
+        ),
+    };
     let upcoming = Upcoming::find_by_statement(Statement::from_sql_and_values(
         backend,
         db::placeholders(
             backend,
             &format!(
                 "SELECT c.id AS case_id, c.reference, c.patient_name, r.consultation_scheduled_at AS scheduled_at, \
-                 r.consultation_mode AS mode FROM case_rounds r CROSS JOIN cases c \
-                 WHERE c.id = r.case_id AND r.round = c.round AND r.consultation_held_at IS NULL AND r.consultation_scheduled_at >= ? \
-                 AND r.consultation_scheduled_at < ? AND c.closed_at IS NULL \
-                 AND c.stage IN ('records_requested', 'specialist_chosen'){scope_sql} \
-                 ORDER BY r.consultation_scheduled_at LIMIT 50"
+                 r.consultation_mode AS mode FROM case_rounds r{upcoming_case} \
+                 r.consultation_held_at IS NULL AND r.consultation_scheduled_at >= ? \
+                 AND r.consultation_scheduled_at < ? ORDER BY r.consultation_scheduled_at LIMIT 50"
             ),
         ),
         [Value::from(now), Value::from(now + Duration::days(14))],
@@ -170,21 +185,16 @@ pub async fn caseload(
     .all(db)
     .await?;
 
-    // Along the partial index of case activity, newest first; the terms
-    // repeat the index's condition word for word so SQLite uses it.
+    // The terms repeat the partial index's condition word for word so SQLite
+    // uses it. Admins see every case's activity and need no join.
+    let activity_case = if scope_sql.is_empty() { " WHERE".to_string() } else { activity_case };
     let activity = Activity::find_by_statement(Statement::from_sql_and_values(
         backend,
         db::placeholders(
             backend,
             &format!(
-                "SELECT a.at, a.case_id, a.action, a.actor FROM audit_log a{join} WHERE a.case_id IS NOT NULL{on} \
-                 AND a.action NOT IN ('case.viewed', 'access.denied') AND a.at >= ?{scope_sql} \
-                 ORDER BY a.id DESC LIMIT 30",
-                // CROSS JOIN keeps SQLite walking the activity newest first and
-                // looking each case up, instead of reading every case of the
-                // advocate first.
-                join = if scope_sql.is_empty() { "" } else { " CROSS JOIN cases c" },
-                on = if scope_sql.is_empty() { "" } else { " AND c.id = a.case_id" },
+                "SELECT a.at, a.case_id, a.action, a.actor FROM audit_log a{activity_case} a.case_id IS NOT NULL \
+                 AND a.action NOT IN ('case.viewed', 'access.denied') AND a.at >= ? ORDER BY a.id DESC LIMIT 30"
             ),
         ),
         [Value::from(now - Duration::days(14))],

@@ -132,6 +132,7 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
         .collect();
     assert!(reads.len() >= 20, "the pages' reads were captured: {}", reads.len());
     let mut listed_by_due = 0;
+    let mut walked_in_order = 0;
     for statement in reads {
         let lines = plan(&app.db, statement).await;
         if walks_the_key_from_one_end(statement, &lines) {
@@ -154,6 +155,19 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
                 );
             }
         }
+        // The upcoming visits and the recent activity stop after the rows
+        // they show only if they read them already in order: a sort or a
+        // hash join would first gather every match, as many as there are
+        // cases.
+        if statement.sql.contains("FROM case_rounds r") || statement.sql.contains("FROM audit_log a") {
+            walked_in_order += 1;
+            let plan_text = lines.join("\n");
+            assert!(
+                !plan_text.contains("TEMP B-TREE") && !plan_text.contains("Sort") && !plan_text.contains("Hash"),
+                "a caseload side list reads its rows in order:\n{}\n{plan_text}",
+                statement.sql
+            );
+        }
         if statement.sql.contains("ORDER BY \"cases\".\"stage_due_at\"") {
             listed_by_due += 1;
             let plan_text = lines.join("\n");
@@ -165,4 +179,5 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
         }
     }
     assert!(listed_by_due >= 4, "each caseload read its list: {listed_by_due}");
+    assert!(walked_in_order >= 8, "each caseload read its side lists: {walked_in_order}");
 }
