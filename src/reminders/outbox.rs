@@ -131,7 +131,10 @@ pub async fn claim(
         i64::try_from(limit).unwrap_or(i64::MAX).into(),
     ];
     let stmt = Statement::from_sql_and_values(backend, db::placeholders(backend, &sql), values);
-    let mut rows = outbox_message::Entity::find().from_raw_sql(stmt).all(db).await?;
+    // A write like the others: on SQLite it waits its turn in order.
+    let txn = db::begin_write(db).await?;
+    let mut rows = outbox_message::Entity::find().from_raw_sql(stmt).all(&txn).await?;
+    txn.commit().await?;
     rows.sort_by_key(|r| (r.next_attempt_at, r.id));
     Ok(rows)
 }
