@@ -14,6 +14,7 @@ mod m20261123_000005_case_erasure;
 mod m20261123_000006_audit_chain;
 mod m20261123_000007_tallies;
 mod m20261123_000008_remind_at;
+mod m20261207_000009_tally_due;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_audit_chain::Migration),
             Box::new(m20261123_000007_tallies::Migration),
             Box::new(m20261123_000008_remind_at::Migration),
+            Box::new(m20261207_000009_tally_due::Migration),
         ]
     }
 }

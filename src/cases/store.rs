@@ -303,6 +303,7 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
     let entry = StageEntry { case_id: row.id, from: None, to: stage, round: 2, at: now, note: None };
     record_stage_entry(&txn, actor, entry).await?;
     tallies::apply(&txn, &tallies::opened(advocate_id, stage, now)).await?;
+    tallies::apply(&txn, &tallies::due_moved(None, &row)).await?;
     audit::record(
         &txn,
         actor,
@@ -539,7 +540,8 @@ impl CaseWrite {
         // Whatever changed may change what is due: the reminder scan looks
         // at the case on its next tick.
         changes.remind_at = Set(Some(self.now));
-        changes.update(&self.txn).await?;
+        let after = changes.update(&self.txn).await?;
+        tallies::apply(&self.txn, &tallies::due_moved(Some(&self.case), &after)).await?;
         audit::record_at(&self.txn, actor, action, Subject::case(self.case.id), detail, self.now).await?;
         let case_id = self.case.id;
         let now = self.now;

@@ -1,7 +1,8 @@
 //! Tallies: the summary rows the caseload and the admin figures read instead
 //! of counting every case on each view — cases per advocate and stage, cases
 //! opened and closed per hour, time spent in a stage per day it ended (in
-//! tenths of a day), and decision outcomes. What a change adds to them is a
+//! tenths of a day), open cases per day their stage falls due, and decision
+//! outcomes. What a change adds to them is a
 //! pure function of the change; the case writes apply it in the same
 //! transaction, so the tallies move with the rows they summarise.
 //! [`rebuild`] recomputes them from the rows, for databases that predate
@@ -46,7 +47,40 @@ pub struct Delta {
     pub hour: Vec<(i64, i64, i64)>,
     /// (day the span ended, stage, its length in tenths of a day, spans)
     pub stage_time: Vec<(i64, Stage, i64, i64)>,
+    /// (advocate key, stage, day its stage falls due, change in the number of cases)
+    pub due: Vec<(i32, Stage, i64, i64)>,
     pub outcome: Option<Outcome>,
+}
+
+/// Where a case counts among the cases that can fall overdue: open, not on
+/// hold, with a due date. The key is (advocate key, stage, due day).
+pub fn due_key(row: &case::Model) -> Option<(i32, Stage, i64)> {
+    if row.closed_at.is_some() || row.held_since.is_some() {
+        return None;
+    }
+    open_due_key(row.advocate_id, row.stage, row.stage_due_at)
+}
+
+/// [`due_key`] of a case known to be neither closed nor on hold.
+fn open_due_key(advocate: Option<i32>, stage: Stage, due: Option<DateTime<Utc>>) -> Option<(i32, Stage, i64)> {
+    (!stage.is_final()).then_some((advocate_key(advocate), stage, day_of(due?)))
+}
+
+/// A case row changed (or appeared, when `before` is `None`): it leaves the
+/// due day it counted under and joins its new one.
+pub fn due_moved(before: Option<&case::Model>, after: &case::Model) -> Delta {
+    let (from, to) = (before.and_then(due_key), due_key(after));
+    if from == to {
+        return Delta::default();
+    }
+    let mut due = Vec::with_capacity(2);
+    if let Some((key, stage, day)) = from {
+        due.push((key, stage, day, -1));
+    }
+    if let Some((key, stage, day)) = to {
+        due.push((key, stage, day, 1));
+    }
+    Delta { due, ..Delta::default() }
 }
 
 pub fn advocate_key(advocate: Option<i32>) -> i32 {
@@ -179,6 +213,22 @@ pub async fn apply<C: ConnectionTrait>(conn: &C, delta: &Delta) -> AppResult<()>
         ))
         .await?;
     }
+    for (key, stage, day, n) in &delta.due {
+        conn.execute_raw(run(
+            "INSERT INTO tally_due (advocate_key, stage, due_day, n) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (advocate_key, stage, due_day) DO UPDATE SET n = tally_due.n + excluded.n",
+            vec![(*key).into(), stage.as_str().into(), (*day).into(), (*n).into()],
+        ))
+        .await?;
+        if *n < 0 {
+            // Emptied days go, so the overdue sum reads only days with cases.
+            conn.execute_raw(run(
+                "DELETE FROM tally_due WHERE advocate_key = ? AND stage = ? AND due_day = ? AND n = 0",
+                vec![(*key).into(), stage.as_str().into(), (*day).into()],
+            ))
+            .await?;
+        }
+    }
     if let Some(o) = &delta.outcome {
         conn.execute_raw(run(
             "INSERT INTO tally_outcome (id, decided, diagnosis_changed, treatment_changed, surgery_not_followed) \
@@ -210,6 +260,9 @@ pub async fn ensure_built(db: &DatabaseConnection) -> AppResult<()> {
     Ok(())
 }
 
+/// An open case's id, advocate, stage and due date, as a rebuild reads them.
+type OpenDue = (i32, Option<i32>, Stage, Option<DateTime<Utc>>);
+
 /// How many rows a rebuild reads or writes per statement.
 const CHUNK: u64 = 5_000;
 
@@ -222,7 +275,7 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
         // Self-exclusive, and blocks case updates but not reads.
         txn.execute_unprepared("LOCK TABLE cases IN SHARE ROW EXCLUSIVE MODE").await?;
     }
-    for table in ["tally_stage", "tally_hour", "tally_stage_time", "tally_outcome", "tally_state"] {
+    for table in ["tally_stage", "tally_hour", "tally_stage_time", "tally_due", "tally_outcome", "tally_state"] {
         txn.execute_unprepared(&format!("DELETE FROM {table}")).await?;
     }
     txn.execute_unprepared(
@@ -254,6 +307,28 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
         }
     }
     total.hour = hours.into_iter().map(|(hour, (opened, closed))| (hour, opened, closed)).collect();
+
+    let mut due: HashMap<(i32, Stage, i64), i64> = HashMap::new();
+    let mut last_open = 0;
+    loop {
+        let rows: Vec<OpenDue> = case::Entity::find()
+            .select_only()
+            .columns([case::Column::Id, case::Column::AdvocateId, case::Column::Stage, case::Column::StageDueAt])
+            .filter(case::Column::Id.gt(last_open))
+            .filter(case::Column::ClosedAt.is_null())
+            .filter(case::Column::HeldSince.is_null())
+            .order_by_asc(case::Column::Id)
+            .limit(CHUNK)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        last_open = last.0;
+        for key in rows.into_iter().filter_map(|(_, advocate, stage, due)| open_due_key(advocate, stage, due)) {
+            *due.entry(key).or_default() += 1;
+        }
+    }
+    total.due = due.into_iter().map(|((key, stage, day), n)| (key, stage, day, n)).collect();
 
     // A span of history ends where the same case's next history line
     // begins; cases are read a range of ids at a time, lines in case order.

@@ -51,13 +51,14 @@ pub fn tables() -> [&'static str; 10] {
 /// are short-lived (after a move people simply sign in again), the health
 /// check's probe row is rewritten by every `/healthz`, and the tallies are
 /// recomputed from the imported cases.
-pub const NOT_CARRIED: [&str; 8] = [
+pub const NOT_CARRIED: [&str; 9] = [
     "sessions",
     "sign_in_failures",
     "health_probe",
     "tally_stage",
     "tally_hour",
     "tally_stage_time",
+    "tally_due",
     "tally_outcome",
     "tally_state",
 ];

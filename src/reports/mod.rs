@@ -416,14 +416,21 @@ pub async fn overview_with(
     let open_list = "('records_requested', 'specialist_chosen', 'consultation_held', 'opinions_compared')";
 
     let open_per_stage = open_counts(db, &CaseScope::everything()).await?;
-    // Overdue changes with the clock, not with writes: counted along the
-    // (stage, due date) index, a cost that follows the overdue cases only.
+    // Overdue changes with the clock as well as with writes. Days before
+    // today come summed from the due-day tally; only cases due earlier today
+    // are counted from the rows, along the (stage, due date) index.
+    let today = tallies::day_of(now);
+    let today_start = tallies::day_start(today).unwrap_or(now);
     let overdue_rows = OverdueRow::find_by_statement(stmt(
         &format!(
-            "SELECT stage, advocate_id, COUNT(*) AS n FROM cases WHERE closed_at IS NULL AND held_since IS NULL \
-             AND stage IN {open_list} AND stage_due_at < ? GROUP BY stage, advocate_id"
+            "SELECT stage, CASE WHEN advocate_key = {unassigned} THEN NULL ELSE advocate_key END AS advocate_id, \
+             CAST(SUM(n) AS BIGINT) AS n FROM tally_due WHERE due_day < ? GROUP BY stage, advocate_key \
+             UNION ALL \
+             SELECT stage, advocate_id, COUNT(*) AS n FROM cases WHERE closed_at IS NULL AND held_since IS NULL \
+             AND stage IN {open_list} AND stage_due_at >= ? AND stage_due_at < ? GROUP BY stage, advocate_id",
+            unassigned = tallies::UNASSIGNED,
         ),
-        vec![Value::from(now)],
+        vec![Value::from(today), Value::from(today_start), Value::from(now)],
     ))
     .all(db)
     .await?;

@@ -40,6 +40,7 @@ pub(crate) fn assert_same_figures(kept: &secondlook::reports::Overview, scanned:
 }
 
 async fn the_tallies_agree_with_a_scan_of_every_row(backend: Backend) {
+    use sea_orm::EntityTrait;
     use secondlook::{cases::tallies, reports};
     use serde_json::json;
 
@@ -67,17 +68,61 @@ async fn the_tallies_agree_with_a_scan_of_every_row(backend: Backend) {
     let unassigned = app.post(&app.admin.token, "/api/v1/cases", crate::common::new_case("Nobody's Yet")).await;
     assert_eq!(unassigned.0, reqwest::StatusCode::CREATED, "{}", unassigned.1);
     app.open_case(&app.other_advocate.token, "Still Waiting").await;
+    // Due dates that move: a hold, a hold and resume, a faster urgency.
+    let held = app.open_case(&token, "On Hold").await;
+    let hold = |id: i64| format!("/api/v1/cases/{id}/hold");
+    assert_eq!(app.post(&token, &hold(held), json!({ "reason": "other" })).await.0, reqwest::StatusCode::OK);
+    let resumed = app.open_case(&token, "Held And Back").await;
+    assert_eq!(app.post(&token, &hold(resumed), json!({ "reason": "other" })).await.0, reqwest::StatusCode::OK);
+    let (s, b) = app.post(&token, &format!("/api/v1/cases/{resumed}/resume"), json!({})).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{b}");
+    let hurried = app.open_case(&token, "Hurried").await;
+    let (s, b) = app.patch(&token, &format!("/api/v1/cases/{hurried}"), json!({ "urgency": "expedited" })).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{b}");
 
     let now = chrono::Utc::now();
     let kept = reports::overview(&app.db, now).await.expect("figures from the tallies");
     let scanned = reports::full_scan::overview_by_scan(&app.db, now).await.expect("figures from every row");
     assert_same_figures(&kept, &scanned);
+    // Later, the open cases fall overdue: some on an earlier day, some
+    // earlier on the same day, as the clock passes each due date.
+    let due_dates: Vec<chrono::DateTime<chrono::Utc>> = secondlook::db::entities::case::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("cases")
+        .into_iter()
+        .filter_map(|c| c.stage_due_at)
+        .collect();
+    assert!(due_dates.len() >= 6, "the open cases have due dates");
+    let mut later: Vec<_> = due_dates.iter().map(|due| *due + chrono::Duration::seconds(1)).collect();
+    later.extend([now + chrono::Duration::days(3), now + chrono::Duration::days(40)]);
+    let mut overdue_seen = 0;
+    for at in later {
+        let kept = reports::overview(&app.db, at).await.expect("figures later");
+        let scanned = reports::full_scan::overview_by_scan(&app.db, at).await.expect("scan later");
+        assert_same_figures(&kept, &scanned);
+        overdue_seen = overdue_seen.max(kept.overdue_per_stage.iter().map(|(_, n)| *n).sum::<i64>());
+    }
+    assert!(overdue_seen >= 5, "all but the held case fall overdue in time, not {overdue_seen}");
+    // A database upgraded with cases in it gets its due-day tally from the rows.
+    use migration::MigratorTrait;
+    migration::Migrator::down(&app.db, Some(1)).await.expect("undo the last migration");
+    migration::Migrator::up(&app.db, None).await.expect("migrate again");
+    for at in [now, now + chrono::Duration::days(3), now + chrono::Duration::days(40)] {
+        let kept = reports::overview(&app.db, at).await.expect("figures after the upgrade");
+        let scanned = reports::full_scan::overview_by_scan(&app.db, at).await.expect("scan after the upgrade");
+        assert_same_figures(&kept, &scanned);
+    }
     assert_eq!(kept.outcomes.decided, 3);
     assert_eq!(kept.outcomes.treatment_changed, 3, "each comparison says the plans differ");
     assert_eq!(kept.outcomes.surgery_not_followed, 2, "the second opinion and another course pass on surgery");
-    assert_eq!(kept.weekly.last().map(|w| (w.opened, w.closed)), Some((7, 4)));
+    assert_eq!(kept.weekly.last().map(|w| (w.opened, w.closed)), Some((10, 4)));
     let loads: Vec<_> = kept.per_advocate.iter().map(|a| (a.advocate_id.map(i64::from), a.open)).collect();
-    assert_eq!(loads, vec![(Some(app.other_advocate.id), 2), (None, 1)], "the first advocate has nothing open");
+    assert_eq!(
+        loads,
+        vec![(Some(app.advocate.id), 3), (Some(app.other_advocate.id), 2), (None, 1)],
+        "the first advocate keeps the held, resumed and hurried cases"
+    );
 
     tallies::rebuild(&app.db).await.expect("rebuild");
     let rebuilt = reports::overview(&app.db, now).await.expect("figures after a rebuild");
