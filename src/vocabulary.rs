@@ -1,6 +1,6 @@
 //! The closed vocabularies of the domain — stages, urgencies, reasons, record
-//! kinds and statuses, consultation modes, hold reasons, staff roles, opinion
-//! rounds and the patient's choice among them — as
+//! kinds and statuses, consultation modes, hold reasons, contact log words,
+//! staff roles, opinion rounds and the patient's choice among them — as
 //! typed values from the edge to the database. On the wire and in the
 //! database each is its snake_case word. Below `db`, so the table mappings
 //! can store them as typed columns.
@@ -144,6 +144,38 @@ word_enum!(
     Urgency {
         Routine => ("routine", "Routine"),
         Expedited => ("expedited", "Expedited"),
+    }
+);
+
+word_enum!(
+    /// Who a logged contact was with.
+    ContactParty {
+        Patient => ("patient", "Patient"),
+        Provider => ("provider", "Provider"),
+        SpecialistOffice => ("specialist_office", "Specialist's office"),
+        Insurer => ("insurer", "Insurer"),
+        CarePartner => ("care_partner", "Care partner"),
+        Other => ("other", "Other"),
+    }
+);
+
+word_enum!(
+    /// How a logged contact was made.
+    ContactChannel {
+        Phone => ("phone", "Phone"),
+        Email => ("email", "Email"),
+        Letter => ("letter", "Letter"),
+        Fax => ("fax", "Fax"),
+        Portal => ("portal", "Portal"),
+        InPerson => ("in_person", "In person"),
+    }
+);
+
+word_enum!(
+    /// Which way a logged contact went.
+    ContactDirection {
+        Inbound => ("inbound", "Inbound"),
+        Outbound => ("outbound", "Outbound"),
     }
 );
 

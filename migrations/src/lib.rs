@@ -15,6 +15,7 @@ mod m20261123_000006_audit_chain;
 mod m20261123_000007_tallies;
 mod m20261123_000008_remind_at;
 mod m20261207_000009_tally_due;
+mod m20261207_000010_case_journal;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_tallies::Migration),
             Box::new(m20261123_000008_remind_at::Migration),
             Box::new(m20261207_000009_tally_due::Migration),
+            Box::new(m20261207_000010_case_journal::Migration),
         ]
     }
 }

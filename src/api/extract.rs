@@ -237,6 +237,22 @@ impl FromRequestParts<AppState> for KindParam {
     }
 }
 
+/// The numeric `{contact_id}` of a contact log path; anything else → 404.
+pub struct ContactIdParam(pub i32);
+
+impl FromRequestParts<AppState> for ContactIdParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        path_param(parts, "contact_id")
+            .await
+            .and_then(|value| value.parse::<i32>().ok())
+            .filter(|id| *id > 0)
+            .map(ContactIdParam)
+            .ok_or_else(ApiError::not_found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

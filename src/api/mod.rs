@@ -6,7 +6,9 @@ pub mod cases;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod journal;
 pub mod privacy;
+pub mod reports;
 
 use axum::{
     Router,
@@ -44,12 +46,16 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/opinions", post(cases::record_opinion))
         .route("/cases/{id}/comparison", put(cases::set_comparison))
         .route("/cases/{id}/decision", put(cases::set_decision))
+        .route("/cases/{id}/notes", get(journal::notes).post(journal::add_note))
+        .route("/cases/{id}/contacts", get(journal::contacts).post(journal::add_contact))
+        .route("/cases/{id}/contacts/{contact_id}/done", post(journal::follow_up_done))
         .route("/cases/{id}/export", get(privacy::export))
         .route("/cases/{id}/erase", post(privacy::erase))
         .route("/specialists", get(directory::list_specialists).post(directory::create_specialist))
         .route("/specialists/{id}", get(directory::get_specialist).put(directory::update_specialist))
         .route("/users", get(directory::list_users))
         .route("/audit", get(audit::list))
+        .route("/reports/overview", get(reports::overview))
         // Route-level, so the recorded route is the matched pattern.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::api))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route") })

@@ -1,7 +1,9 @@
 //! Second-opinion cases: the stage machine and due dates (pure), the
-//! vocabulary of a case, and the operations that read and change cases.
+//! vocabulary of a case, the operations that read and change cases, and
+//! the case journal (notes and contact log).
 
 pub mod aggregate;
+pub mod journal;
 pub mod schedule;
 pub mod scope;
 pub mod stage;

@@ -28,6 +28,11 @@ impl CaseScope {
         Self { advocates }
     }
 
+    /// One advocate's cases, whoever asks (the reminder digests).
+    pub fn advocate(id: i32) -> Self {
+        Self { advocates: vec![id] }
+    }
+
     /// Every case, as an admin's unnarrowed view has it.
     pub fn everything() -> Self {
         Self { advocates: Vec::new() }

@@ -362,7 +362,7 @@ fn hex_token() -> AppResult<String> {
 
 /// Checks that the actor may see the case; a case they may not see answers
 /// exactly like a missing one, and the attempt is audited.
-async fn check_access(db: &DatabaseConnection, actor: &Actor, case_id: i32, what: &str) -> AppResult<()> {
+pub(super) async fn check_access(db: &DatabaseConnection, actor: &Actor, case_id: i32, what: &str) -> AppResult<()> {
     let advocate_id: Option<Option<i32>> =
         case::Entity::find_by_id(case_id).select_only().column(case::Column::AdvocateId).into_tuple().one(db).await?;
     match advocate_id {
@@ -446,10 +446,10 @@ pub async fn list(
 /// A write in progress on one case: the transaction holds the case row
 /// locked (PostgreSQL row lock, SQLite write lock) until commit, so
 /// concurrent writes to one case apply one after another.
-struct CaseWrite {
-    txn: db::WriteTransaction,
-    case: case::Model,
-    now: DateTime<Utc>,
+pub(super) struct CaseWrite {
+    pub(super) txn: db::WriteTransaction,
+    pub(super) case: case::Model,
+    pub(super) now: DateTime<Utc>,
 }
 
 /// Locks the case row for the rest of the write transaction (PostgreSQL row
@@ -466,7 +466,12 @@ pub(crate) async fn lock_case(txn: &DatabaseTransaction, case_id: i32) -> AppRes
     case::Entity::find_by_id(case_id).one(txn).await?.ok_or(AppError::NotFound)
 }
 
-async fn begin_case_write(db: &DatabaseConnection, actor: &Actor, case_id: i32, what: &str) -> AppResult<CaseWrite> {
+pub(super) async fn begin_case_write(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: i32,
+    what: &str,
+) -> AppResult<CaseWrite> {
     check_access(db, actor, case_id, what).await?;
     let txn = db::begin_write(db).await?;
     let case = lock_case(&txn, case_id).await?;

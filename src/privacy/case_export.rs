@@ -11,12 +11,13 @@ use crate::{
     audit::{self, Subject},
     auth::Actor,
     cases::{
+        journal,
         values::{ConsultationMode, round_name},
         view::{self, CaseView, SpecialistView},
     },
     db::{
         self,
-        entities::{audit_entry, case_round, outbox_message, specialist},
+        entities::{audit_entry, case_contact, case_note, case_round, outbox_message, specialist},
     },
     error::AppResult,
     ids::CaseId,
@@ -43,6 +44,10 @@ pub struct CaseExport {
     pub case: CaseView,
     /// Every opinion round, with its specialist, consultation and comparison.
     pub rounds: Vec<RoundExport>,
+    /// The case's notes, oldest first.
+    pub notes: Vec<journal::NoteView>,
+    /// The case's contact log, oldest first.
+    pub contacts: Vec<journal::ContactView>,
     /// Emails queued or sent about the case.
     pub emails: Vec<EmailExport>,
     /// The case's audit trail, oldest first (including this export).
@@ -102,10 +107,11 @@ pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: Ca
     audit::record(&txn, actor, EXPORTED, Subject::case(case_id), json!({ "format_version": VERSION })).await?;
     let case = view::load(&txn, case_id, now).await?;
     let rounds = rounds(&txn, case_id).await?;
+    let (notes, contacts) = journal_of(&txn, case_id).await?;
     let emails = emails(&txn, case_id).await?;
     let audit = trail(&txn, case_id).await?;
     txn.commit().await?;
-    Ok(CaseExport { format: FORMAT, version: VERSION, exported_at: now, case, rounds, emails, audit })
+    Ok(CaseExport { format: FORMAT, version: VERSION, exported_at: now, case, rounds, notes, contacts, emails, audit })
 }
 
 async fn rounds<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<Vec<RoundExport>> {
@@ -140,6 +146,46 @@ async fn rounds<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<Vec<Rou
             compared_at: r.compared_at,
         })
         .collect())
+}
+
+async fn journal_of<C: ConnectionTrait>(
+    conn: &C,
+    case_id: i32,
+) -> AppResult<(Vec<journal::NoteView>, Vec<journal::ContactView>)> {
+    let mut notes = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = case_note::Entity::find()
+            .filter(case_note::Column::CaseId.eq(case_id))
+            .filter(case_note::Column::Id.gt(after))
+            .order_by_asc(case_note::Column::Id)
+            .limit(PAGE)
+            .all(conn)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        notes.extend(page);
+    }
+    let mut contacts = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = case_contact::Entity::find()
+            .filter(case_contact::Column::CaseId.eq(case_id))
+            .filter(case_contact::Column::Id.gt(after))
+            .order_by_asc(case_contact::Column::Id)
+            .limit(PAGE)
+            .all(conn)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        contacts.extend(page);
+    }
+    let ids = notes.iter().map(|n| n.author_id).chain(contacts.iter().flat_map(|c| [c.author_id, c.done_by]));
+    let authors = journal::authors(conn, ids).await?;
+    Ok((
+        notes.into_iter().map(|n| journal::note_view(n, &authors)).collect(),
+        contacts.into_iter().map(|c| journal::contact_view(c, &authors)).collect(),
+    ))
 }
 
 async fn emails<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<Vec<EmailExport>> {

@@ -15,7 +15,7 @@ use crate::{
     cases::view::{self, CaseView},
     db::{
         self,
-        entities::{case, case_record, case_round, opinion, outbox_message, stage_change},
+        entities::{case, case_contact, case_note, case_record, case_round, opinion, outbox_message, stage_change},
     },
     error::{AppError, AppResult},
     ids::CaseId,
@@ -129,6 +129,18 @@ async fn scrub<C: ConnectionTrait>(
         .exec(conn)
         .await?
         .rows_affected;
+    let notes = case_note::Entity::update_many()
+        .col_expr(case_note::Column::Body, Expr::value(""))
+        .filter(case_note::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    let contacts = case_contact::Entity::update_many()
+        .col_expr(case_contact::Column::Summary, Expr::value(""))
+        .filter(case_contact::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?
+        .rows_affected;
     let history = stage_change::Entity::update_many()
         .col_expr(stage_change::Column::Note, Expr::value(Option::<String>::None))
         .filter(stage_change::Column::CaseId.eq(case_id))
@@ -159,7 +171,8 @@ async fn scrub<C: ConnectionTrait>(
         .await?
         .rows_affected;
     Ok(json!({
-        "rounds": rounds, "opinions": opinions, "records": records, "history": history,
+        "rounds": rounds, "opinions": opinions, "records": records, "notes": notes, "contacts": contacts,
+        "history": history,
         "emails": emails, "emails_cancelled": cancelled,
     }))
 }

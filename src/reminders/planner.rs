@@ -170,6 +170,8 @@ pub struct DigestFacts {
     pub due_today: usize,
     pub overdue: usize,
     pub consultations_this_week: usize,
+    /// Contact follow-ups due today or earlier and not yet done.
+    pub follow_ups_due: usize,
 }
 
 fn ts(t: DateTime<Utc>) -> i64 {
@@ -355,7 +357,7 @@ pub fn plan_digests(
 ) -> Vec<Planned> {
     advocates
         .iter()
-        .filter(|d| d.due_today + d.overdue + d.consultations_this_week > 0)
+        .filter(|d| d.due_today + d.overdue + d.consultations_this_week + d.follow_ups_due > 0)
         .filter_map(|d| {
             let (key, due) = digest_slot(rules, &d.advocate, now);
             (due && !queued.contains(&key)).then(|| Planned {
@@ -664,7 +666,13 @@ mod tests {
 
     #[test]
     fn digests_go_at_local_time_only_on_their_day_and_only_with_news() {
-        let facts = DigestFacts { advocate: advocate(), due_today: 1, overdue: 0, consultations_this_week: 0 };
+        let facts = DigestFacts {
+            advocate: advocate(),
+            due_today: 1,
+            overdue: 0,
+            consultations_this_week: 0,
+            follow_ups_due: 0,
+        };
         // 07:30 in New York on 10 June (EDT, UTC-4) is 11:30 UTC.
         assert!(
             plan_digests(&rules(), std::slice::from_ref(&facts), &HashSet::new(), utc(2026, 6, 10, 11, 0)).is_empty()
@@ -681,7 +689,12 @@ mod tests {
             1
         );
         let quiet = DigestFacts { due_today: 0, ..facts };
-        assert!(plan_digests(&rules(), &[quiet], &HashSet::new(), utc(2026, 6, 10, 12, 0)).is_empty());
+        assert!(
+            plan_digests(&rules(), std::slice::from_ref(&quiet), &HashSet::new(), utc(2026, 6, 10, 12, 0)).is_empty()
+        );
+        // A follow-up alone is worth a digest.
+        let calling = DigestFacts { follow_ups_due: 1, ..quiet };
+        assert_eq!(plan_digests(&rules(), &[calling], &HashSet::new(), utc(2026, 6, 10, 12, 0)).len(), 1);
     }
 
     #[test]

@@ -227,6 +227,8 @@ pub struct DigestContent {
     pub due_today: Vec<(String, String)>,
     pub overdue: Vec<(String, String)>,
     pub consultations: Vec<String>,
+    /// Contact follow-ups due today or earlier: reference, with whom and how, since when.
+    pub follow_ups: Vec<String>,
 }
 
 pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str) -> Content {
@@ -236,6 +238,7 @@ pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str
     items.extend(facts.overdue.iter().map(|(reference, stage)| format!("Overdue: {reference} — {stage}")));
     items.extend(facts.due_today.iter().map(|(reference, stage)| format!("Due today: {reference} — {stage}")));
     items.extend(facts.consultations.iter().map(|c| format!("Consultation: {c}")));
+    items.extend(facts.follow_ups.iter().map(|f| format!("Follow-up: {f}")));
     Content {
         subject: format!(
             "Your caseload for {date}: {} due today, {} overdue",

@@ -218,6 +218,7 @@ async fn plan_people(
                     due_today: content.due_today.len(),
                     overdue: content.overdue.len(),
                     consultations_this_week: content.consultations.len(),
+                    follow_ups_due: content.follow_ups.len(),
                 };
                 for p in planner::plan_digests(rules, &[facts], &HashSet::new(), now) {
                     queue(db, &p, render::digest_content(&p, &content, &public_url), dry_run, report).await?;
@@ -311,5 +312,16 @@ async fn digest_of(
             Some(format!("{reference} — {}", render::when(r.consultation_scheduled_at?, who.tz)))
         })
         .collect();
-    Ok(render::DigestContent { due_today, overdue, consultations })
+    let today = local.date_naive();
+    let follow_ups =
+        crate::cases::journal::follow_ups_due(db, &crate::cases::scope::CaseScope::advocate(advocate_id), today, 50)
+            .await?
+            .into_iter()
+            .map(|f| {
+                let when =
+                    if f.follow_up_on == today { "today".to_string() } else { format!("since {}", f.follow_up_on) };
+                format!("{} — {} by {}, {when}", f.reference, f.party.label(), f.channel.label().to_lowercase())
+            })
+            .collect();
+    Ok(render::DigestContent { due_today, overdue, consultations, follow_ups })
 }

@@ -43,6 +43,8 @@ pub struct Caseload {
     pub total: u64,
     pub more: bool,
     pub upcoming: Vec<Upcoming>,
+    /// Follow-ups not yet done, due within the next week or already late.
+    pub follow_ups: Vec<crate::cases::journal::FollowUpDue>,
     pub activity: Vec<Activity>,
 }
 
@@ -185,6 +187,10 @@ pub async fn caseload(
     .all(db)
     .await?;
 
+    let follow_ups =
+        crate::cases::journal::follow_ups_due(db, &scope, (now + Duration::days(7)).date_naive(), FOLLOW_UPS_SHOWN)
+            .await?;
+
     // The terms repeat the partial index's condition word for word so SQLite
     // uses it. Admins see every case's activity and need no join.
     let activity_case = if scope_sql.is_empty() { " WHERE".to_string() } else { activity_case };
@@ -208,8 +214,11 @@ pub async fn caseload(
         "page": filter.page, "shown": cases.len(),
     });
     reads.record(actor, crate::audit::LISTED, crate::audit::Subject::named("cases"), detail).await?;
-    Ok(Caseload { stage_counts, cases, total, more, upcoming, activity })
+    Ok(Caseload { stage_counts, cases, total, more, upcoming, follow_ups, activity })
 }
+
+/// The most follow-ups the caseload lists.
+pub const FOLLOW_UPS_SHOWN: u64 = 20;
 
 /// How many matches past the page a narrowed list counts before it says "more".
 pub const COUNT_BOUND: u64 = 1_000;

@@ -10,15 +10,15 @@ use axum::{
 };
 
 use super::{
-    Clock, DueLabel, FormFields, FormState, Nav, PathId, PathKind, Staff, caseload::describe_action, error::PageResult,
-    render,
+    Clock, DueLabel, FormFields, FormState, Nav, PathContactId, PathId, PathKind, Staff, caseload::describe_action,
+    error::PageResult, render,
 };
 use crate::{
     audit,
     cases::{
         Stage, Urgency,
         aggregate::CaseState,
-        stage, store,
+        journal, stage, store,
         values::{
             ConsultationMode, HoldReason, OpinionChoice, Reason, RecordKind, RecordStatus, parse_round, round_name,
         },
@@ -28,6 +28,7 @@ use crate::{
     ids::CaseId,
     specialists::{self, SpecialistFilter},
     state::AppState,
+    vocabulary::{ContactChannel, ContactDirection, ContactParty},
 };
 
 pub struct MoveOption {
@@ -36,6 +37,28 @@ pub struct MoveOption {
     pub allowed: bool,
     pub reasons: Vec<&'static str>,
     pub further: bool,
+}
+
+/// A note as the case page lists it.
+pub struct NoteLine {
+    pub when: String,
+    pub who: String,
+    pub body: String,
+}
+
+/// A logged contact as the case page lists it.
+pub struct ContactLine {
+    pub id: i32,
+    pub when: String,
+    pub who: String,
+    /// "Provider · fax · outbound"
+    pub how: String,
+    pub summary: String,
+    /// The follow-up date, worded, while it is still to do.
+    pub follow_up: Option<String>,
+    pub late: bool,
+    /// When and by whom the follow-up was done.
+    pub done: Option<String>,
 }
 
 pub struct ActivityLine {
@@ -61,6 +84,11 @@ struct CasePage {
     record_statuses: &'static [RecordStatus],
     hold_reasons: &'static [HoldReason],
     activity: Vec<ActivityLine>,
+    notes: Vec<NoteLine>,
+    contacts: Vec<ContactLine>,
+    contact_parties: &'static [ContactParty],
+    contact_channels: &'static [ContactChannel],
+    contact_directions: &'static [ContactDirection],
     form: FormState,
     stage_label: &'static str,
     reason_label: &'static str,
@@ -186,6 +214,37 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
         .iter()
         .map(|a| ActivityLine { when: clock.at(&a.at), what: describe_action(&a.action), who: a.actor.clone() })
         .collect();
+    // Read under the case view's own access check and audit entry.
+    let note_rows = journal::notes_of(&state.db, id.get()).await?;
+    let contact_rows = journal::contacts_of(&state.db, id.get()).await?;
+    let ids = note_rows.iter().map(|n| n.author_id).chain(contact_rows.iter().flat_map(|c| [c.author_id, c.done_by]));
+    let authors = journal::authors(&state.db, ids).await?;
+    let name_of = |id: Option<i32>| {
+        id.and_then(|id| authors.iter().find(|a| a.id == id)).map_or_else(|| "someone".to_string(), |a| a.name.clone())
+    };
+    let notes = note_rows
+        .iter()
+        .map(|n| NoteLine { when: clock.at(&n.created_at), who: name_of(n.author_id), body: n.body.clone() })
+        .collect();
+    let today = clock.now.with_timezone(&clock.tz).date_naive();
+    let contacts = contact_rows
+        .iter()
+        .map(|c| ContactLine {
+            id: c.id,
+            when: clock.at(&c.created_at),
+            who: name_of(c.author_id),
+            how: format!(
+                "{} · {} · {}",
+                c.party.label(),
+                c.channel.label().to_lowercase(),
+                c.direction.label().to_lowercase()
+            ),
+            summary: c.summary.clone(),
+            follow_up: c.follow_up_on.filter(|_| c.done_at.is_none()).map(|on| on.format("%A %-d %B %Y").to_string()),
+            late: c.done_at.is_none() && c.follow_up_on.is_some_and(|on| on < today),
+            done: c.done_at.map(|at| format!("{} by {}", clock.at(&at), name_of(c.done_by))),
+        })
+        .collect();
     Ok(CasePage {
         nav: staff.nav().await,
         due: clock.due(&case.stage_due_at, case.hold.is_some()),
@@ -200,6 +259,11 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
         record_statuses: RecordStatus::ALL,
         hold_reasons: HoldReason::ALL,
         activity,
+        notes,
+        contacts,
+        contact_parties: ContactParty::ALL,
+        contact_channels: ContactChannel::ALL,
+        contact_directions: ContactDirection::ALL,
         form,
         stage_label: current.label(),
         reason_label: case.reason.label(),
@@ -407,6 +471,68 @@ pub async fn record_opinion(
     };
     let result = store::record_opinion(&state.db, &staff.actor, id, input).await;
     finish(&state, &staff, id, "opinions", &fields, result, "Opinion saved.").await
+}
+
+pub async fn add_note(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<CaseId>,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let result = journal::add_note(&state.db, &staff.actor, id, journal::NoteInput { body: fields.text("body") }).await;
+    finish(&state, &staff, id, "notes", &fields, result, "Note added.").await
+}
+
+pub async fn add_contact(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<CaseId>,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let mut errors = FieldErrors::new();
+    let party = ContactParty::parse(&fields.text("with"));
+    if party.is_none() {
+        errors.add("with", "choose who the contact was with");
+    }
+    let channel = ContactChannel::parse(&fields.text("channel"));
+    if channel.is_none() {
+        errors.add("channel", "choose how the contact was made");
+    }
+    let direction = ContactDirection::parse(&fields.text("direction"));
+    if direction.is_none() {
+        errors.add("direction", "choose whether it was inbound or outbound");
+    }
+    let follow_up_on = match fields.optional("follow_up_on") {
+        None => None,
+        Some(text) => match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+            Ok(on) => Some(on),
+            Err(_) => {
+                errors.add("follow_up_on", "must be a date such as 2026-05-01");
+                None
+            }
+        },
+    };
+    let result = match (errors.into_result(), party, channel, direction) {
+        (Ok(()), Some(with), Some(channel), Some(direction)) => {
+            let input =
+                journal::ContactInput { with, channel, direction, summary: fields.text("summary"), follow_up_on };
+            journal::add_contact(&state.db, &staff.actor, id, input).await
+        }
+        (Err(err), ..) => Err(err),
+        _ => Err(AppError::Internal("a contact word was missing after its check".into())),
+    };
+    finish(&state, &staff, id, "contacts", &fields, result, "Contact logged.").await
+}
+
+pub async fn follow_up_done(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<CaseId>,
+    PathContactId(contact_id): PathContactId,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let result = journal::follow_up_done(&state.db, &staff.actor, id, contact_id).await;
+    finish(&state, &staff, id, "contacts", &fields, result, "Follow-up marked done.").await
 }
 
 fn yes_no(fields: &FormFields, name: &str, errors: &mut FieldErrors) -> bool {

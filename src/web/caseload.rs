@@ -61,6 +61,8 @@ struct HomePage {
     more: bool,
     /// (when, case id, reference, mode)
     upcoming: Vec<(String, i32, String, String)>,
+    /// (when, case id, reference and patient, with whom and how, late)
+    follow_ups: Vec<(String, i32, String, String, bool)>,
     /// (when, case id, action, who)
     activity: Vec<(String, i32, String, String)>,
 }
@@ -112,6 +114,9 @@ pub fn describe_action(action: &str) -> &'static str {
         "case.comparison" => "opinions compared",
         "case.decision" => "decision recorded",
         "case.update" => "case details changed",
+        "case.note" => "note added",
+        "case.contact" => "contact logged",
+        "case.follow_up_done" => "follow-up done",
         "access.denied" => "access refused",
         "mail.sent" => "email sent",
         "mail.failed" => "email failed",
@@ -185,6 +190,22 @@ pub async fn home(
                 (clock.at(&u.scheduled_at), u.case_id, format!("{} {}", u.reference, u.patient_name), mode.to_string())
             })
             .collect(),
+        follow_ups: {
+            let today = clock.now.with_timezone(&clock.tz).date_naive();
+            caseload
+                .follow_ups
+                .iter()
+                .map(|f| {
+                    let when = if f.follow_up_on == today {
+                        "Today".to_string()
+                    } else {
+                        f.follow_up_on.format("%a %-d %b").to_string()
+                    };
+                    let with = format!("{} by {}", f.party.label(), f.channel.label().to_lowercase());
+                    (when, f.case_id, format!("{} {}", f.reference, f.patient_name), with, f.follow_up_on < today)
+                })
+                .collect()
+        },
         activity: caseload
             .activity
             .iter()

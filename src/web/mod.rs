@@ -81,6 +81,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/comparison", post(case_pages::set_comparison))
         .route("/cases/{id}/decision", post(case_pages::set_decision))
         .route("/cases/{id}/details", post(case_pages::update_details))
+        .route("/cases/{id}/notes", post(case_pages::add_note))
+        .route("/cases/{id}/contacts", post(case_pages::add_contact))
+        .route("/cases/{id}/contacts/{contact_id}/done", post(case_pages::follow_up_done))
         .route("/specialists", get(directory::list))
         .route("/specialists/new", get(directory::new_form).post(directory::create))
         .route("/specialists/{id}/edit", get(directory::edit_form).post(directory::update))
@@ -254,6 +257,22 @@ impl FromRequestParts<AppState> for PathKind {
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
         path_param(parts, "kind").await.map(PathKind).ok_or(PageError::App(AppError::NotFound))
+    }
+}
+
+/// The numeric `{contact_id}` of a contact log address.
+pub struct PathContactId(pub i32);
+
+impl FromRequestParts<AppState> for PathContactId {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        path_param(parts, "contact_id")
+            .await
+            .and_then(|value| value.parse::<i32>().ok())
+            .filter(|id| *id > 0)
+            .map(PathContactId)
+            .ok_or(PageError::App(AppError::NotFound))
     }
 }
 

@@ -71,6 +71,12 @@ async fn advocates_see_only_their_own_cases(backend: Backend) {
         ),
         (Method::PUT, "comparison", json!({ "diagnosis_agrees": true, "treatment_agrees": true })),
         (Method::PUT, "decision", json!({ "chosen_opinion": "other", "reason": "x" })),
+        (Method::POST, "notes", json!({ "body": "x" })),
+        (
+            Method::POST,
+            "contacts",
+            json!({ "with": "patient", "channel": "phone", "direction": "inbound", "summary": "x" }),
+        ),
     ];
     for (method, suffix, body) in writes {
         let (s, b) =
@@ -111,7 +117,7 @@ async fn advocates_see_only_their_own_cases(backend: Backend) {
         .filter(audit_entry::Column::Action.eq("access.denied"))
         .filter(audit_entry::Column::ActorId.eq(i32::try_from(app.advocate.id).expect("id")));
     let on_cases = denied.clone().filter(audit_entry::Column::Entity.eq("case")).count(&app.db).await.expect("count");
-    assert_eq!(on_cases, 11, "one entry per refused request on an existing case");
+    assert_eq!(on_cases, 13, "one entry per refused request on an existing case");
     // And one per 403 answer: the user list and reassigning a case.
     let refusals = denied.filter(audit_entry::Column::Entity.eq("route")).count(&app.db).await.expect("count");
     assert_eq!(refusals, 2);

@@ -19,7 +19,7 @@ crate::on_both_databases!(the_busiest_queries_read_along_an_index);
 
 /// Tables whose size follows the number of cases (or of what was done to them,
 /// or of the days their due dates span).
-const GROWING: [&str; 9] = [
+const GROWING: [&str; 11] = [
     "cases",
     "case_rounds",
     "case_records",
@@ -29,6 +29,8 @@ const GROWING: [&str; 9] = [
     "outbox",
     "sessions",
     "tally_due",
+    "case_notes",
+    "case_contacts",
 ];
 
 /// Explains `statement`; the lines of its plan.
@@ -98,6 +100,16 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
     }
     crate::workflow::to_opinions_compared(&app, &app.advocate.token, last, specialist).await;
     app.open_case(&app.other_advocate.token, "Someone Else's").await;
+    let follow_up = serde_json::json!({
+        "with": "provider", "channel": "phone", "direction": "outbound", "summary": "Asked for the slides",
+        "follow_up_on": chrono::Utc::now().date_naive().to_string(),
+    });
+    let (s, b) = app.post(&app.advocate.token, &format!("/api/v1/cases/{last}/contacts"), follow_up).await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{b}");
+    let (s, b) = app
+        .post(&app.advocate.token, &format!("/api/v1/cases/{last}/notes"), serde_json::json!({ "body": "Called" }))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{b}");
 
     let captured: Arc<Mutex<Vec<Statement>>> = Arc::default();
     let mut db = app.db.clone();
@@ -125,6 +137,9 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
         store::ListFilter { stage: None, overdue: false, advocate_id: None, query: None, limit: 50, after_id: None };
     store::list(&db, &reads, &admin, &list).await.expect("list");
     store::view(&db, &reads, &advocate, CaseId(i32::try_from(last).expect("id"))).await.expect("case");
+    let last_id = i32::try_from(last).expect("id");
+    assert_eq!(secondlook::cases::journal::notes_of(&db, last_id).await.expect("notes").len(), 1);
+    assert_eq!(secondlook::cases::journal::contacts_of(&db, last_id).await.expect("contacts").len(), 1);
     let reminders = secondlook::reminders::Reminders::new(db.clone(), std::sync::Arc::new(app.settings.clone()))
         .expect("reminders");
     let scanned = secondlook::reminders::scan::scan(&reminders, now, false).await.expect("scan");

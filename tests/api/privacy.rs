@@ -19,7 +19,7 @@ crate::on_both_databases!(
 );
 
 /// Free text and identity put on the case below; none may survive erasure.
-const SECRETS: [&str; 14] = [
+const SECRETS: [&str; 16] = [
     "Jordan Secretpatient",
     "jordan.secret@example.org",
     "555 010 2030",
@@ -34,6 +34,8 @@ const SECRETS: [&str; 14] = [
     "Infection risk is high",
     "Chose watchful waiting for family reasons",
     "Patient decided after talking to her sister",
+    "Husband drives her to appointments",
+    "Mercy radiology promised the CD by Friday",
 ];
 
 /// A case walked to `decision_made`, with every free-text field filled and
@@ -53,6 +55,14 @@ pub async fn closed_case(app: &TestApp) -> i64 {
     let path = |p: &str| format!("/api/v1/cases/{id}/{p}");
     let steps: Vec<(&str, String, Value, StatusCode)> = vec![
         ("POST", path("hold"), json!({ "reason": "outside_provider", "note": SECRETS[6] }), StatusCode::OK),
+        ("POST", path("notes"), json!({ "body": SECRETS[14] }), StatusCode::CREATED),
+        (
+            "POST",
+            path("contacts"),
+            json!({ "with": "provider", "channel": "phone", "direction": "outbound", "summary": SECRETS[15],
+                    "follow_up_on": chrono::Utc::now().date_naive().to_string() }),
+            StatusCode::CREATED,
+        ),
         ("POST", path("resume"), json!({}), StatusCode::OK),
         ("PUT", path("records/pathology_report"), json!({ "status": "received", "note": SECRETS[7] }), StatusCode::OK),
         ("PUT", path("specialist"), json!({ "specialist_id": specialist }), StatusCode::OK),
@@ -144,6 +154,9 @@ async fn a_case_export_holds_everything_and_only_admins_get_it(backend: Backend)
     assert_eq!(rounds[0]["specialist"]["name"], "Dr. Rosa Lind");
     assert_eq!(rounds[0]["consultation_location"], SECRETS[8]);
     assert_eq!(rounds[0]["risk_notes"], SECRETS[11]);
+    assert_eq!(doc["notes"][0]["body"], SECRETS[14]);
+    assert_eq!(doc["contacts"][0]["summary"], SECRETS[15]);
+    assert_eq!(doc["contacts"][0]["with"], "provider");
     let emails = doc["emails"].as_array().expect("emails");
     assert_eq!(emails.len(), 1, "{emails:?}");
     assert_eq!(emails[0]["recipient_email"], SECRETS[1]);

@@ -16,6 +16,7 @@ crate::on_both_databases!(
     admins_manage_users_and_tokens,
     text_is_escaped_on_every_page,
     a_case_is_worked_through_the_forms,
+    notes_and_contacts_are_kept_from_the_case_page,
     staff_change_their_own_password,
 );
 
@@ -515,6 +516,62 @@ async fn a_case_is_worked_through_the_forms(backend: Backend) {
         "{outcomes}"
     );
     assert!(outcomes.contains("<th scope=\"row\">Diagnosis changed</th><td>0</td>"), "{outcomes}");
+}
+
+async fn notes_and_contacts_are_kept_from_the_case_page(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let id = app.open_case(&app.advocate.token, "Journal Patient").await;
+    let advocate = app.signed_in("advocate@example.org").await;
+    let b = &app.base;
+    let case_url = format!("{b}/cases/{id}");
+
+    let (status, page) = post_form(&advocate, &format!("{case_url}/notes"), &[("body", " ")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("is required"), "the note's problem is shown by the note form");
+    let (status, _) = post_form(&advocate, &format!("{case_url}/notes"), &[("body", "Prefers email & texts")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    let contact_form = |follow_up: String| {
+        vec![
+            ("with", "specialist_office".to_string()),
+            ("channel", "phone".to_string()),
+            ("direction", "outbound".to_string()),
+            ("summary", "Booked the consultation slot".to_string()),
+            ("follow_up_on", follow_up),
+        ]
+    };
+    let late = contact_form((chrono::Utc::now() - chrono::Duration::days(3)).date_naive().to_string());
+    let late: Vec<(&str, &str)> = late.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = post_form(&advocate, &format!("{case_url}/contacts"), &late).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("is in the past") && page.contains("Booked the consultation slot"), "typed text is kept");
+    let today = contact_form(chrono::Utc::now().date_naive().to_string());
+    let today: Vec<(&str, &str)> = today.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _) = post_form(&advocate, &format!("{case_url}/contacts"), &today).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    let page = body_of(&advocate, &case_url).await;
+    assert!(
+        page.contains("Prefers email &#38; texts") || page.contains("Prefers email &amp; texts"),
+        "the note is listed, escaped"
+    );
+    assert!(page.contains("phone · outbound"), "the contact is listed");
+    assert!(page.contains("Mark follow-up done"));
+    let home = body_of(&advocate, &format!("{b}/")).await;
+    let follow_up_link = format!("/cases/{id}#contacts");
+    assert!(home.contains(&follow_up_link), "the follow-up is on the caseload");
+    let other = app.signed_in("other@example.org").await;
+    let theirs = body_of(&other, &format!("{b}/")).await;
+    assert!(!theirs.contains(&follow_up_link), "another advocate does not see it");
+
+    let (_, contacts) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}/contacts")).await;
+    let contact_id = contacts["items"][0]["id"].as_i64().expect("contact id");
+    let (status, _) = post_form(&advocate, &format!("{case_url}/contacts/{contact_id}/done"), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let page = body_of(&advocate, &case_url).await;
+    assert!(page.contains("Follow-up done") && !page.contains("Mark follow-up done"));
+    let home = body_of(&advocate, &format!("{b}/")).await;
+    assert!(!home.contains(&follow_up_link), "a done follow-up leaves the caseload's follow-ups");
 }
 
 async fn staff_change_their_own_password(backend: Backend) {

@@ -4,6 +4,8 @@
 pub mod api_token;
 pub mod audit_entry;
 pub mod case;
+pub mod case_contact;
+pub mod case_note;
 pub mod case_record;
 pub mod case_round;
 pub mod opinion;
