@@ -86,6 +86,8 @@ struct CasePage {
     activity: Vec<ActivityLine>,
     notes: Vec<NoteLine>,
     contacts: Vec<ContactLine>,
+    /// Active advocates an admin may assign the case to (empty for advocates).
+    advocates: Vec<(i32, String)>,
     contact_parties: &'static [ContactParty],
     contact_channels: &'static [ContactChannel],
     contact_directions: &'static [ContactDirection],
@@ -132,6 +134,15 @@ impl CasePage {
             _ => String::new(),
         };
         self.value("comparison", name, &current)
+    }
+
+    /// The chosen specialist's id, so the form shows who is chosen.
+    fn current_specialist(&self) -> String {
+        self.case.specialist.as_ref().map(|s| s.id.to_string()).unwrap_or_default()
+    }
+
+    fn current_advocate(&self) -> String {
+        self.case.advocate.as_ref().map(|a| a.id.to_string()).unwrap_or_default()
     }
 
     fn round_label(&self, word: &str) -> String {
@@ -226,6 +237,16 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
         .iter()
         .map(|n| NoteLine { when: clock.at(&n.created_at), who: name_of(n.author_id), body: n.body.clone() })
         .collect();
+    let advocates = if staff.actor.is_admin() {
+        crate::auth::users::list(&state.db, &staff.actor)
+            .await?
+            .into_iter()
+            .filter(|u| u.active && u.role == crate::actor::Role::Advocate)
+            .map(|u| (u.id, u.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let today = clock.now.with_timezone(&clock.tz).date_naive();
     let contacts = contact_rows
         .iter()
@@ -261,6 +282,7 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
         activity,
         notes,
         contacts,
+        advocates,
         contact_parties: ContactParty::ALL,
         contact_channels: ContactChannel::ALL,
         contact_directions: ContactDirection::ALL,
@@ -471,6 +493,33 @@ pub async fn record_opinion(
     };
     let result = store::record_opinion(&state.db, &staff.actor, id, input).await;
     finish(&state, &staff, id, "opinions", &fields, result, "Opinion saved.").await
+}
+
+/// Admins hand a case to an advocate, or take it back to the unassigned queue.
+pub async fn assign(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<CaseId>,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let mut errors = FieldErrors::new();
+    let advocate_id = parse_id(&fields, "advocate_id", &mut errors);
+    let result = match errors.into_result() {
+        Ok(()) => {
+            let patch = store::CasePatch {
+                advocate_id: Some(advocate_id),
+                urgency: None,
+                summary: None,
+                medical_history: None,
+                medications: None,
+                patient_questions: None,
+            };
+            store::update(&state.db, &state.rules, &staff.actor, id, patch).await
+        }
+        Err(err) => Err(err),
+    };
+    let done = if advocate_id.is_some() { "Case assigned." } else { "Case moved to the unassigned queue." };
+    finish(&state, &staff, id, "assign", &fields, result, done).await
 }
 
 pub async fn add_note(
@@ -693,12 +742,14 @@ pub async fn create(State(state): State<AppState>, staff: Staff, fields: FormFie
 #[template(path = "case_summary.html")]
 struct SummaryPage {
     case: CaseView,
-    clock: Clock,
     reason: &'static str,
     enclosed: Vec<String>,
     current_diagnosis: String,
     current_plan: String,
     questions: Vec<String>,
+    /// The consultation's time where the patient lives, with the zone named:
+    /// the sheet goes to the patient and the specialist, not the advocate.
+    consultation_when: Option<String>,
 }
 
 pub async fn summary(
@@ -714,7 +765,11 @@ pub async fn summary(
         current_diagnosis: original.map(|o| o.diagnosis.clone()).unwrap_or_default(),
         current_plan: original.map(|o| o.treatment_plan.clone()).unwrap_or_default(),
         questions: case.patient_questions.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
-        clock: staff.clock(),
+        consultation_when: case.consultation.as_ref().map(|c| {
+            let tz: chrono_tz::Tz = case.patient.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+            let local = c.scheduled_at.with_timezone(&tz);
+            format!("{} ({}, {} time)", local.format("%a %-d %b %Y, %H:%M"), local.format("%Z"), tz.name())
+        }),
         case,
     };
     render(&page)

@@ -81,6 +81,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/comparison", post(case_pages::set_comparison))
         .route("/cases/{id}/decision", post(case_pages::set_decision))
         .route("/cases/{id}/details", post(case_pages::update_details))
+        .route("/cases/{id}/assign", post(case_pages::assign))
         .route("/cases/{id}/notes", post(case_pages::add_note))
         .route("/cases/{id}/contacts", post(case_pages::add_contact))
         .route("/cases/{id}/contacts/{contact_id}/done", post(case_pages::follow_up_done))
@@ -97,7 +98,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/audit", get(audit_log::page))
         .route("/admin/audit.csv", get(audit_log::csv))
         .route("/u/{token}", get(unsubscribe::confirm).post(unsubscribe::stop))
-        .route("/static/app.css", get(stylesheet))
+        .route("/static/app.css", get(stylesheet).layer(tower_http::compression::CompressionLayer::new()))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::pages))
         .fallback(|| async { PageError::App(AppError::NotFound) })
         .layer(CatchPanicLayer::custom(error::panicked))
@@ -150,8 +151,30 @@ fn forgery_refused(_: tower_http::csrf::ProtectionError) -> Response {
     (StatusCode::FORBIDDEN, Html(body)).into_response()
 }
 
-async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/app.css"))
+const STYLESHEET: &str = include_str!("../../static/app.css");
+
+/// The stylesheet's entity tag: a digest of its text, so it changes exactly
+/// when the stylesheet does (any instance computes the same one).
+static STYLESHEET_TAG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(STYLESHEET.as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+});
+
+/// Browsers keep the stylesheet for an hour, then ask again with its tag and
+/// get a bodiless 304 while it is unchanged; compressed when they accept it.
+async fn stylesheet(headers: axum::http::HeaderMap) -> Response {
+    let tag = STYLESHEET_TAG.as_str();
+    let cache = (header::CACHE_CONTROL, "public, max-age=3600");
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag), cache]).into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::ETAG, tag), cache], STYLESHEET).into_response()
 }
 
 /// Renders a template into a page.

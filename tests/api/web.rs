@@ -17,6 +17,9 @@ crate::on_both_databases!(
     text_is_escaped_on_every_page,
     a_case_is_worked_through_the_forms,
     notes_and_contacts_are_kept_from_the_case_page,
+    the_printable_summary_gives_the_consultation_in_the_patients_time,
+    the_stylesheet_is_cached_compressed_and_draws_its_icons,
+    admins_assign_cases_from_the_case_page,
     staff_change_their_own_password,
 );
 
@@ -572,6 +575,87 @@ async fn notes_and_contacts_are_kept_from_the_case_page(backend: Backend) {
     assert!(page.contains("Follow-up done") && !page.contains("Mark follow-up done"));
     let home = body_of(&advocate, &format!("{b}/")).await;
     assert!(!home.contains(&follow_up_link), "a done follow-up leaves the caseload's follow-ups");
+}
+
+async fn the_printable_summary_gives_the_consultation_in_the_patients_time(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let token = app.advocate.token.clone();
+    let specialist = app.add_specialist("Dr. Zone", true).await;
+    // The patient lives in Chicago (common::new_case); the staff member's zone is UTC.
+    let id = app.open_case(&token, "Zone Patient").await;
+    let (s, b) = app
+        .put(&token, &format!("/api/v1/cases/{id}/specialist"), serde_json::json!({ "specialist_id": specialist }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let moved = serde_json::json!({ "to": "specialist_chosen" });
+    assert_eq!(app.move_case(&token, id, moved).await.0, StatusCode::OK);
+    let visit = serde_json::json!({ "scheduled_at": "2030-01-15T16:00:00Z", "mode": "in_person" });
+    let (s, b) = app.put(&token, &format!("/api/v1/cases/{id}/consultation"), visit).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let advocate = app.signed_in("advocate@example.org").await;
+    let page = body_of(&advocate, &format!("{}/cases/{id}/summary", app.base)).await;
+    assert!(page.contains("Tue 15 Jan 2030, 10:00 (CST, America/Chicago time)"), "{page}");
+}
+
+async fn the_stylesheet_is_cached_compressed_and_draws_its_icons(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let client = reqwest::Client::new();
+    let url = format!("{}/static/app.css", app.base);
+    let first = client.get(&url).send().await.expect("stylesheet");
+    assert_eq!(first.status(), StatusCode::OK);
+    let tag = first.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).expect("an entity tag").to_string();
+    let cache =
+        first.headers().get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(cache.contains("max-age=") && !cache.contains("no-store"), "{cache}");
+    let css = first.text().await.expect("text");
+    // Icons come from drawn shapes: no symbol characters a font might lack.
+    for line in css.lines().filter(|l| l.contains("content:")) {
+        assert!(line.is_ascii(), "a typed symbol in {line}");
+    }
+    assert!(css.contains("mask:"), "the icons are drawn");
+
+    let again = client.get(&url).header(header::IF_NONE_MATCH, &tag).send().await.expect("revalidate");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.expect("body").is_empty());
+
+    let zipped = client.get(&url).header(header::ACCEPT_ENCODING, "gzip").send().await.expect("compressed");
+    assert_eq!(zipped.headers().get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()), Some("gzip"));
+    let size = zipped.bytes().await.expect("body").len();
+    assert!(size < css.len() / 2, "{size} compressed bytes for {} plain", css.len());
+}
+
+async fn admins_assign_cases_from_the_case_page(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let created = app.post(&app.admin.token, "/api/v1/cases", crate::common::new_case("Queue Patient")).await;
+    assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
+    let id = created.1["id"].as_i64().expect("id");
+    let admin = app.signed_in("admin@example.org").await;
+    let case_url = format!("{}/cases/{id}", app.base);
+    let page = body_of(&admin, &case_url).await;
+    assert!(page.contains("id=\"assign-advocate\"") && page.contains(">Unassigned</option>"), "admins get the form");
+
+    let advocate_id = app.advocate.id.to_string();
+    let (status, _) = post_form(&admin, &format!("{case_url}/assign"), &[("advocate_id", &advocate_id)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, case) = app.get(&app.admin.token, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(case["advocate"]["id"], app.advocate.id);
+    let page = body_of(&admin, &case_url).await;
+    assert!(page.contains(&format!("<option value=\"{advocate_id}\" selected>")), "the form shows who has it");
+
+    // The advocate now sees the case but cannot hand it on.
+    let advocate = app.signed_in("advocate@example.org").await;
+    let theirs = body_of(&advocate, &case_url).await;
+    assert!(!theirs.contains("assign-advocate"), "advocates get no assignment form");
+    let other = app.other_advocate.id.to_string();
+    let (status, _) = post_form(&advocate, &format!("{case_url}/assign"), &[("advocate_id", &other)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, case) = app.get(&app.admin.token, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(case["advocate"]["id"], app.advocate.id, "unchanged");
+
+    let (status, _) = post_form(&admin, &format!("{case_url}/assign"), &[("advocate_id", "")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, case) = app.get(&app.admin.token, &format!("/api/v1/cases/{id}")).await;
+    assert!(case["advocate"].is_null(), "back in the unassigned queue: {case}");
 }
 
 async fn staff_change_their_own_password(backend: Backend) {
