@@ -350,6 +350,10 @@ pub async fn transition(
         errors.add("to", "is not a stage");
     }
     let specialist_id = parse_id(&fields, "specialist_id", &mut errors);
+    // Withdrawing closes the case for good: the form asks for a tick first.
+    if to == Some(Stage::Withdrawn) && !fields.checked("confirm") {
+        errors.add("confirm", "tick the box to confirm that the case is to be withdrawn");
+    }
     let form = if to == Some(Stage::Withdrawn) { "withdraw" } else { "moves" };
     let result = match (errors.into_result(), to) {
         (Ok(()), Some(to)) => {

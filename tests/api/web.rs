@@ -121,7 +121,7 @@ async fn advocates_cannot_change_another_advocates_case_through_forms(backend: B
     let advocate = app.signed_in("advocate@example.org").await;
     let b = &app.base;
     for (suffix, form) in [
-        ("transition", vec![("to", "withdrawn"), ("note", "taking over")]),
+        ("transition", vec![("to", "withdrawn"), ("note", "taking over"), ("confirm", "on")]),
         ("hold", vec![("reason", "other")]),
         ("resume", vec![]),
         ("records/lab_results", vec![("status", "received")]),
@@ -505,7 +505,8 @@ async fn a_case_is_worked_through_the_forms(backend: Backend) {
     ok(post_form(&advocate, &url("transition"), &[("to", "opinions_compared")]).await);
     ok(post_form(&advocate, &url("decision"), &[("chosen_opinion", "second"), ("reason", "Avoids surgery")]).await);
     ok(post_form(&advocate, &url("transition"), &[("to", "decision_made")]).await);
-    let (status, page) = post_form(&advocate, &url("transition"), &[("to", "withdrawn"), ("note", "too late")]).await;
+    let (status, page) =
+        post_form(&advocate, &url("transition"), &[("to", "withdrawn"), ("note", "too late"), ("confirm", "on")]).await;
     assert_eq!(status, StatusCode::CONFLICT, "a decided case cannot be withdrawn");
     assert!(page.contains("cannot move"));
 
@@ -532,6 +533,13 @@ async fn notes_and_contacts_are_kept_from_the_case_page(backend: Backend) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("is required"), "the note's problem is shown by the note form");
     let (status, _) = post_form(&advocate, &format!("{case_url}/notes"), &[("body", "Prefers email & texts")]).await;
+    // Withdrawing needs the tick that says so; without it the case stays open and the reason stays typed.
+    let (status_w, page) =
+        post_form(&advocate, &format!("{case_url}/transition"), &[("to", "withdrawn"), ("note", "Moved abroad")]).await;
+    assert_eq!(status_w, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("tick the box") && page.contains("Moved abroad"), "the problem is shown, the text kept");
+    let (_, case) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(case["stage"], "records_requested");
     assert_eq!(status, StatusCode::SEE_OTHER);
 
     let contact_form = |follow_up: String| {
