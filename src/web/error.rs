@@ -126,7 +126,7 @@ const UNREACHABLE: &str = "The database is unreachable, so nothing could be show
 const NOT_SAVED: &str = "This could not be saved: the database is not accepting changes right now. \
     Nothing was changed. Please try again in a moment.";
 
-fn error_page(status: StatusCode, title: &str, message: String, details: Vec<(String, String)>) -> Response {
+pub fn error_page(status: StatusCode, title: &str, message: String, details: Vec<(String, String)>) -> Response {
     let page = ErrorPage { title, message, details };
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),

@@ -101,6 +101,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/static/app.css", get(stylesheet).layer(tower_http::compression::CompressionLayer::new()))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::pages))
         .fallback(|| async { PageError::App(AppError::NotFound) })
+        .method_not_allowed_fallback(only_posted)
         .layer(CatchPanicLayer::custom(error::panicked))
         .layer(csrf.with_rejection_response(forgery_refused))
         .layer(axum::middleware::from_fn(keep_session_alive))
@@ -117,6 +118,29 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
             ),
         ))
+}
+
+/// A page address that only takes forms, opened directly (a bookmark, or the
+/// way back after signing in again): a case's form addresses lead to the
+/// case, anything else gets a page that says what happened.
+async fn only_posted(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let case = uri
+        .path()
+        .strip_prefix("/cases/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| id.parse::<i32>().ok());
+    match case {
+        Some(id) if id > 0 && method == axum::http::Method::GET => {
+            axum::response::Redirect::to(&format!("/cases/{id}")).into_response()
+        }
+        _ => error::error_page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Not a page to open",
+            "This address only takes a submitted form. Go back to the page with the form and send it from there."
+                .to_string(),
+            vec![],
+        ),
+    }
 }
 
 const SEEN_AT_KEY: &str = "seen_at";

@@ -20,6 +20,7 @@ crate::on_both_databases!(
     the_printable_summary_gives_the_consultation_in_the_patients_time,
     the_stylesheet_is_cached_compressed_and_draws_its_icons,
     admins_assign_cases_from_the_case_page,
+    a_form_address_opened_directly_leads_back_to_the_case,
     staff_change_their_own_password,
 );
 
@@ -664,6 +665,22 @@ async fn admins_assign_cases_from_the_case_page(backend: Backend) {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, case) = app.get(&app.admin.token, &format!("/api/v1/cases/{id}")).await;
     assert!(case["advocate"].is_null(), "back in the unassigned queue: {case}");
+}
+
+async fn a_form_address_opened_directly_leads_back_to_the_case(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let id = app.open_case(&app.advocate.token, "Bookmarked Patient").await;
+    let advocate = app.signed_in("advocate@example.org").await;
+    for suffix in ["opinions", "hold", "records/lab_results", "contacts/3/done"] {
+        let (status, location) = status_of(&advocate, &format!("{}/cases/{id}/{suffix}", app.base)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{suffix}");
+        assert_eq!(location.as_deref(), Some(format!("/cases/{id}").as_str()), "{suffix}");
+    }
+    // Elsewhere, a page that says what happened rather than a bare error.
+    let response = advocate.get(format!("{}/logout", app.base)).send().await.expect("get");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let page = response.text().await.expect("page");
+    assert!(page.contains("only takes a submitted form"), "{page}");
 }
 
 async fn staff_change_their_own_password(backend: Backend) {
