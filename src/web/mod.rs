@@ -102,6 +102,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::pages))
         .fallback(|| async { PageError::App(AppError::NotFound) })
         .method_not_allowed_fallback(only_posted)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), keep_unsent_form))
         .layer(CatchPanicLayer::custom(error::panicked))
         .layer(csrf.with_rejection_response(forgery_refused))
         .layer(axum::middleware::from_fn(keep_session_alive))
@@ -118,6 +119,43 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
             ),
         ))
+}
+
+/// A form posted after its sender's session ended would be lost on the way
+/// to the sign-in page: instead, the sign-in page carries it along, and once
+/// signed in the person sends it from a page that shows what it holds.
+async fn keep_unsent_form(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let carries_work = !matches!(path.as_str(), "/login" | "/logout") && !path.starts_with("/u/");
+    if request.method() != axum::http::Method::POST || !is_form || !carries_work {
+        return next.run(request).await;
+    }
+    let limit = state.settings.server.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return error::too_large(limit);
+    };
+    let response = next.run(Request::from_parts(parts, axum::body::Body::from(bytes.clone()))).await;
+    let to_sign_in = response.status().is_redirection()
+        && response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|l| l.starts_with("/login?"));
+    if !to_sign_in {
+        return response;
+    }
+    let fields = form_urlencoded::parse(&bytes).into_owned().collect();
+    sign_in::sign_in_to_send(sign_in::Unsent { action: path, fields }).unwrap_or_else(|err| err.into_response())
 }
 
 /// A page address that only takes forms, opened directly (a bookmark, or the

@@ -34,6 +34,77 @@ struct LoginPage {
     next: String,
     message: Option<String>,
     notice: Option<String>,
+    /// A form sent after the session ended, carried through the sign-in.
+    unsent: Option<Unsent>,
+}
+
+/// A form that arrived after its sender's session had ended: where it was
+/// going and what was typed in it, so that signing in again loses nothing.
+/// It travels in the sign-in form itself, never stored on the server.
+#[derive(Debug, Clone)]
+pub struct Unsent {
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+}
+
+const UNSENT_ACTION: &str = "unsent_action";
+const UNSENT_PREFIX: &str = "unsent.";
+
+impl Unsent {
+    /// The form carried in a sign-in form's fields, if any; only to a path on this site.
+    fn carried_in(fields: &FormFields) -> Option<Unsent> {
+        let action = fields.optional(UNSENT_ACTION)?;
+        let action = safe_next(Some(action.as_str()));
+        if action == "/" {
+            return None;
+        }
+        let mut carried: Vec<(String, String)> = fields
+            .0
+            .iter()
+            .filter_map(|(name, value)| name.strip_prefix(UNSENT_PREFIX).map(|n| (n.to_string(), value.clone())))
+            .collect();
+        carried.sort();
+        Some(Unsent { action, fields: carried })
+    }
+}
+
+/// The sign-in page for a form that arrived after the session ended: it
+/// says so and carries the form along.
+pub fn sign_in_to_send(unsent: Unsent) -> PageResult<Response> {
+    let page = LoginPage {
+        email: String::new(),
+        next: unsent.action.clone(),
+        message: None,
+        notice: Some(
+            "Your session ended before this form was sent, so nothing was saved yet. Sign in again: what you \
+             typed is kept and you can send it next."
+                .into(),
+        ),
+        unsent: Some(unsent),
+    };
+    Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "resend.html")]
+struct ResendPage {
+    unsent: Unsent,
+    /// Where "do not send" leads: the case, or the home page.
+    back: String,
+}
+
+impl ResendPage {
+    /// A form field's name as a person reads it: `treatment_plan` → "Treatment plan".
+    fn label(&self, name: &str) -> String {
+        let words = match name {
+            "body" => "note",
+            "to" => "move to",
+            other => other,
+        };
+        let spaced = words.replace(['_', '.'], " ");
+        let mut chars = spaced.chars();
+        chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    }
 }
 
 #[derive(Deserialize)]
@@ -68,7 +139,8 @@ pub async fn form(session: Session, PageQuery(query): PageQuery<LoginQuery>) -> 
         return Ok(Redirect::to(&safe_next(query.next.as_deref())).into_response());
     }
     let notice = query.signed_out.map(|_| "You are signed out.".to_string());
-    let page = LoginPage { email: String::new(), next: safe_next(query.next.as_deref()), message: None, notice };
+    let page =
+        LoginPage { email: String::new(), next: safe_next(query.next.as_deref()), message: None, notice, unsent: None };
     Ok(render(&page)?.into_response())
 }
 
@@ -88,6 +160,7 @@ pub async fn submit(
     let email = fields.text("email").trim().to_lowercase();
     let password = fields.text("password");
     let next = safe_next(fields.optional("next").as_deref());
+    let unsent = Unsent::carried_in(&fields);
     let ip = ip.unwrap_or_else(|| "unknown".to_string());
     let (account_policy, address_policy) = throttle::policies(&state.settings.web);
     let account_key = throttle::account_key(&email);
@@ -125,7 +198,10 @@ pub async fn submit(
         let minutes = throttle::minutes_left(until);
         let message =
             format!("Too many failed sign-ins. Sign-in is paused for about {minutes} minutes; try again later.");
-        return refuse(LoginPage { email, next, message: Some(message), notice: None }, StatusCode::TOO_MANY_REQUESTS);
+        return refuse(
+            LoginPage { email, next, message: Some(message), notice: None, unsent },
+            StatusCode::TOO_MANY_REQUESTS,
+        );
     }
     let delay = verdicts
         .iter()
@@ -159,7 +235,10 @@ pub async fn submit(
         } else {
             "Email or password is wrong.".to_string()
         };
-        return refuse(LoginPage { email, next, message: Some(message), notice: None }, StatusCode::UNAUTHORIZED);
+        return refuse(
+            LoginPage { email, next, message: Some(message), notice: None, unsent },
+            StatusCode::UNAUTHORIZED,
+        );
     };
 
     throttle::clear(&state.db, &account_key).await?;
@@ -171,6 +250,17 @@ pub async fn submit(
     let role = user.role;
     let actor = Actor::user(user.id, &user.email, role, Some(ip));
     audit::record(&state.db, &actor, "auth.sign_in", Subject::of("user", user.id), serde_json::json!({})).await?;
+    if let Some(unsent) = unsent {
+        // Sent again only by the person, from a page that shows it: the form
+        // may no longer fit the case, which can have moved on meanwhile.
+        let back = unsent
+            .action
+            .strip_prefix("/cases/")
+            .and_then(|rest| rest.split('/').next())
+            .filter(|id| id.parse::<i32>().is_ok())
+            .map_or_else(|| "/".to_string(), |id| format!("/cases/{id}"));
+        return Ok(render(&ResendPage { unsent, back })?.into_response());
+    }
     Ok(Redirect::to(&next).into_response())
 }
 

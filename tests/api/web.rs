@@ -21,6 +21,7 @@ crate::on_both_databases!(
     the_stylesheet_is_cached_compressed_and_draws_its_icons,
     admins_assign_cases_from_the_case_page,
     a_form_address_opened_directly_leads_back_to_the_case,
+    a_form_sent_after_the_session_ended_is_kept_through_sign_in,
     staff_change_their_own_password,
 );
 
@@ -681,6 +682,56 @@ async fn a_form_address_opened_directly_leads_back_to_the_case(backend: Backend)
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     let page = response.text().await.expect("page");
     assert!(page.contains("only takes a submitted form"), "{page}");
+}
+
+async fn a_form_sent_after_the_session_ended_is_kept_through_sign_in(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let id = app.open_case(&app.advocate.token, "Lapsed Patient").await;
+    // A browser whose session is gone (signed out elsewhere, or expired) sends a note.
+    let lapsed = crate::common::web_client();
+    let typed = "Spoke to the daughter <she> \"agreed\" & will bring the scans\nSecond line";
+    let (status, page) = post_form(&lapsed, &format!("{}/cases/{id}/notes", app.base), &[("body", typed)]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("Your session ended before this form was sent"), "{page}");
+    assert!(page.contains(&format!("name=\"unsent_action\" value=\"/cases/{id}/notes\"")), "{page}");
+    assert!(page.contains("name=\"unsent.body\""), "the typed text rides along: {page}");
+    assert!(!page.contains("<she>"), "and is escaped");
+    let (_, notes) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}/notes")).await;
+    assert_eq!(notes["items"].as_array().map(Vec::len), Some(0), "nothing was saved yet");
+
+    // Signing in from that page (as the browser submits it) shows the form to send.
+    let sign_in = [
+        ("email", "advocate@example.org"),
+        ("password", crate::common::PASSWORD),
+        ("next", "/"),
+        ("unsent_action", &format!("/cases/{id}/notes")),
+        ("unsent.body", typed),
+    ];
+    let (status, resend) = post_form(&lapsed, &format!("{}/login", app.base), &sign_in).await;
+    assert_eq!(status, StatusCode::OK, "{resend}");
+    assert!(resend.contains("has not been sent yet") && resend.contains("Send it now"), "{resend}");
+    assert!(resend.contains(&format!("action=\"/cases/{id}/notes\"")));
+    assert!(
+        resend.contains("name=\"body\" value=\"Spoke to the daughter &#60;she&#62;")
+            || resend.contains("name=\"body\" value=\"Spoke to the daughter &lt;she&gt;"),
+        "the page's form holds the typed text, escaped: {resend}"
+    );
+    let (status, _) = post_form(&lapsed, &format!("{}/cases/{id}/notes", app.base), &[("body", typed)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, notes) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}/notes")).await;
+    assert_eq!(notes["items"][0]["body"], typed, "sent once signed in, exactly as typed");
+
+    // A carried form may only go to a path on this site.
+    let elsewhere = [
+        ("email", "advocate@example.org"),
+        ("password", crate::common::PASSWORD),
+        ("next", "/"),
+        ("unsent_action", "//evil.example/steal"),
+        ("unsent.body", "x"),
+    ];
+    let fresh = crate::common::web_client();
+    let (status, _) = post_form(&fresh, &format!("{}/login", app.base), &elsewhere).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "an off-site target is ignored; the sign-in goes on as usual");
 }
 
 async fn staff_change_their_own_password(backend: Backend) {
