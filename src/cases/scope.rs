@@ -4,12 +4,14 @@
 
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, Select};
 
+use super::tallies::UNASSIGNED;
 use crate::{
     actor::{Actor, Scope},
     db::entities::case,
 };
 
-/// The advocates whose cases are in view; empty means every case.
+/// The advocates whose cases are in view; empty means every case. The key
+/// [`UNASSIGNED`] stands for the cases nobody is assigned to, as in the tallies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseScope {
     advocates: Vec<i32>,
@@ -40,12 +42,27 @@ impl CaseScope {
 
     /// The filter on the `cases` table.
     pub fn condition(&self) -> Condition {
-        self.advocates.iter().fold(Condition::all(), |cond, id| cond.add(case::Column::AdvocateId.eq(*id)))
+        self.advocates.iter().fold(Condition::all(), |cond, id| {
+            if *id == UNASSIGNED {
+                cond.add(case::Column::AdvocateId.is_null())
+            } else {
+                cond.add(case::Column::AdvocateId.eq(*id))
+            }
+        })
     }
 
     /// The same filter for hand-written SQL, on the `cases` table named `alias`.
     pub fn sql(&self, alias: &str) -> String {
-        self.sql_on_key(&format!("{alias}.advocate_id"))
+        self.advocates
+            .iter()
+            .map(|id| {
+                if *id == UNASSIGNED {
+                    format!(" AND {alias}.advocate_id IS NULL")
+                } else {
+                    format!(" AND {alias}.advocate_id = {id}")
+                }
+            })
+            .collect()
     }
 
     /// The same filter on a column holding the advocate key of a tally row.
@@ -74,5 +91,12 @@ mod tests {
         assert_eq!(CaseScope::of(&admin, None).sql("c"), "");
         assert!(CaseScope::of(&admin, None).case_ids().is_none());
         assert_eq!(CaseScope::of(&admin, Some(9)).sql("c"), " AND c.advocate_id = 9");
+        // The unassigned queue: no advocate on the case, key 0 in the tallies.
+        assert_eq!(CaseScope::of(&admin, Some(UNASSIGNED)).sql("c"), " AND c.advocate_id IS NULL");
+        assert_eq!(CaseScope::of(&admin, Some(UNASSIGNED)).sql_on_key("t.advocate_key"), " AND t.advocate_key = 0");
+        assert_eq!(
+            CaseScope::of(&advocate, Some(UNASSIGNED)).sql("c"),
+            " AND c.advocate_id = 7 AND c.advocate_id IS NULL"
+        );
     }
 }

@@ -60,6 +60,7 @@ pub struct ListedCase {
     pub stage_due_at: Option<DateTime<Utc>>,
     pub held_since: Option<DateTime<Utc>>,
     pub erased_at: Option<DateTime<Utc>>,
+    pub advocate_id: Option<i32>,
 }
 
 /// One line of recent activity on the caseload.
@@ -123,6 +124,7 @@ pub async fn caseload(
             case::Column::StageDueAt,
             case::Column::HeldSince,
             case::Column::ErasedAt,
+            case::Column::AdvocateId,
         ])
         .filter(listed.clone())
         .order_by(case::Column::StageDueAt, Order::Asc)

@@ -39,6 +39,8 @@ pub struct Row {
     pub stage: &'static str,
     pub urgency: String,
     pub due: DueLabel,
+    /// Who has the case (shown to admins), or "Unassigned".
+    pub advocate: String,
 }
 
 #[derive(Template)]
@@ -54,6 +56,10 @@ struct HomePage {
     urgency: String,
     overdue: bool,
     advocate_id: Option<i32>,
+    /// Admins: what the list can be narrowed to — the unassigned queue (0)
+    /// and each advocate — as (id, name, chosen); empty for advocates.
+    advocate_choices: Vec<(i32, String, bool)>,
+    is_admin: bool,
     page: u64,
     pages: u64,
     total: u64,
@@ -146,9 +152,27 @@ pub async fn home(
     };
     let clock = staff.clock();
     let caseload = reports::caseload(&state.db, &state.reads, &staff.actor, &filter, clock.now).await?;
+    // Admins see who has each case and can narrow the list to one advocate or the unassigned queue.
+    let advocates: Vec<(i32, String)> = if staff.actor.is_admin() {
+        users::list(&state.db, &staff.actor)
+            .await?
+            .into_iter()
+            .filter(|u| u.role == crate::actor::Role::Advocate)
+            .map(|u| (u.id, u.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let advocate_name = |id: Option<i32>| match id {
+        None => "Unassigned".to_string(),
+        Some(id) => {
+            advocates.iter().find(|(a, _)| *a == id).map_or_else(|| "another staff member".into(), |(_, n)| n.clone())
+        }
+    };
     let heading = match (staff.actor.is_admin(), advocate_id) {
         (false, _) => "My caseload".to_string(),
         (true, None) => "All open cases".to_string(),
+        (true, Some(crate::cases::tallies::UNASSIGNED)) => "Unassigned cases".to_string(),
         (true, Some(id)) => match users::find_active(&state.db, id).await? {
             Some(u) => format!("Caseload of {}", u.name),
             None => "Caseload of a former advocate".to_string(),
@@ -165,6 +189,7 @@ pub async fn home(
             stage: c.stage.label(),
             urgency: c.urgency.as_str().to_string(),
             due: clock.due(&c.stage_due_at, c.held_since.is_some()),
+            advocate: advocate_name(c.advocate_id),
         })
         .collect();
     let page = HomePage {
@@ -178,6 +203,15 @@ pub async fn home(
         urgency: urgency.unwrap_or_default(),
         overdue: filter.overdue,
         advocate_id,
+        is_admin: staff.actor.is_admin(),
+        advocate_choices: if staff.actor.is_admin() {
+            std::iter::once((crate::cases::tallies::UNASSIGNED, "Unassigned".to_string()))
+                .chain(advocates.iter().cloned())
+                .map(|(id, name)| (id, name, advocate_id == Some(id)))
+                .collect()
+        } else {
+            Vec::new()
+        },
         page: filter.page,
         pages: caseload.total.div_ceil(PAGE_SIZE).max(1),
         total: caseload.total,

@@ -20,6 +20,7 @@ crate::on_both_databases!(
     the_printable_summary_gives_the_consultation_in_the_patients_time,
     the_stylesheet_is_cached_compressed_and_draws_its_icons,
     admins_assign_cases_from_the_case_page,
+    admins_see_who_has_each_case_and_the_unassigned_queue,
     a_form_address_opened_directly_leads_back_to_the_case,
     a_form_sent_after_the_session_ended_is_kept_through_sign_in,
     staff_change_their_own_password,
@@ -732,6 +733,30 @@ async fn a_form_sent_after_the_session_ended_is_kept_through_sign_in(backend: Ba
     let fresh = crate::common::web_client();
     let (status, _) = post_form(&fresh, &format!("{}/login", app.base), &elsewhere).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "an off-site target is ignored; the sign-in goes on as usual");
+}
+
+async fn admins_see_who_has_each_case_and_the_unassigned_queue(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    app.open_case(&app.advocate.token, "Assigned Patient").await;
+    let created = app.post(&app.admin.token, "/api/v1/cases", crate::common::new_case("Waiting Patient")).await;
+    assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
+    let admin = app.signed_in("admin@example.org").await;
+    let all = body_of(&admin, &format!("{}/", app.base)).await;
+    assert!(all.contains("<th scope=\"col\">Advocate</th>"), "admins get an advocate column");
+    assert!(all.contains("Assigned Patient") && all.contains("Waiting Patient"));
+    assert!(all.contains("<td>Unassigned</td>"), "the case nobody has says so");
+
+    let queue = body_of(&admin, &format!("{}/?advocate=0", app.base)).await;
+    assert!(queue.contains("Unassigned cases"), "{queue}");
+    assert!(queue.contains("Waiting Patient") && !queue.contains("Assigned Patient"), "only the unassigned case");
+    assert!(queue.contains("<option value=\"0\" selected>Unassigned</option>"), "the filter shows the queue");
+    let counts = queue.split("class=\"stage-counts\"").nth(1).and_then(|s| s.split("</ul>").next()).unwrap_or_default();
+    assert!(counts.contains("<span class=\"count\">1</span> Records requested"), "{counts}");
+
+    let advocate = app.signed_in("advocate@example.org").await;
+    let mine = body_of(&advocate, &format!("{}/?advocate=0", app.base)).await;
+    assert!(!mine.contains("<th scope=\"col\">Advocate</th>") && !mine.contains("Waiting Patient"));
+    assert!(mine.contains("Assigned Patient"), "an advocate's own list ignores the admin filter");
 }
 
 async fn staff_change_their_own_password(backend: Backend) {
