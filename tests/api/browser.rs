@@ -233,9 +233,25 @@ async fn an_advocates_day_in_the_browser(backend: Backend) {
     assert!(summary.contains("Is surgery needed now?") && summary.contains("Lab results"), "{summary}");
     browser.shot("summary").await;
 
+    // Another case still open, so the list has a row to show.
+    app.open_case(&app.advocate.token, "Still Open Patient").await;
     browser.open(&format!("{base}/")).await;
     browser.shot("caseload").await;
     browser.client.set_window_size(390, 844).await.expect("phone size");
+    // On a phone the list is stacked cards that fit the screen, each led by its due date.
+    let cards = browser
+        .client
+        .execute(
+            "const row = document.querySelector('table.cards tbody tr'); \
+             const due = row.querySelector('td[data-label=Due]').getBoundingClientRect(); \
+             const cells = [...row.querySelectorAll('td')].map(c => c.getBoundingClientRect()); \
+             return [document.documentElement.scrollWidth <= window.innerWidth, due.width > 0 && due.height > 0, \
+                     cells.every(c => due.top <= c.top), cells.every(c => c.right <= window.innerWidth)];",
+            vec![],
+        )
+        .await
+        .expect("measure");
+    assert_eq!(cards, json!([true, true, true, true]), "phone caseload: cards within the screen, due date first");
     browser.shot("caseload-phone").await;
     browser.client.set_window_size(1280, 1000).await.expect("desktop size");
 
