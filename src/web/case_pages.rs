@@ -141,6 +141,11 @@ impl CasePage {
         self.case.specialist.as_ref().map(|s| s.id.to_string()).unwrap_or_default()
     }
 
+    /// The confirmation of the last change, when it was made in `section`.
+    fn done_in(&self, section: &str) -> Option<&str> {
+        self.nav.flash.as_deref().filter(|_| self.nav.flash_section.as_deref() == Some(section))
+    }
+
     fn current_advocate(&self) -> String {
         self.case.advocate.as_ref().map(|a| a.id.to_string()).unwrap_or_default()
     }
@@ -310,7 +315,7 @@ async fn finish<T>(
 ) -> PageResult<Response> {
     match result {
         Ok(_) => {
-            staff.flash(done).await;
+            staff.flash_at(section_of(form), done).await;
             Ok(Redirect::to(&format!("/cases/{id}#{form}")).into_response())
         }
         Err(err) => {
@@ -323,6 +328,15 @@ async fn finish<T>(
             let page = case_page(state, staff, id, state_of_form).await?;
             Ok((status, render(&page)?).into_response())
         }
+    }
+}
+
+/// The section of the case page a form sits in, where its outcome is shown.
+fn section_of(form: &str) -> &str {
+    match form {
+        "withdraw" => "hold",
+        record if record.starts_with("record-") => "records",
+        other => other,
     }
 }
 

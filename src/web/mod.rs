@@ -41,6 +41,8 @@ use error::{PageError, PageResult};
 
 pub const SIGNED_IN_AT_KEY: &str = "signed_in_at";
 const FLASH_KEY: &str = "flash";
+/// The page section a message belongs to, when it is shown there rather than at the top.
+const FLASH_SECTION_KEY: &str = "flash_section";
 pub const SESSION_COOKIE: &str = "secondlook_session";
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -249,6 +251,8 @@ pub struct Nav {
     pub name: String,
     pub is_admin: bool,
     pub flash: Option<String>,
+    /// Where on the page `flash` belongs; `None` for the top.
+    pub flash_section: Option<String>,
 }
 
 /// The signed-in staff member of a page request.
@@ -267,12 +271,24 @@ impl Staff {
             Ok(Some(_)) => self.session.remove::<String>(FLASH_KEY).await.ok().flatten(),
             _ => None,
         };
-        Nav { name: self.user.name.clone(), is_admin: self.actor.is_admin(), flash }
+        let flash_section = match flash {
+            Some(_) => self.session.remove::<String>(FLASH_SECTION_KEY).await.ok().flatten(),
+            None => None,
+        };
+        Nav { name: self.user.name.clone(), is_admin: self.actor.is_admin(), flash, flash_section }
     }
 
     pub async fn flash(&self, message: impl Into<String>) {
         if let Err(err) = self.session.insert(FLASH_KEY, message.into()).await {
             tracing::warn!(error = %err, "could not store a message for the next page");
+        }
+    }
+
+    /// A message for the next page, shown in its `section` (where the person is).
+    pub async fn flash_at(&self, section: &str, message: impl Into<String>) {
+        self.flash(message).await;
+        if let Err(err) = self.session.insert(FLASH_SECTION_KEY, section.to_string()).await {
+            tracing::warn!(error = %err, "could not store where the message goes");
         }
     }
 

@@ -536,6 +536,14 @@ async fn notes_and_contacts_are_kept_from_the_case_page(backend: Backend) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("is required"), "the note's problem is shown by the note form");
     let (status, _) = post_form(&advocate, &format!("{case_url}/notes"), &[("body", "Prefers email & texts")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // The confirmation shows where the person is: in the notes, not at the top of the page.
+    let page = body_of(&advocate, &case_url).await;
+    let (top, rest) = page.split_once("<header class=\"case-head\">").expect("case header");
+    let notes_section =
+        rest.split("id=\"notes-h\"").nth(1).and_then(|s| s.split("</section>").next()).unwrap_or_default();
+    assert!(notes_section.contains("Note added."), "{notes_section}");
+    assert!(!top.contains("Note added."), "not at the top");
     // Withdrawing needs the tick that says so; without it the case stays open and the reason stays typed.
     let (status_w, page) =
         post_form(&advocate, &format!("{case_url}/transition"), &[("to", "withdrawn"), ("note", "Moved abroad")]).await;
@@ -744,7 +752,7 @@ async fn admins_see_who_has_each_case_and_the_unassigned_queue(backend: Backend)
     let all = body_of(&admin, &format!("{}/", app.base)).await;
     assert!(all.contains("<th scope=\"col\">Advocate</th>"), "admins get an advocate column");
     assert!(all.contains("Assigned Patient") && all.contains("Waiting Patient"));
-    assert!(all.contains("<td>Unassigned</td>"), "the case nobody has says so");
+    assert!(all.contains("<td data-label=\"Advocate\">Unassigned</td>"), "the case nobody has says so");
 
     let queue = body_of(&admin, &format!("{}/?advocate=0", app.base)).await;
     assert!(queue.contains("Unassigned cases"), "{queue}");
