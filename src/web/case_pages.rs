@@ -146,6 +146,14 @@ impl CasePage {
         self.nav.flash.as_deref().filter(|_| self.nav.flash_section.as_deref() == Some(section))
     }
 
+    /// Why the case was withdrawn: the note of its move to `withdrawn`, unless erased.
+    fn withdrawal_reason(&self) -> Option<String> {
+        if self.case.erased_at.is_some() {
+            return None;
+        }
+        self.case.history.iter().rev().find(|h| h.to == Stage::Withdrawn).and_then(|h| h.note.clone())
+    }
+
     fn current_advocate(&self) -> String {
         self.case.advocate.as_ref().map(|a| a.id.to_string()).unwrap_or_default()
     }

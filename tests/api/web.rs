@@ -508,6 +508,12 @@ async fn a_case_is_worked_through_the_forms(backend: Backend) {
     ok(post_form(&advocate, &url("transition"), &[("to", "opinions_compared")]).await);
     ok(post_form(&advocate, &url("decision"), &[("chosen_opinion", "second"), ("reason", "Avoids surgery")]).await);
     ok(post_form(&advocate, &url("transition"), &[("to", "decision_made")]).await);
+    let page = body_of(&advocate, &format!("{b}{case_path}")).await;
+    assert!(
+        page.contains("<strong>Decided</strong> — the patient follows: Second opinion."),
+        "the outcome heads the page"
+    );
+    assert!(page.contains("Opinions compared → Decision made"), "history in words, not stage codes");
     let (status, page) =
         post_form(&advocate, &url("transition"), &[("to", "withdrawn"), ("note", "too late"), ("confirm", "on")]).await;
     assert_eq!(status, StatusCode::CONFLICT, "a decided case cannot be withdrawn");
@@ -594,6 +600,12 @@ async fn notes_and_contacts_are_kept_from_the_case_page(backend: Backend) {
     assert!(page.contains("Follow-up done") && !page.contains("Mark follow-up done"));
     let home = body_of(&advocate, &format!("{b}/")).await;
     assert!(!home.contains(&follow_up_link), "a done follow-up leaves the caseload's follow-ups");
+
+    let withdraw = [("to", "withdrawn"), ("note", "Moved abroad"), ("confirm", "on")];
+    let (status, _) = post_form(&advocate, &format!("{case_url}/transition"), &withdraw).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let page = body_of(&advocate, &case_url).await;
+    assert!(page.contains("<strong>Withdrawn</strong>: “Moved abroad”"), "the reason heads the page");
 }
 
 async fn the_printable_summary_gives_the_consultation_in_the_patients_time(backend: Backend) {
