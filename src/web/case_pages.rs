@@ -63,8 +63,30 @@ pub struct ContactLine {
 
 pub struct ActivityLine {
     pub when: String,
-    pub what: &'static str,
+    pub what: String,
     pub who: String,
+}
+
+/// An audit line in words, naming the record or stage it is about when
+/// its details say (ids and words only: details never hold free text).
+fn describe_entry(action: &str, detail: &str) -> String {
+    let detail: serde_json::Value = serde_json::from_str(detail).unwrap_or_default();
+    let word = |key: &str| detail.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    match action {
+        "case.record" => {
+            match (word("kind").and_then(|k| RecordKind::parse(&k)), word("to").and_then(|s| RecordStatus::parse(&s))) {
+                (Some(kind), Some(status)) => {
+                    format!("records checklist: {} marked {}", kind.label(), status.label().to_lowercase())
+                }
+                _ => describe_action(action).to_string(),
+            }
+        }
+        "case.transition" => match word("to").and_then(|s| Stage::parse(&s)) {
+            Some(to) => format!("moved to “{}”", to.label()),
+            None => describe_action(action).to_string(),
+        },
+        _ => describe_action(action).to_string(),
+    }
 }
 
 #[derive(Template)]
@@ -236,7 +258,11 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
     let activity = audit::for_case(&state.db, id.get(), &[store::VIEWED], 200)
         .await?
         .iter()
-        .map(|a| ActivityLine { when: clock.at(&a.at), what: describe_action(&a.action), who: a.actor.clone() })
+        .map(|a| ActivityLine {
+            when: clock.at(&a.at),
+            what: describe_entry(&a.action, &a.detail),
+            who: a.actor.clone(),
+        })
         .collect();
     // Read under the case view's own access check and audit entry.
     let note_rows = journal::notes_of(&state.db, id.get()).await?;
