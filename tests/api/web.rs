@@ -514,7 +514,10 @@ async fn a_case_is_worked_through_the_forms(backend: Backend) {
         "the outcome heads the page"
     );
     assert!(page.contains("Opinions compared → Decision made"), "history in words, not stage codes");
-    assert!(page.contains("records checklist: Pathology / biopsy report marked received"), "the audit line names the record");
+    assert!(
+        page.contains("records checklist: Pathology / biopsy report marked received"),
+        "the audit line names the record"
+    );
     assert!(page.contains("moved to “Decision made”"));
     let (status, page) =
         post_form(&advocate, &url("transition"), &[("to", "withdrawn"), ("note", "too late"), ("confirm", "on")]).await;
