@@ -52,3 +52,9 @@ pub async fn path_param(parts: &mut Parts, wanted: &str) -> Option<String> {
     let params = axum::extract::RawPathParams::from_request_parts(parts, &()).await.ok()?;
     params.iter().find(|(name, _)| *name == wanted).map(|(_, value)| value.to_string())
 }
+
+/// A named id of the matched route: a positive number, or `None` (which
+/// names no row, so answers as a missing one).
+pub async fn path_id(parts: &mut Parts, wanted: &str) -> Option<i32> {
+    path_param(parts, wanted).await.and_then(|value| value.parse::<i32>().ok()).filter(|id| *id > 0)
+}

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use crate::{
     auth::{Actor, tokens},
     error::FieldErrors,
-    http::{client_ip, field_with_nul, path_param},
+    http::{client_ip, field_with_nul, path_id, path_param},
     state::AppState,
 };
 
@@ -217,12 +217,7 @@ impl<T: From<i32> + Send> FromRequestParts<AppState> for Id<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
-        path_param(parts, "id")
-            .await
-            .and_then(|value| value.parse::<i32>().ok())
-            .filter(|id| *id > 0)
-            .map(|id| Id(T::from(id)))
-            .ok_or_else(ApiError::not_found)
+        path_id(parts, "id").await.map(|id| Id(T::from(id))).ok_or_else(ApiError::not_found)
     }
 }
 
@@ -244,12 +239,7 @@ impl FromRequestParts<AppState> for ContactIdParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
-        path_param(parts, "contact_id")
-            .await
-            .and_then(|value| value.parse::<i32>().ok())
-            .filter(|id| *id > 0)
-            .map(ContactIdParam)
-            .ok_or_else(ApiError::not_found)
+        path_id(parts, "contact_id").await.map(ContactIdParam).ok_or_else(ApiError::not_found)
     }
 }
 

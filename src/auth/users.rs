@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 
@@ -98,6 +98,24 @@ pub async fn list(db: &DatabaseConnection, actor: &Actor) -> AppResult<Vec<UserV
     }
     let rows = user::Entity::find().order_by_asc(user::Column::Id).all(db).await?;
     Ok(rows.into_iter().map(UserView::from).collect())
+}
+
+/// The most advocates the pages list to name or choose from.
+pub const ADVOCATES_LISTED: u64 = 500;
+
+/// Advocate accounts as (id, name, active), oldest first: what the staff
+/// pages need to say who has a case and to hand one on. Callers decide who
+/// may see the list.
+pub async fn advocates(db: &DatabaseConnection) -> AppResult<Vec<(i32, String, bool)>> {
+    Ok(user::Entity::find()
+        .select_only()
+        .columns([user::Column::Id, user::Column::Name, user::Column::Active])
+        .filter(user::Column::Role.eq(Role::Advocate))
+        .order_by_asc(user::Column::Id)
+        .limit(ADVOCATES_LISTED)
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 pub async fn count(db: &DatabaseConnection) -> AppResult<u64> {

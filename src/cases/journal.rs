@@ -15,10 +15,10 @@ use serde_json::json;
 use super::store::{self, VIEWED};
 use crate::{
     actor::Actor,
-    audit::{self, Subject, reads::ReadTrail},
+    audit::{Subject, reads::ReadTrail},
     db::{
         self,
-        entities::{case, case_contact, case_note, user},
+        entities::{case_contact, case_note, user},
     },
     error::{AppError, AppResult, FieldErrors},
     ids::CaseId,
@@ -104,9 +104,7 @@ pub async fn add_note(
     }
     .insert(&w.txn)
     .await?;
-    touch_case(&w.txn, case_id, w.now).await?;
-    audit::record_at(&w.txn, actor, NOTE_ADDED, Subject::case(case_id), json!({ "note_id": row.id }), w.now).await?;
-    w.txn.commit().await?;
+    w.commit_with(actor, Default::default(), NOTE_ADDED, json!({ "note_id": row.id })).await?;
     let authors = authors(db, [row.author_id]).await?;
     Ok(note_view(row, &authors))
 }
@@ -146,13 +144,11 @@ pub async fn add_contact(
     }
     .insert(&w.txn)
     .await?;
-    touch_case(&w.txn, case_id, w.now).await?;
     let detail = json!({
         "contact_id": row.id, "with": row.party, "channel": row.channel, "direction": row.direction,
         "follow_up_on": row.follow_up_on,
     });
-    audit::record_at(&w.txn, actor, CONTACT_LOGGED, Subject::case(case_id), detail, w.now).await?;
-    w.txn.commit().await?;
+    w.commit_with(actor, Default::default(), CONTACT_LOGGED, detail).await?;
     let authors = authors(db, [row.author_id]).await?;
     Ok(contact_view(row, &authors))
 }
@@ -182,10 +178,8 @@ pub async fn follow_up_done(
         changes.done_at = Set(Some(w.now));
         changes.done_by = Set(actor.user_id);
         let row = changes.update(&w.txn).await?;
-        touch_case(&w.txn, case_id, w.now).await?;
         let detail = json!({ "contact_id": row.id, "follow_up_on": row.follow_up_on });
-        audit::record_at(&w.txn, actor, FOLLOW_UP_DONE, Subject::case(case_id), detail, w.now).await?;
-        w.txn.commit().await?;
+        w.commit_with(actor, Default::default(), FOLLOW_UP_DONE, detail).await?;
         row
     };
     let authors = authors(db, [row.author_id, row.done_by]).await?;
@@ -240,16 +234,6 @@ pub async fn contacts_of<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResul
         .limit(MAX_ENTRIES)
         .all(conn)
         .await?)
-}
-
-/// A case write that adds to the journal still changes the case: its
-/// `updated_at`, and the reminder scan looks at it again (a follow-up date
-/// may now be due).
-async fn touch_case<C: ConnectionTrait>(conn: &C, case_id: i32, now: chrono::DateTime<Utc>) -> AppResult<()> {
-    case::ActiveModel { id: Set(case_id), updated_at: Set(now), remind_at: Set(Some(now)), ..Default::default() }
-        .update(conn)
-        .await?;
-    Ok(())
 }
 
 /// Names of the staff who wrote entries, by id.
@@ -315,6 +299,13 @@ pub struct FollowUpDue {
     pub follow_up_on: NaiveDate,
     pub party: ContactParty,
     pub channel: ContactChannel,
+}
+
+impl FollowUpDue {
+    /// Who the follow-up is with and how, as the lists word it: "Provider by fax".
+    pub fn with_whom(&self) -> String {
+        format!("{} by {}", self.party.label(), self.channel.label().to_lowercase())
+    }
 }
 
 /// Follow-ups not yet done that fall on or before `through`, oldest first,

@@ -536,10 +536,24 @@ impl CaseWrite {
         self,
         db: &DatabaseConnection,
         actor: &Actor,
-        mut changes: case::ActiveModel,
+        changes: case::ActiveModel,
         action: &str,
         detail: serde_json::Value,
     ) -> AppResult<CaseView> {
+        let (case_id, now) = (self.case.id, self.now);
+        self.commit_with(actor, changes, action, detail).await?;
+        view::load(db, case_id, now).await
+    }
+
+    /// [`CaseWrite::finish`] without reading the case back, for writes whose
+    /// answer is the row they added (the journal's).
+    pub(super) async fn commit_with(
+        self,
+        actor: &Actor,
+        mut changes: case::ActiveModel,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> AppResult<()> {
         changes.id = Set(self.case.id);
         changes.updated_at = Set(self.now);
         // Whatever changed may change what is due: the reminder scan looks
@@ -548,10 +562,8 @@ impl CaseWrite {
         let after = changes.update(&self.txn).await?;
         tallies::apply(&self.txn, &tallies::due_moved(Some(&self.case), &after)).await?;
         audit::record_at(&self.txn, actor, action, Subject::case(self.case.id), detail, self.now).await?;
-        let case_id = self.case.id;
-        let now = self.now;
         self.txn.commit().await?;
-        view::load(db, case_id, now).await
+        Ok(())
     }
 }
 

@@ -2,9 +2,9 @@
 //! of counting every case on each view — cases per advocate and stage, cases
 //! opened and closed per hour, time spent in a stage per day it ended (in
 //! tenths of a day), open cases per day their stage falls due, and decision
-//! outcomes. What a change adds to them is a
-//! pure function of the change; the case writes apply it in the same
-//! transaction, so the tallies move with the rows they summarise.
+//! outcomes. What a change adds to them is a pure function of the change;
+//! the case writes apply it in the same transaction, so the tallies move
+//! with the rows they summarise.
 //! [`rebuild`] recomputes them from the rows, for databases that predate
 //! them or were loaded in bulk.
 

@@ -320,7 +320,7 @@ async fn digest_of(
             .map(|f| {
                 let when =
                     if f.follow_up_on == today { "today".to_string() } else { format!("since {}", f.follow_up_on) };
-                format!("{} — {} by {}, {when}", f.reference, f.party.label(), f.channel.label().to_lowercase())
+                format!("{} — {}, {when}", f.reference, f.with_whom())
             })
             .collect();
     Ok(render::DigestContent { due_today, overdue, consultations, follow_ups })

@@ -277,11 +277,10 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
         .map(|n| NoteLine { when: clock.at(&n.created_at), who: name_of(n.author_id), body: n.body.clone() })
         .collect();
     let advocates = if staff.actor.is_admin() {
-        crate::auth::users::list(&state.db, &staff.actor)
+        crate::auth::users::advocates(&state.db)
             .await?
             .into_iter()
-            .filter(|u| u.active && u.role == crate::actor::Role::Advocate)
-            .map(|u| (u.id, u.name))
+            .filter_map(|(id, name, active)| active.then_some((id, name)))
             .collect()
     } else {
         Vec::new()

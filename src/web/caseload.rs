@@ -154,12 +154,7 @@ pub async fn home(
     let caseload = reports::caseload(&state.db, &state.reads, &staff.actor, &filter, clock.now).await?;
     // Admins see who has each case and can narrow the list to one advocate or the unassigned queue.
     let advocates: Vec<(i32, String)> = if staff.actor.is_admin() {
-        users::list(&state.db, &staff.actor)
-            .await?
-            .into_iter()
-            .filter(|u| u.role == crate::actor::Role::Advocate)
-            .map(|u| (u.id, u.name))
-            .collect()
+        users::advocates(&state.db).await?.into_iter().map(|(id, name, _)| (id, name)).collect()
     } else {
         Vec::new()
     };
@@ -235,8 +230,13 @@ pub async fn home(
                     } else {
                         f.follow_up_on.format("%a %-d %b").to_string()
                     };
-                    let with = format!("{} by {}", f.party.label(), f.channel.label().to_lowercase());
-                    (when, f.case_id, format!("{} {}", f.reference, f.patient_name), with, f.follow_up_on < today)
+                    (
+                        when,
+                        f.case_id,
+                        format!("{} {}", f.reference, f.patient_name),
+                        f.with_whom(),
+                        f.follow_up_on < today,
+                    )
                 })
                 .collect()
         },

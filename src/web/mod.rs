@@ -33,7 +33,7 @@ use crate::{
     auth::{Actor, users},
     db::{self, entities::user},
     error::{AppError, FieldErrors},
-    http::{client_ip, field_with_nul, path_param},
+    http::{client_ip, field_with_nul, path_id, path_param},
     state::AppState,
     validate,
 };
@@ -160,17 +160,17 @@ async fn keep_unsent_form(
     sign_in::sign_in_to_send(sign_in::Unsent { action: path, fields }).unwrap_or_else(|err| err.into_response())
 }
 
+/// The case a page address belongs to: `/cases/7/notes` → 7.
+pub fn case_in_path(path: &str) -> Option<i32> {
+    path.strip_prefix("/cases/")?.split('/').next()?.parse::<i32>().ok().filter(|id| *id > 0)
+}
+
 /// A page address that only takes forms, opened directly (a bookmark, or the
 /// way back after signing in again): a case's form addresses lead to the
 /// case, anything else gets a page that says what happened.
 async fn only_posted(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    let case = uri
-        .path()
-        .strip_prefix("/cases/")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|id| id.parse::<i32>().ok());
-    match case {
-        Some(id) if id > 0 && method == axum::http::Method::GET => {
+    match case_in_path(uri.path()) {
+        Some(id) if method == axum::http::Method::GET => {
             axum::response::Redirect::to(&format!("/cases/{id}")).into_response()
         }
         _ => error::error_page(
@@ -341,12 +341,7 @@ impl<T: From<i32> + Send> FromRequestParts<AppState> for PathId<T> {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
-        path_param(parts, "id")
-            .await
-            .and_then(|value| value.parse::<i32>().ok())
-            .filter(|id| *id > 0)
-            .map(|id| PathId(T::from(id)))
-            .ok_or(PageError::App(AppError::NotFound))
+        path_id(parts, "id").await.map(|id| PathId(T::from(id))).ok_or(PageError::App(AppError::NotFound))
     }
 }
 
@@ -368,12 +363,7 @@ impl FromRequestParts<AppState> for PathContactId {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
-        path_param(parts, "contact_id")
-            .await
-            .and_then(|value| value.parse::<i32>().ok())
-            .filter(|id| *id > 0)
-            .map(PathContactId)
-            .ok_or(PageError::App(AppError::NotFound))
+        path_id(parts, "contact_id").await.map(PathContactId).ok_or(PageError::App(AppError::NotFound))
     }
 }
 

@@ -253,12 +253,7 @@ pub async fn submit(
     if let Some(unsent) = unsent {
         // Sent again only by the person, from a page that shows it: the form
         // may no longer fit the case, which can have moved on meanwhile.
-        let back = unsent
-            .action
-            .strip_prefix("/cases/")
-            .and_then(|rest| rest.split('/').next())
-            .filter(|id| id.parse::<i32>().is_ok())
-            .map_or_else(|| "/".to_string(), |id| format!("/cases/{id}"));
+        let back = super::case_in_path(&unsent.action).map_or_else(|| "/".to_string(), |id| format!("/cases/{id}"));
         return Ok(render(&ResendPage { unsent, back })?.into_response());
     }
     Ok(Redirect::to(&next).into_response())
