@@ -346,6 +346,7 @@ async fn open(settings: &Settings) -> Result<DatabaseConnection, CliError> {
     let db = db::connect(&settings.database).await?;
     db::migrate(&db).await?;
     crate::cases::tallies::ensure_built(&db).await?;
+    crate::cases::search::ensure_built(&db).await?;
     Ok(db)
 }
 

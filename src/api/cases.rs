@@ -34,6 +34,9 @@ pub struct ListQuery {
     advocate_id: Option<i32>,
     #[serde(default)]
     q: Option<String>,
+    /// `open` or `closed`; both when absent.
+    #[serde(default)]
+    state: Option<String>,
     #[serde(default)]
     limit: Option<u64>,
     #[serde(default)]
@@ -65,6 +68,15 @@ pub async fn list(
         }
         None => None,
     };
+    let closed = match query.state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some("open") => Some(false),
+        Some("closed") => Some(true),
+        Some(_) => {
+            errors.add("state", "must be open or closed");
+            None
+        }
+    };
     let (limit, after_id) =
         page_params(&mut errors, CURSOR_LIST, query.limit, (DEFAULT_PAGE, MAX_PAGE), query.cursor.as_deref());
     errors.into_result()?;
@@ -73,6 +85,7 @@ pub async fn list(
         overdue: query.overdue.unwrap_or(false),
         advocate_id: query.advocate_id,
         query: query.q,
+        closed,
         limit,
         after_id,
     };

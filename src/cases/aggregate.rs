@@ -180,7 +180,6 @@ mod tests {
             reason: Reason::Other,
             urgency: Urgency::Routine,
             summary: String::new(),
-            search_key: String::new(),
             advocate_id: None,
             stage,
             round,

@@ -33,7 +33,7 @@ use crate::{
     ids::CaseId,
     validate::{
         check_email, check_instant, check_language, check_line, check_phone, check_text, check_timezone, is_given,
-        like_contains, limits, search_key,
+        limits,
     },
 };
 
@@ -188,6 +188,8 @@ pub struct ListFilter {
     pub overdue: bool,
     pub advocate_id: Option<i32>,
     pub query: Option<String>,
+    /// Only closed cases (`true`) or only open ones (`false`).
+    pub closed: Option<bool>,
     pub limit: u64,
     /// Continue after this case id (keyset pagination, newest first).
     pub after_id: Option<i32>,
@@ -252,7 +254,6 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
         reason: Set(new.reason),
         urgency: Set(new.urgency),
         summary: Set(new.summary.clone()),
-        search_key: Set(String::new()),
         advocate_id: Set(advocate_id),
         stage: Set(stage),
         round: Set(2),
@@ -282,9 +283,11 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
     .await?;
     let reference = format!("{}-{}-{:06}", rules.defaults.reference_prefix, now.format("%Y"), row.id);
     let mut active = row.clone().into_active_model();
-    active.search_key = Set(search_key(&[&row.patient_name, &reference]));
     active.reference = Set(reference.clone());
     active.update(&txn).await?;
+    let terms =
+        super::search::case_terms(&row.patient_name, &row.patient_email, row.patient_phone.as_deref(), &reference);
+    super::search::index_case(&txn, row.id, &terms).await?;
 
     case_round::ActiveModel { case_id: Set(row.id), round: Set(2), ..Default::default() }.insert(&txn).await?;
     // One statement for all records: the write lock is held for as short as can be.
@@ -415,14 +418,21 @@ pub async fn list(
     if let Some(stage) = filter.stage {
         cond = cond.add(case::Column::Stage.eq(stage));
     }
+    match filter.closed {
+        Some(true) => cond = cond.add(case::Column::ClosedAt.is_not_null()),
+        Some(false) => cond = cond.add(case::Column::ClosedAt.is_null()),
+        None => {}
+    }
     if filter.overdue {
         cond = cond
             .add(case::Column::HeldSince.is_null())
             .add(case::Column::StageDueAt.is_not_null())
             .add(case::Column::StageDueAt.lt(now));
     }
-    if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        cond = cond.add(case::Column::SearchKey.like(like_contains(&q.to_lowercase())));
+    if let Some(q) = filter.query.as_deref()
+        && let Some(matching) = super::search::matching(db, "q", q).await?
+    {
+        cond = cond.add(matching);
     }
     if let Some(after) = filter.after_id {
         cond = cond.add(case::Column::Id.lt(after));
@@ -435,7 +445,7 @@ pub async fn list(
     let next_after_id = if more { items.last().map(|i| i.id) } else { None };
     // The filters, but not the search text: it is often a patient's name.
     let detail = json!({
-        "stage": filter.stage, "overdue": filter.overdue, "advocate_id": filter.advocate_id,
+        "stage": filter.stage, "overdue": filter.overdue, "advocate_id": filter.advocate_id, "closed": filter.closed,
         "searched": is_given(filter.query.as_deref()),
         "later_page": filter.after_id.is_some(), "shown": items.len(),
     });

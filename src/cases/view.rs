@@ -147,6 +147,8 @@ pub struct CaseListItem {
     pub stage_due_at: Option<DateTime<Utc>>,
     pub overdue: bool,
     pub on_hold: bool,
+    /// Decided or withdrawn.
+    pub closed: bool,
     /// The patient's data was erased: `patient_name` is empty.
     pub erased: bool,
     pub advocate_id: Option<i32>,
@@ -159,6 +161,7 @@ impl CaseListItem {
         Self {
             overdue: is_overdue(c.stage_due_at, c.held_since.is_some(), now),
             on_hold: c.held_since.is_some(),
+            closed: c.closed_at.is_some(),
             erased: c.erased_at.is_some(),
             id: c.id,
             reference: c.reference,

@@ -14,7 +14,6 @@ use crate::{
         values::{ConsultationMode, HoldReason, OpinionChoice, Reason, RecordKind, RecordStatus},
     },
     error::AppResult,
-    validate::search_key,
 };
 
 /// How far back the oldest demo cases were opened.
@@ -37,7 +36,6 @@ pub const CASE_COLUMNS: &[&str] = &[
     "reason",
     "urgency",
     "summary",
-    "search_key",
     "advocate_id",
     "stage",
     "round",
@@ -92,6 +90,8 @@ pub const OPINION_COLUMNS: &[&str] = &[
 ];
 pub const HISTORY_COLUMNS: &[&str] = &["case_id", "from_stage", "to_stage", "round", "at", "by_user_id", "note"];
 
+pub const TERM_COLUMNS: &[&str] = &["term", "case_id"];
+
 /// The row buffers of one load. Cases go first: the other tables refer to them.
 pub struct Tables {
     pub cases: Table,
@@ -99,6 +99,7 @@ pub struct Tables {
     pub records: Table,
     pub opinions: Table,
     pub history: Table,
+    pub terms: Table,
 }
 
 impl Tables {
@@ -109,13 +110,14 @@ impl Tables {
             records: Table::new("case_records", RECORD_COLUMNS),
             opinions: Table::new("opinions", OPINION_COLUMNS),
             history: Table::new("stage_history", HISTORY_COLUMNS),
+            terms: Table::new("case_search_terms", TERM_COLUMNS),
         }
     }
 
     /// Writes what fills whole statements, cases first.
     pub async fn write_full<C: sea_orm::ConnectionTrait>(&mut self, conn: &C) -> Result<(), sea_orm::DbErr> {
         self.cases.write_full(conn).await?;
-        for table in [&mut self.rounds, &mut self.records, &mut self.opinions, &mut self.history] {
+        for table in [&mut self.rounds, &mut self.records, &mut self.opinions, &mut self.history, &mut self.terms] {
             table.write_full(conn).await?;
         }
         Ok(())
@@ -124,7 +126,7 @@ impl Tables {
     /// Writes everything buffered, cases first.
     pub async fn write_all<C: sea_orm::ConnectionTrait>(&mut self, conn: &C) -> Result<(), sea_orm::DbErr> {
         self.cases.write_all(conn).await?;
-        for table in [&mut self.rounds, &mut self.records, &mut self.opinions, &mut self.history] {
+        for table in [&mut self.rounds, &mut self.records, &mut self.opinions, &mut self.history, &mut self.terms] {
             table.write_all(conn).await?;
         }
         Ok(())
@@ -367,7 +369,7 @@ impl Caseload<'_> {
         let due = clock.due_at(self.levels, stage, urgency);
         let closed_at = (!open).then_some(stage_entered_at);
         let reference = format!("{}-{}-{:06}", self.reference_prefix, created.format("%Y"), id);
-        let key = search_key(&[&patient.name, &reference]);
+        let terms = crate::cases::search::case_terms(&patient.name, &patient.email, Some(&patient.phone), &reference);
         let version = moves + received + i32::from(held_since.is_some());
         tables.cases.push([
             id.into(),
@@ -381,7 +383,6 @@ impl Caseload<'_> {
             reason.into(),
             urgency.into(),
             patient.summary.into(),
-            key.into(),
             Some(advocate).into(),
             stage.into(),
             ROUND.into(),
@@ -407,6 +408,9 @@ impl Caseload<'_> {
             // An open case is looked at by the first reminder scan.
             open.then_some(touched).into(),
         ]);
+        for term in terms {
+            tables.terms.push([term.into(), id.into()]);
+        }
         let overdue = open && held_since.is_none() && due.is_some_and(|due| due < now);
         Ok(Outcome { stage, overdue, held: held_since.is_some() })
     }

@@ -52,9 +52,9 @@ pub fn tables() -> [&'static str; 12] {
 
 /// Tables left out on purpose: signed-in sessions and sign-in throttling
 /// are short-lived (after a move people simply sign in again), the health
-/// check's probe row is rewritten by every `/healthz`, and the tallies are
-/// recomputed from the imported cases.
-pub const NOT_CARRIED: [&str; 9] = [
+/// check's probe row is rewritten by every `/healthz`, and the tallies and
+/// search words are recomputed from the imported cases.
+pub const NOT_CARRIED: [&str; 11] = [
     "sessions",
     "sign_in_failures",
     "health_probe",
@@ -64,6 +64,8 @@ pub const NOT_CARRIED: [&str; 9] = [
     "tally_due",
     "tally_outcome",
     "tally_state",
+    "case_search_terms",
+    "case_search_state",
 ];
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -286,6 +288,10 @@ pub async fn import(db: &DatabaseConnection, from: &Path) -> Result<Counts, Port
     crate::cases::tallies::rebuild(db).await.map_err(|err| match err {
         crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
         other => PortabilityError::Refused(format!("the cases were imported but their figures were not: {other}")),
+    })?;
+    crate::cases::search::rebuild(db).await.map_err(|err| match err {
+        crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
+        other => PortabilityError::Refused(format!("the cases were imported but cannot be searched yet: {other}")),
     })?;
     Ok(counts)
 }

@@ -20,7 +20,6 @@ use crate::{
     error::{AppError, AppResult},
     ids::CaseId,
     reminders::outbox,
-    validate::search_key,
 };
 
 /// Audit action of an erasure.
@@ -87,8 +86,6 @@ async fn scrub<C: ConnectionTrait>(
         patient_email: Set(String::new()),
         patient_phone: Set(None),
         summary: Set(String::new()),
-        // Only the reference stays searchable.
-        search_key: Set(search_key(&[&row.reference])),
         hold_note: Set(None),
         // An empty reason keeps the decision (which opinion, when) visible.
         decision_reason: Set(row.decision_reason.as_ref().map(|_| String::new())),
@@ -103,6 +100,9 @@ async fn scrub<C: ConnectionTrait>(
     }
     .update(conn)
     .await?;
+    // Only the reference stays searchable.
+    crate::cases::search::index_case(conn, case_id, &crate::cases::search::case_terms("", "", None, &row.reference))
+        .await?;
 
     let rounds = case_round::Entity::update_many()
         .col_expr(case_round::Column::ConsultationLocation, Expr::value(Option::<String>::None))

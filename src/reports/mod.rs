@@ -9,7 +9,7 @@ pub mod full_scan;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value, sea_query::Expr,
 };
 use serde::Serialize;
 
@@ -18,7 +18,6 @@ use crate::{
     cases::{Stage, scope::CaseScope, tallies},
     db::{self, entities::case},
     error::AppResult,
-    validate::like_contains,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -59,6 +58,8 @@ pub struct ListedCase {
     pub stage: Stage,
     pub stage_due_at: Option<DateTime<Utc>>,
     pub held_since: Option<DateTime<Utc>>,
+    /// Set on a decided or withdrawn case, which only a search or a final stage lists.
+    pub closed_at: Option<DateTime<Utc>>,
     pub erased_at: Option<DateTime<Utc>>,
     pub advocate_id: Option<i32>,
 }
@@ -70,6 +71,9 @@ pub struct Activity {
     pub case_id: Option<i32>,
     pub action: String,
     pub actor: String,
+    pub reference: String,
+    pub patient_name: String,
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -99,7 +103,14 @@ pub async fn caseload(
     let open = Condition::all().add(case::Column::ClosedAt.is_null()).add(scope.condition());
 
     let stage_counts = open_counts(db, &scope).await?;
-    let mut listed = open.clone();
+    let matching = match filter.query.as_deref() {
+        Some(q) => crate::cases::search::matching(db, "q", q).await?,
+        None => None,
+    };
+    // A search reaches closed cases too: a decided case is still one people
+    // need to find. It matches a bounded number of cases, so sorting them costs little.
+    let with_closed = matching.is_some();
+    let mut listed = if with_closed { scope.condition() } else { open.clone() };
     if let Some(stage) = filter.stage {
         listed = listed.add(case::Column::Stage.eq(stage));
     }
@@ -109,11 +120,11 @@ pub async fn caseload(
     if filter.overdue {
         listed = listed.add(case::Column::HeldSince.is_null()).add(case::Column::StageDueAt.lt(now));
     }
-    if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        listed = listed.add(case::Column::SearchKey.like(like_contains(&q.to_lowercase())));
+    if let Some(matching) = matching {
+        listed = listed.add(matching);
     }
     let offset = filter.page * PAGE_SIZE;
-    let cases = case::Entity::find()
+    let mut cases = case::Entity::find()
         .select_only()
         .columns([
             case::Column::Id,
@@ -123,18 +134,29 @@ pub async fn caseload(
             case::Column::Stage,
             case::Column::StageDueAt,
             case::Column::HeldSince,
+            case::Column::ClosedAt,
             case::Column::ErasedAt,
             case::Column::AdvocateId,
         ])
-        .filter(listed.clone())
-        .order_by(case::Column::StageDueAt, Order::Asc)
+        .filter(listed.clone());
+    if with_closed {
+        // Open cases first by due date, then closed ones, latest closed first.
+        cases = cases
+            .order_by(Expr::cust("CASE WHEN closed_at IS NULL THEN 0 ELSE 1 END"), Order::Asc)
+            .order_by(Expr::cust("CASE WHEN stage_due_at IS NULL THEN 1 ELSE 0 END"), Order::Asc)
+            .order_by(case::Column::StageDueAt, Order::Asc)
+            .order_by(case::Column::ClosedAt, Order::Desc);
+    } else {
+        cases = cases.order_by(case::Column::StageDueAt, Order::Asc);
+    }
+    let cases = cases
         .order_by(case::Column::Id, Order::Asc)
         .offset(offset)
         .limit(PAGE_SIZE)
         .into_model::<ListedCase>()
         .all(db)
         .await?;
-    let narrowed = filter.urgency.is_some() || filter.overdue || crate::validate::is_given(filter.query.as_deref());
+    let narrowed = filter.urgency.is_some() || filter.overdue || with_closed;
     let (total, more) = if narrowed {
         // Counting every match would read them all; count up to a bound.
         let bound = offset + COUNT_BOUND;
@@ -166,7 +188,10 @@ pub async fn caseload(
                 " CROSS JOIN LATERAL (SELECT c.id, c.reference, c.patient_name FROM cases c \
                  WHERE c.id = r.case_id AND c.round = r.round AND {open_early}{scope_sql} LIMIT 1) c WHERE"
             ),
-            format!(" CROSS JOIN LATERAL (SELECT 1 FROM cases c WHERE c.id = a.case_id{scope_sql} LIMIT 1) c WHERE"),
+            format!(
+                " CROSS JOIN LATERAL (SELECT c.reference, c.patient_name, c.erased_at FROM cases c \
+                 WHERE c.id = a.case_id{scope_sql} LIMIT 1) c WHERE"
+            ),
         ),
         _ => (
             format!(" CROSS JOIN cases c WHERE c.id = r.case_id AND r.round = c.round AND {open_early}{scope_sql} AND"),
@@ -194,15 +219,16 @@ pub async fn caseload(
             .await?;
 
     // The terms repeat the partial index's condition word for word so SQLite
-    // uses it. Admins see every case's activity and need no join.
-    let activity_case = if scope_sql.is_empty() { " WHERE".to_string() } else { activity_case };
+    // uses it. Each line names its case's patient.
     let activity = Activity::find_by_statement(Statement::from_sql_and_values(
         backend,
         db::placeholders(
             backend,
             &format!(
-                "SELECT a.at, a.case_id, a.action, a.actor FROM audit_log a{activity_case} a.case_id IS NOT NULL \
-                 AND a.action NOT IN ('case.viewed', 'access.denied') AND a.at >= ? ORDER BY a.id DESC LIMIT 30"
+                "SELECT a.at, a.case_id, a.action, a.actor, c.reference, c.patient_name, c.erased_at \
+                 FROM audit_log a{activity_case} a.case_id IS NOT NULL \
+                 AND a.action NOT IN ('case.viewed', 'access.denied', 'mail.sent') AND a.at >= ? \
+                 ORDER BY a.id DESC LIMIT 30"
             ),
         ),
         [Value::from(now - Duration::days(14))],

@@ -2,7 +2,7 @@
 //! upcoming consultations and recent activity.
 
 use askama::Template;
-use axum::{extract::State, response::Html};
+use axum::{extract::State, http::StatusCode, response::Html};
 use serde::Deserialize;
 
 use super::{DueLabel, Nav, PageQuery, Staff, error::PageResult, render};
@@ -52,6 +52,10 @@ struct HomePage {
     open_stages: Vec<Stage>,
     rows: Vec<Row>,
     q: String,
+    /// The list is the result of a search, closed cases included.
+    searching: bool,
+    /// Why the search could not run.
+    q_error: Option<String>,
     stage_filter: String,
     urgency: String,
     overdue: bool,
@@ -69,8 +73,8 @@ struct HomePage {
     upcoming: Vec<(String, i32, String, String)>,
     /// (when, case id, reference and patient, with whom and how, late)
     follow_ups: Vec<(String, i32, String, String, bool)>,
-    /// (when, case id, action, who)
-    activity: Vec<(String, i32, String, String)>,
+    /// (when, case id, patient and reference, action, who)
+    activity: Vec<(String, i32, String, String, String)>,
 }
 
 impl HomePage {
@@ -138,7 +142,7 @@ pub async fn home(
     State(state): State<AppState>,
     staff: Staff,
     PageQuery(query): PageQuery<HomeQuery>,
-) -> PageResult<Html<String>> {
+) -> PageResult<(StatusCode, Html<String>)> {
     let stage = query.stage.as_deref().and_then(Stage::parse).filter(|s| !s.is_final());
     let urgency = query.urgency.clone().filter(|u| u == "routine" || u == "expedited");
     let advocate_id = query.advocate.filter(|_| staff.actor.is_admin());
@@ -151,7 +155,16 @@ pub async fn home(
         page: query.page.unwrap_or(0),
     };
     let clock = staff.clock();
-    let caseload = reports::caseload(&state.db, &state.reads, &staff.actor, &filter, clock.now).await?;
+    // A search that cannot run (too long, or too broad to read) is said next
+    // to the search box, over the list as it is without it.
+    let (caseload, q_error) = match reports::caseload(&state.db, &state.reads, &staff.actor, &filter, clock.now).await {
+        Err(crate::error::AppError::Validation(fields)) if fields.0.contains_key("q") => {
+            let problem = fields.0.get("q").cloned().map(|m| format!("The search {m}."));
+            let without = CaseloadFilter { query: None, ..filter.clone() };
+            (reports::caseload(&state.db, &state.reads, &staff.actor, &without, clock.now).await?, problem)
+        }
+        other => (other?, None),
+    };
     // Admins see who has each case and can narrow the list to one advocate or the unassigned queue.
     let advocates: Vec<(i32, String)> = if staff.actor.is_admin() {
         users::advocates(&state.db).await?.into_iter().map(|(id, name, _)| (id, name)).collect()
@@ -183,7 +196,10 @@ pub async fn home(
             patient: if c.erased_at.is_some() { ERASED.to_string() } else { c.patient_name.clone() },
             stage: c.stage.label(),
             urgency: c.urgency.as_str().to_string(),
-            due: clock.due(&c.stage_due_at, c.held_since.is_some()),
+            due: match c.closed_at {
+                Some(at) => DueLabel { text: format!("Closed {}", clock.date(&at)), class: "due-closed" },
+                None => clock.due(&c.stage_due_at, c.held_since.is_some()),
+            },
             advocate: advocate_name(c.advocate_id),
         })
         .collect();
@@ -193,7 +209,9 @@ pub async fn home(
         stage_counts: caseload.stage_counts,
         open_stages: Stage::PATH[..4].to_vec(),
         rows,
-        q: query.q.unwrap_or_default(),
+        searching: q_error.is_none() && crate::validate::is_given(query.q.as_deref()),
+        q: query.q.clone().unwrap_or_default(),
+        q_error,
         stage_filter: stage.map(|s| s.as_str().to_string()).unwrap_or_default(),
         urgency: urgency.unwrap_or_default(),
         overdue: filter.overdue,
@@ -244,9 +262,13 @@ pub async fn home(
             .activity
             .iter()
             .filter_map(|a| {
-                Some((clock.at(&a.at), a.case_id?, describe_action(&a.action).to_string(), a.actor.clone()))
+                let patient = if a.erased_at.is_some() { ERASED } else { a.patient_name.as_str() };
+                let case = format!("{} {}", patient, a.reference);
+                Some((clock.at(&a.at), a.case_id?, case, describe_action(&a.action).to_string(), a.actor.clone()))
             })
             .collect(),
     };
-    render(&page)
+    // The list still shows, but the search asked for was not run.
+    let status = if page.q_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    Ok((status, render(&page)?))
 }

@@ -90,6 +90,18 @@ async fn demo_data_writes_cases_the_application_can_open(backend: Backend) {
         }
         let reference = case["reference"].as_str().expect("reference");
         assert!(reference.starts_with("SO-20") && reference.ends_with(&format!("{id:06}")), "{reference}");
+        // The load made each case findable, as one opened through the API is.
+        if n % 25 == 0 {
+            let name = case["patient"]["name"].as_str().expect("name").to_lowercase();
+            let (status, found) = app.get(&app.admin.token, &format!("/api/v1/cases?q={reference}")).await;
+            assert_eq!(status, StatusCode::OK, "{found}");
+            assert_eq!(found["items"][0]["id"].as_i64(), Some(*id), "{reference}: {found}");
+            let words: String = name.split_whitespace().rev().collect::<Vec<_>>().join("+");
+            let (_, found) = app.get(&app.admin.token, &format!("/api/v1/cases?q={words}&limit=100")).await;
+            let ids: Vec<i64> =
+                found["items"].as_array().expect("items").iter().filter_map(|i| i["id"].as_i64()).collect();
+            assert!(ids.contains(id), "{name} backwards finds case {id}: {found}");
+        }
         // The pages render from the same rows; one in ten is enough to show it.
         if n % 10 == 0 || OPEN_STAGES.contains(&stage.as_str()) && n % 3 == 0 {
             let page = web.get(format!("{}/cases/{id}", app.base)).send().await.expect("page");

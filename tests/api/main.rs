@@ -20,6 +20,7 @@ mod plans;
 mod portability;
 mod privacy;
 mod reports;
+mod search;
 mod storage;
 mod trust;
 mod web;

@@ -182,6 +182,11 @@ async fn a_database_moves_from_sqlite_to_postgres_and_back() {
     assert_eq!(s, StatusCode::OK, "the advocate's API token works");
     let (s, _) = api(&pg.base, &app.advocate.token, reqwest::Method::GET, &format!("/api/v1/cases/{held}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "and access rules still hold");
+    // The search words are rebuilt from the imported cases: a closed case is found by name.
+    let (s, found) =
+        api(&pg.base, &app.advocate.token, reqwest::Method::GET, "/api/v1/cases?q=patient+withdrawn", None).await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    assert_eq!(found["items"][0]["id"].as_i64(), Some(withdrawn), "{found}");
     let added = new_case_works(&pg.base, &app.advocate.token).await;
     assert!(added > before.iter().filter_map(|c| c["id"].as_i64()).max().expect("ids"), "{added}");
 

@@ -21,7 +21,6 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub summary: String,
     #[sea_orm(column_type = "Text")]
-    pub search_key: String,
     pub advocate_id: Option<i32>,
     pub stage: Stage,
     pub round: i32,

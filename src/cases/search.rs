@@ -1,0 +1,348 @@
+//! Finding a case by what people remember of it: the patient's name with
+//! or without accents, in any order and case, part of it or all; their
+//! email or phone number; the case reference. Open and closed cases alike.
+//!
+//! Each case's searchable words are kept, folded to plain lower-case
+//! letters and digits, in `case_search_terms` (one row per word). A search
+//! reads one index range per word it is given — every word must start one
+//! of the case's words — so what it costs follows how many words share
+//! that beginning, never the number of cases. A beginning shared by more
+//! than [`SCAN_LIMIT`] words in each of its words is refused with a
+//! request for more letters.
+
+use std::collections::BTreeSet;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, Value,
+    sea_query::{Expr, ExprTrait, Query, SelectStatement, SimpleExpr},
+};
+
+use crate::{
+    db::{self, entities::case},
+    error::{AppResult, FieldErrors},
+};
+
+/// The most index entries one word of a search may read.
+pub const SCAN_LIMIT: u64 = 20_000;
+/// Words of a search beyond this many are ignored: more never narrows usefully.
+const MOST_WORDS: usize = 6;
+/// Longer words are cut to this length, on both sides of the comparison.
+const LONGEST_WORD: usize = 64;
+/// Phone numbers are found by any ending of at least this many digits
+/// ("0142", "555 0142", "617 555 0142").
+const SHORTEST_PHONE_ENDING: usize = 4;
+
+/// Plain lower-case ASCII: accents dropped ("García" → "garcia"), other
+/// scripts spelled out in Latin letters, as both sides of a search see it.
+fn fold(text: &str) -> String {
+    deunicode::deunicode(text).to_lowercase()
+}
+
+/// The letters and digits of `chunk`, run together ("o'brien" → "obrien").
+fn joined(chunk: &str) -> String {
+    chunk.chars().filter(char::is_ascii_alphanumeric).take(LONGEST_WORD).collect()
+}
+
+/// The runs of letters and digits in `chunk` ("garcia-lopez" → garcia, lopez).
+fn words(chunk: &str) -> impl Iterator<Item = String> + '_ {
+    chunk
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.chars().take(LONGEST_WORD).collect())
+}
+
+/// What a case can be found by. `name` is empty once a patient's data is
+/// erased, leaving the reference.
+pub fn case_terms(name: &str, email: &str, phone: Option<&str>, reference: &str) -> BTreeSet<String> {
+    let mut terms = BTreeSet::new();
+    for chunk in fold(name).split_whitespace() {
+        terms.extend(words(chunk));
+        // "García-López" typed as "garcialopez" or "garcia lopez" both find it.
+        terms.insert(joined(chunk));
+    }
+    let email = fold(email.trim());
+    if !email.is_empty() {
+        terms.insert(joined(&email));
+        if let Some((local, _)) = email.split_once('@') {
+            terms.extend(words(local));
+        }
+    }
+    if let Some(phone) = phone {
+        let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+        for start in 0..digits.len().saturating_sub(SHORTEST_PHONE_ENDING - 1) {
+            terms.insert(digits[start..].iter().take(LONGEST_WORD).collect());
+        }
+    }
+    let reference = fold(reference);
+    terms.insert(joined(&reference));
+    // The number at its end, with and without its leading zeros ("000123", "123").
+    if let Some(number) = words(&reference).last().filter(|w| w.chars().all(|c| c.is_ascii_digit())) {
+        let trimmed = number.trim_start_matches('0').to_string();
+        terms.insert(number);
+        if !trimmed.is_empty() {
+            terms.insert(trimmed);
+        }
+    }
+    terms.remove("");
+    terms
+}
+
+/// The words of a search, each a beginning some word of the case must
+/// have; longest first. Punctuation
+/// inside a word is ignored ("555-0142", "SL-2026-000123", "o'brien").
+pub fn query_words(query: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for word in fold(query).split_whitespace().map(joined).filter(|w| !w.is_empty()) {
+        if !found.contains(&word) {
+            found.push(word);
+        }
+    }
+    found.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    found.truncate(MOST_WORDS);
+    found
+}
+
+/// The range of words that begin with `word`: words hold only `a-z0-9`,
+/// all below `{`.
+fn range_of(word: &str) -> (String, String) {
+    (word.to_string(), format!("{word}{{"))
+}
+
+/// The cases matching every word of a search, as a condition on `cases.id`
+/// for a list to add to its own; `None` for a blank search. A search with
+/// no letters or digits (only punctuation) matches nothing.
+/// The word that begins the fewest indexed words drives the search; when
+/// even that one begins more than [`SCAN_LIMIT`], the search is refused.
+pub async fn matching<C: ConnectionTrait>(conn: &C, field: &str, query: &str) -> AppResult<Option<SimpleExpr>> {
+    if query.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut words = Vec::new();
+    for word in query_words(query) {
+        let count = entries_starting(conn, &word).await?;
+        words.push((count, word));
+    }
+    words.sort();
+    let Some(((count, rarest), others)) = words.split_first() else { return Ok(Some(Expr::cust("1 = 0"))) };
+    if *count > SCAN_LIMIT {
+        return Err(FieldErrors::single(
+            field,
+            format!("too many cases have a word starting with “{rarest}”: type more of it, or add another word"),
+        ));
+    }
+    let mut ids: SelectStatement = Query::select()
+        .distinct()
+        .column(("t0", "case_id"))
+        .from_as("case_search_terms", "t0")
+        .and_where(begins("t0", rarest))
+        .to_owned();
+    for (_, word) in others {
+        ids.and_where(Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from_as("case_search_terms", "t1")
+                .and_where(Expr::col(("t1", "case_id")).equals(("t0", "case_id")))
+                .and_where(begins("t1", word))
+                .to_owned(),
+        ));
+    }
+    Ok(Some(Expr::col((case::Entity, case::Column::Id)).in_subquery(ids)))
+}
+
+/// `alias.term` begins with `word`: one range of the index.
+fn begins(alias: &'static str, word: &str) -> SimpleExpr {
+    let (low, high) = range_of(word);
+    Expr::col((alias, "term")).gte(low).and(Expr::col((alias, "term")).lt(high))
+}
+
+/// How many indexed words begin with `word`, counting no further than one
+/// past [`SCAN_LIMIT`].
+async fn entries_starting<C: ConnectionTrait>(conn: &C, word: &str) -> AppResult<u64> {
+    let (low, high) = range_of(word);
+    let backend = conn.get_database_backend();
+    let count = db::placeholders(
+        backend,
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM case_search_terms WHERE term >= ? AND term < ? LIMIT ?) t",
+    );
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            count,
+            [Value::from(low), Value::from(high), Value::from(SCAN_LIMIT as i64 + 1)],
+        ))
+        .await?;
+    let n = row.map(|row| row.try_get::<i64>("", "n")).transpose()?.unwrap_or(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Replaces a case's searchable words, in the caller's transaction.
+pub async fn index_case<C: ConnectionTrait>(conn: &C, case_id: i32, terms: &BTreeSet<String>) -> AppResult<()> {
+    let backend = conn.get_database_backend();
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        db::placeholders(backend, "DELETE FROM case_search_terms WHERE case_id = ?"),
+        [Value::from(case_id)],
+    ))
+    .await?;
+    insert_terms(conn, terms.iter().map(|t| (t.as_str(), case_id))).await
+}
+
+/// Rows per insert statement: far under both databases' parameter limits.
+const INSERT_BATCH: usize = 400;
+
+async fn insert_terms<'a, C: ConnectionTrait>(conn: &C, rows: impl Iterator<Item = (&'a str, i32)>) -> AppResult<()> {
+    let backend = conn.get_database_backend();
+    let rows: Vec<(&str, i32)> = rows.collect();
+    for batch in rows.chunks(INSERT_BATCH) {
+        let tuples = vec!["(?, ?)"; batch.len()].join(", ");
+        let values: Vec<Value> =
+            batch.iter().flat_map(|(t, id)| [Value::from(t.to_string()), Value::from(*id)]).collect();
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            db::placeholders(backend, &format!("INSERT INTO case_search_terms (term, case_id) VALUES {tuples}")),
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Cases read per query while rebuilding.
+const REBUILD_CHUNK: u64 = 2_000;
+
+/// One case's searchable fields, as a rebuild reads them.
+type Searchable = (i32, String, String, Option<String>, String);
+
+/// Recomputes every case's words, in one write transaction.
+pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
+    let txn = db::begin_write(db).await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Keeps case writes (and a second rebuild) out until this one commits.
+        txn.execute_unprepared("LOCK TABLE cases IN SHARE ROW EXCLUSIVE MODE").await?;
+    }
+    txn.execute_unprepared("DELETE FROM case_search_terms").await?;
+    txn.execute_unprepared("DELETE FROM case_search_state").await?;
+    let mut last = 0;
+    loop {
+        let rows: Vec<Searchable> = case::Entity::find()
+            .select_only()
+            .columns([
+                case::Column::Id,
+                case::Column::PatientName,
+                case::Column::PatientEmail,
+                case::Column::PatientPhone,
+                case::Column::Reference,
+            ])
+            .filter(case::Column::Id.gt(last))
+            .order_by_asc(case::Column::Id)
+            .limit(REBUILD_CHUNK)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let Some(tail) = rows.last() else { break };
+        last = tail.0;
+        let terms: Vec<(i32, BTreeSet<String>)> = rows
+            .iter()
+            .map(|(id, name, email, phone, reference)| (*id, case_terms(name, email, phone.as_deref(), reference)))
+            .collect();
+        insert_terms(&txn, terms.iter().flat_map(|(id, words)| words.iter().map(|w| (w.as_str(), *id)))).await?;
+    }
+    txn.execute_unprepared("INSERT INTO case_search_state (id) VALUES (1)").await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Builds the words once for a database whose cases predate them.
+pub async fn ensure_built(db: &DatabaseConnection) -> AppResult<()> {
+    let built = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id FROM case_search_state WHERE id = 1",
+        ))
+        .await?;
+    if built.is_none() {
+        rebuild(db).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(terms: &BTreeSet<String>, query: &str) -> bool {
+        let words = query_words(query);
+        !words.is_empty() && words.iter().all(|w| terms.iter().any(|t| t.starts_with(w.as_str())))
+    }
+
+    #[test]
+    fn names_are_found_without_accents_in_any_order() {
+        let terms = case_terms("María José García-López", "mj.garcia@example.org", None, "SL-2026-000123");
+        for query in [
+            "garcia",
+            "GARCÍA",
+            "garcia maria",
+            "lopez garcia",
+            "garcia-lopez",
+            "garcialopez",
+            "mar gar",
+            "jose",
+            "  maría   josé  ",
+        ] {
+            assert!(found(&terms, query), "{query:?} should find the case");
+        }
+        for query in ["garcias", "maria smith", "example", "lopezgarcia"] {
+            assert!(!found(&terms, query), "{query:?} should not find the case");
+        }
+    }
+
+    #[test]
+    fn email_phone_and_reference_find_the_case() {
+        let terms =
+            case_terms("Robin O'Brien", "Robin.OBrien@Example.org", Some("+1 (617) 555-0142"), "SL-2026-000123");
+        for query in [
+            "robin.obrien@example.org",
+            "robin.obrien@",
+            "obrien",
+            "o'brien",
+            "+1 617 555 0142",
+            "617-555-0142",
+            "(617) 555-0142",
+            "555 0142",
+            "0142",
+            "SL-2026-000123",
+            "sl-2026",
+            "000123",
+            "123",
+        ] {
+            assert!(found(&terms, query), "{query:?} should find the case");
+        }
+        for query in ["555 0143", "000124", "example.org"] {
+            assert!(!found(&terms, query), "{query:?} should not find the case");
+        }
+    }
+
+    #[test]
+    fn other_scripts_are_found_as_typed() {
+        let terms = case_terms("山田 太郎", "", None, "SL-2026-000001");
+        assert!(found(&terms, "山田"));
+        let terms = case_terms("Søren Ørsted", "", None, "SL-2026-000002");
+        assert!(found(&terms, "soren orsted") && found(&terms, "Ørsted"));
+    }
+
+    #[test]
+    fn an_erased_case_keeps_only_its_reference() {
+        let terms = case_terms("", "", None, "SL-2026-000123");
+        assert_eq!(terms.into_iter().collect::<Vec<_>>(), ["000123", "123", "sl2026000123"]);
+    }
+
+    #[test]
+    fn query_words_are_distinct_longest_first_and_bounded() {
+        assert_eq!(query_words("al García garcia BO"), ["garcia", "al", "bo"]);
+        assert!(query_words(" - ' ").is_empty());
+        assert_eq!(query_words("a b c d e f g h").len(), MOST_WORDS);
+        let (low, high) = range_of("gar");
+        assert!(low.as_str() <= "gar" && "garcia" < high.as_str() && "gas" > high.as_str());
+    }
+}
