@@ -746,11 +746,59 @@ pub async fn set_record(
     update: RecordUpdate,
 ) -> AppResult<CaseView> {
     let case_id = case_id.get();
+    check_record_note("note", &update)?;
+    let w = begin_case_write(db, actor, case_id, "case.records").await?;
+    w.ensure_open()?;
+    let detail = apply_record(&w, kind, &update).await?;
+    w.finish(db, actor, Default::default(), "case.record", detail).await
+}
+
+/// Saves the whole records checklist in one write: each record whose status
+/// or note differs from what is stored changes, with one audit entry each.
+/// Returns how many changed.
+pub async fn set_records(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    case_id: CaseId,
+    updates: &[(RecordKind, RecordUpdate)],
+) -> AppResult<usize> {
+    let case_id = case_id.get();
     let mut errors = FieldErrors::new();
-    check_text(&mut errors, "note", &update.note, limits::SHORT_TEXT, false);
+    for (kind, update) in updates {
+        check_text(&mut errors, &format!("note.{}", kind.as_str()), &update.note, limits::SHORT_TEXT, false);
+    }
     errors.into_result()?;
     let w = begin_case_write(db, actor, case_id, "case.records").await?;
     w.ensure_open()?;
+    let stored: Vec<case_record::Model> =
+        case_record::Entity::find().filter(case_record::Column::CaseId.eq(case_id)).all(&w.txn).await?;
+    let mut changed = Vec::new();
+    for (kind, update) in updates {
+        let same = stored.iter().any(|r| r.kind == *kind && r.status == update.status && r.note == update.note);
+        if !same {
+            changed.push(apply_record(&w, *kind, update).await?);
+        }
+    }
+    let Some(last) = changed.pop() else {
+        w.txn.rollback().await?;
+        return Ok(0);
+    };
+    for detail in &changed {
+        audit::record_at(&w.txn, actor, "case.record", Subject::case(case_id), detail.clone(), w.now).await?;
+    }
+    w.commit_with(actor, Default::default(), "case.record", last).await?;
+    Ok(changed.len() + 1)
+}
+
+fn check_record_note(field: &str, update: &RecordUpdate) -> AppResult<()> {
+    let mut errors = FieldErrors::new();
+    check_text(&mut errors, field, &update.note, limits::SHORT_TEXT, false);
+    errors.into_result()
+}
+
+/// Writes one record's status and note in the case's write; the audit detail.
+async fn apply_record(w: &CaseWrite, kind: RecordKind, update: &RecordUpdate) -> AppResult<serde_json::Value> {
+    let case_id = w.case.id;
     let existing = case_record::Entity::find()
         .filter(case_record::Column::CaseId.eq(case_id))
         .filter(case_record::Column::Kind.eq(kind))
@@ -784,10 +832,9 @@ pub async fn set_record(
     row.note = Set(update.note.clone());
     row.updated_at = Set(w.now);
     row.save(&w.txn).await?;
-    let detail = json!({
+    Ok(json!({
         "kind": kind, "from": previous_status, "to": update.status, "with_note": !update.note.trim().is_empty(),
-    });
-    w.finish(db, actor, Default::default(), "case.record", detail).await
+    }))
 }
 
 pub async fn set_specialist(

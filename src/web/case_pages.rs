@@ -10,7 +10,7 @@ use axum::{
 };
 
 use super::{
-    Clock, DueLabel, FormFields, FormState, Nav, PathContactId, PathId, PathKind, Staff, caseload::describe_action,
+    Clock, DueLabel, FormFields, FormState, Nav, PathContactId, PathId, Staff, caseload::describe_action,
     error::PageResult, render,
 };
 use crate::{
@@ -156,6 +156,33 @@ impl CasePage {
             _ => String::new(),
         };
         self.value("comparison", name, &current)
+    }
+
+    /// The form field of one record's status or note (`status.lab_results`).
+    fn record_field(&self, prefix: &str, kind: &RecordKind) -> String {
+        format!("{prefix}.{}", kind.as_str())
+    }
+
+    /// Records still requested, by name: closing the case leaves them missing.
+    fn records_waiting(&self) -> Vec<String> {
+        self.case.records.iter().filter(|r| r.status == RecordStatus::Requested).map(|r| r.label.clone()).collect()
+    }
+
+    /// Every record is in or not needed: the checklist can stay folded.
+    fn records_complete(&self) -> bool {
+        self.records_waiting().is_empty()
+    }
+
+    fn records_tally(&self) -> String {
+        let received = self.case.records.iter().filter(|r| r.status == RecordStatus::Received).count();
+        let not_needed = self.case.records.iter().filter(|r| r.status == RecordStatus::NotApplicable).count();
+        let waiting = self.case.records.len() - received - not_needed;
+        match (waiting, not_needed) {
+            (0, 0) => format!("All {received} records received."),
+            (0, n) => format!("All records in: {received} received, {n} not needed."),
+            (w, 0) => format!("{received} received, {w} still requested."),
+            (w, n) => format!("{received} received, {w} still requested, {n} not needed."),
+        }
     }
 
     /// The chosen specialist's id, so the form shows who is chosen.
@@ -368,7 +395,6 @@ async fn finish<T>(
 fn section_of(form: &str) -> &str {
     match form {
         "withdraw" => "hold",
-        record if record.starts_with("record-") => "records",
         other => other,
     }
 }
@@ -453,23 +479,74 @@ pub async fn resume(
     .await
 }
 
-pub async fn set_record(
+/// The whole records checklist in one post: each record's `status.KIND`
+/// and `note.KIND`; or, with `all=received`, every record still requested
+/// marked received.
+pub async fn set_records(
     State(state): State<AppState>,
     staff: Staff,
     PathId(id): PathId<CaseId>,
-    PathKind(kind): PathKind,
     fields: FormFields,
 ) -> PageResult<Response> {
-    let Some(kind) = RecordKind::parse(&kind) else { return Err(AppError::NotFound.into()) };
-    let result = match RecordStatus::parse(&fields.text("status")) {
-        Some(status) => {
-            let update = store::RecordUpdate { status, note: fields.text("note") };
-            store::set_record(&state.db, &staff.actor, id, kind, update).await
+    let mark_all = fields.text("all") == "received";
+    let mut errors = FieldErrors::new();
+    let mut updates = Vec::new();
+    for kind in RecordKind::ALL {
+        let status_field = format!("status.{}", kind.as_str());
+        let note = fields.text(&format!("note.{}", kind.as_str()));
+        let sent = fields.text(&status_field);
+        // A record the form did not send stays as it is.
+        if sent.is_empty() {
+            continue;
         }
-        None => Err(FieldErrors::single("status", "choose a status")),
+        match RecordStatus::parse(&sent) {
+            Some(RecordStatus::Requested) if mark_all => {
+                updates.push((*kind, store::RecordUpdate { status: RecordStatus::Received, note }))
+            }
+            Some(status) => updates.push((*kind, store::RecordUpdate { status, note })),
+            None => errors.add(status_field, "choose a status"),
+        }
+    }
+    let result = match errors.into_result() {
+        Ok(()) => store::set_records(&state.db, &staff.actor, id, &updates).await,
+        Err(err) => Err(err),
     };
-    let form = format!("record-{}", kind.as_str());
-    finish(&state, &staff, id, &form, &fields, result, &format!("{} updated.", kind.label())).await
+    let done = match &result {
+        Ok(0) => "Nothing changed in the records checklist.".to_string(),
+        Ok(_) if mark_all => "Every requested record is marked received.".to_string(),
+        Ok(1) => "1 record updated.".to_string(),
+        Ok(n) => format!("{n} records updated."),
+        Err(_) => String::new(),
+    };
+    finish(&state, &staff, id, "records", &fields, result, &done).await
+}
+
+/// After a form that has a "Save and …" button: when the person chose it
+/// (`then` names the stage) and the save went through, moves the case on.
+/// A move the rules refuse leaves the save in place and says what is missing.
+async fn save_then_move<T>(
+    state: &AppState,
+    staff: &Staff,
+    id: CaseId,
+    form: &str,
+    fields: &FormFields,
+    saved: AppResult<T>,
+    done: &str,
+) -> PageResult<Response> {
+    let then = Stage::parse(&fields.text("then"));
+    let Some(to) = then.filter(|_| saved.is_ok()) else {
+        return finish(state, staff, id, form, fields, saved, done).await;
+    };
+    let request = store::TransitionRequest { to, note: None, specialist_id: None };
+    let done = match store::transition(&state.db, &state.rules, &staff.actor, id, request).await {
+        Ok(_) => format!("{done} The case moved to “{}”.", to.label()),
+        Err(AppError::Conflict { fields: unmet, message, .. }) => {
+            let why = if unmet.is_empty() { message } else { unmet.into_values().collect::<Vec<_>>().join("; ") };
+            format!("{done} It has not moved to “{}” yet: {why}.", to.label())
+        }
+        Err(other) => return Err(other.into()),
+    };
+    finish(state, staff, id, form, fields, Ok(()), &done).await
 }
 
 pub async fn set_specialist(
@@ -487,7 +564,7 @@ pub async fn set_specialist(
         (Err(err), _) => Err(err),
         (Ok(()), None) => Err(FieldErrors::single("specialist_id", "choose a specialist")),
     };
-    finish(&state, &staff, id, "specialist", &fields, result, "Specialist chosen.").await
+    save_then_move(&state, &staff, id, "specialist", &fields, result, "Specialist chosen.").await
 }
 
 pub async fn set_consultation(
@@ -525,7 +602,7 @@ pub async fn set_consultation(
         (Err(err), _, _) => Err(err),
         _ => Err(FieldErrors::single("scheduled_at", "is required")),
     };
-    finish(&state, &staff, id, "consultation", &fields, result, "Consultation saved.").await
+    save_then_move(&state, &staff, id, "consultation", &fields, result, "Consultation saved.").await
 }
 
 pub async fn record_opinion(
@@ -669,7 +746,7 @@ pub async fn set_comparison(
         }
         Err(err) => Err(err),
     };
-    finish(&state, &staff, id, "comparison", &fields, result, "Comparison saved.").await
+    save_then_move(&state, &staff, id, "comparison", &fields, result, "Comparison saved.").await
 }
 
 pub async fn set_decision(
@@ -680,7 +757,7 @@ pub async fn set_decision(
 ) -> PageResult<Response> {
     let input = store::DecisionInput { chosen_opinion: fields.text("chosen_opinion"), reason: fields.text("reason") };
     let result = store::set_decision(&state.db, &staff.actor, id, input).await;
-    finish(&state, &staff, id, "decision", &fields, result, "Decision recorded.").await
+    save_then_move(&state, &staff, id, "decision", &fields, result, "Decision recorded.").await
 }
 
 pub async fn update_details(

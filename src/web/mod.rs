@@ -33,7 +33,7 @@ use crate::{
     auth::{Actor, users},
     db::{self, entities::user},
     error::{AppError, FieldErrors},
-    http::{client_ip, field_with_nul, path_id, path_param},
+    http::{client_ip, field_with_nul, path_id},
     state::AppState,
     validate,
 };
@@ -76,7 +76,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/transition", post(case_pages::transition))
         .route("/cases/{id}/hold", post(case_pages::hold))
         .route("/cases/{id}/resume", post(case_pages::resume))
-        .route("/cases/{id}/records/{kind}", post(case_pages::set_record))
+        .route("/cases/{id}/records", post(case_pages::set_records))
         .route("/cases/{id}/specialist", post(case_pages::set_specialist))
         .route("/cases/{id}/consultation", post(case_pages::set_consultation))
         .route("/cases/{id}/opinions", post(case_pages::record_opinion))
@@ -342,17 +342,6 @@ impl<T: From<i32> + Send> FromRequestParts<AppState> for PathId<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
         path_id(parts, "id").await.map(|id| PathId(T::from(id))).ok_or(PageError::App(AppError::NotFound))
-    }
-}
-
-/// The `{kind}` segment of a records checklist address.
-pub struct PathKind(pub String);
-
-impl FromRequestParts<AppState> for PathKind {
-    type Rejection = PageError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
-        path_param(parts, "kind").await.map(PathKind).ok_or(PageError::App(AppError::NotFound))
     }
 }
 

@@ -234,11 +234,7 @@ fn form_request(rng: &mut fastrand::Rng, ids: &[i64], specialist: i64) -> Reques
         5 => (Method::POST, format!("/cases/{id}/transition"), &["to", "note", "specialist_id"]),
         6 => (Method::POST, format!("/cases/{id}/hold"), &["reason", "note"]),
         7 => (Method::POST, format!("/cases/{id}/resume"), &[]),
-        8 => (
-            Method::POST,
-            format!("/cases/{id}/records/{}", ["lab_results", "x%00", "imaging_ct"][rng.usize(..3)]),
-            &["status", "note"],
-        ),
+        8 => (Method::POST, format!("/cases/{id}/records"), &["status.lab_results", "note.imaging_ct", "all"]),
         9 => (Method::POST, format!("/cases/{id}/specialist"), &["specialist_id"]),
         10 => (Method::POST, format!("/cases/{id}/consultation"), &["scheduled_at", "mode", "location", "held_at"]),
         11 => (

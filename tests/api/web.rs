@@ -127,7 +127,7 @@ async fn advocates_cannot_change_another_advocates_case_through_forms(backend: B
         ("transition", vec![("to", "withdrawn"), ("note", "taking over"), ("confirm", "on")]),
         ("hold", vec![("reason", "other")]),
         ("resume", vec![]),
-        ("records/lab_results", vec![("status", "received")]),
+        ("records", vec![("status.lab_results", "received")]),
         ("specialist", vec![("specialist_id", "1")]),
         ("consultation", vec![("scheduled_at", "2026-01-01T10:00"), ("mode", "virtual")]),
         ("opinions", vec![("round", "original"), ("clinician", "x"), ("diagnosis", "x"), ("treatment_plan", "x")]),
@@ -462,8 +462,12 @@ async fn a_case_is_worked_through_the_forms(backend: Backend) {
     let page = body_of(&advocate, &format!("{b}{case_path}")).await;
     assert!(page.contains("Not yet: choose a specialist first"), "the move button says why it is disabled");
 
-    ok(post_form(&advocate, &url("records/pathology_report"), &[("status", "received"), ("note", "biopsy slides")])
-        .await);
+    ok(post_form(
+        &advocate,
+        &url("records"),
+        &[("status.pathology_report", "received"), ("note.pathology_report", "biopsy slides")],
+    )
+    .await);
     ok(post_form(&advocate, &url("specialist"), &[("specialist_id", &specialist)]).await);
     ok(post_form(&advocate, &url("transition"), &[("to", "specialist_chosen")]).await);
     let (status, page) =
@@ -698,7 +702,7 @@ async fn a_form_address_opened_directly_leads_back_to_the_case(backend: Backend)
     let Some(app) = TestApp::start(backend).await else { return };
     let id = app.open_case(&app.advocate.token, "Bookmarked Patient").await;
     let advocate = app.signed_in("advocate@example.org").await;
-    for suffix in ["opinions", "hold", "records/lab_results", "contacts/3/done"] {
+    for suffix in ["opinions", "hold", "records", "contacts/3/done"] {
         let (status, location) = status_of(&advocate, &format!("{}/cases/{id}/{suffix}", app.base)).await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{suffix}");
         assert_eq!(location.as_deref(), Some(format!("/cases/{id}").as_str()), "{suffix}");
