@@ -198,12 +198,6 @@ impl Browser {
         self.fill("#password", password).await;
         self.submit("form[action='/login'] button").await;
     }
-
-    async fn move_to(&self, stage: &str) {
-        self.submit(&format!("form.move:has(input[value='{stage}']) button")).await;
-        let text = self.text().await;
-        assert!(text.contains("The case moved to"), "moving to {stage}: {text}");
-    }
 }
 
 async fn an_advocates_day_in_the_browser(backend: Backend) {
