@@ -1,5 +1,6 @@
-//! The `secondlook` command: serve (the default), migrate, manage users and
-//! tokens, load demo data, and check the audit trail.
+//! The `secondlook` command: serve (the default), migrate, manage users (and
+//! print password reset links) and tokens, load demo data, and check the
+//! audit trail.
 
 use std::{
     io::{IsTerminal, Read, Write},
@@ -16,7 +17,7 @@ use crate::{
     app::{self, AppState},
     auth::sessions::DbSessionStore,
     auth::{
-        Actor, Role, passwords, tokens,
+        Actor, Role, password_resets, passwords, tokens,
         users::{self, BootstrapOutcome},
     },
     config::Settings,
@@ -124,6 +125,13 @@ pub enum UserCommand {
         #[arg(long, default_value = "UTC")]
         timezone: String,
     },
+    /// Print a single-use link that lets the user choose a new password
+    /// (valid for web.password_reset_valid_for). Nothing is emailed: hand the
+    /// link over yourself, over a channel you trust.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -202,6 +210,27 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             if generated {
                 println!("Password (shown once): {password}");
             }
+            Ok(())
+        }
+        Command::User(UserCommand::ResetPassword { email }) => {
+            let db = open(&settings).await?;
+            let valid_for = password_resets::valid_for(settings.web.password_reset_valid_for);
+            let (token, expires_at) =
+                password_resets::issue_printed(&db, &Actor::system("cli"), &email, valid_for).await?;
+            db.close().await?;
+            println!("{}", password_resets::link(&settings.public_url(), &token));
+            if settings.server.public_url.trim().is_empty() {
+                eprintln!(
+                    "server.public_url is not set, so the link uses the listen address; set it to the address \
+                     people use if that differs."
+                );
+            }
+            eprintln!(
+                "This link lets whoever opens it choose a new password for {}, once, until {} UTC. It was not \
+                 emailed: give it to the person yourself, over a channel you trust.",
+                email.trim().to_lowercase(),
+                expires_at.format("%Y-%m-%d %H:%M")
+            );
             Ok(())
         }
         Command::Token(TokenCommand::Create { email, label }) => {

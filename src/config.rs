@@ -85,6 +85,8 @@ pub struct WebSettings {
     pub address_lockout_after: u32,
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub password_reset_valid_for: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -264,6 +266,13 @@ impl Settings {
         }
         if web.account_lockout_after == 0 || web.address_lockout_after == 0 || web.lockout.is_zero() {
             return invalid("web lockout thresholds and web.lockout must be above zero".into());
+        }
+        // A reset link is as good as the password until it expires: a short
+        // life keeps a forwarded or forgotten email from opening the account later.
+        if web.password_reset_valid_for < Duration::from_secs(60)
+            || web.password_reset_valid_for > Duration::from_secs(24 * 3600)
+        {
+            return invalid("web.password_reset_valid_for must be between 1m and 24h".into());
         }
         for (urgency, durations) in
             [("routine", &self.service_levels.routine), ("expedited", &self.service_levels.expedited)]

@@ -8,11 +8,12 @@
 //! pages) → `refusals` (auditing refused requests) → `http` (shared
 //! extractors), `state` (`AppState`) → `privacy` (case export, erasure,
 //! retention), `portability` (whole-database export, import, backup) →
-//! `reminders` (planner, outbox, scans) → `reports` (figures) → `cases`
-//! (stage machine, due dates, case operations) → `specialists` (directory),
-//! `mail` (composing and sending) → `auth` (accounts, tokens, throttling,
-//! sessions) → `audit` (the trail) → `db` (connection, migrations, entities)
-//! → `actor`, `secrets`, `validate`, `vocabulary`, `ids`, `config`, `error`.
+//! `reminders` (planner, outbox, scans, the reset email) → `reports`
+//! (figures) → `cases` (stage machine, due dates, case operations) →
+//! `specialists` (directory), `mail` (composing and sending) → `auth`
+//! (accounts, reset links, tokens, throttling, sessions) → `audit` (the
+//! trail) → `db` (connection, migrations, entities) → `actor`, `secrets`,
+//! `validate`, `vocabulary`, `ids`, `config`, `error`.
 
 pub mod actor;
 pub mod api;

@@ -17,6 +17,7 @@ mod m20261123_000008_remind_at;
 mod m20261207_000009_tally_due;
 mod m20261207_000010_case_journal;
 mod m20261207_000011_case_search;
+mod m20261207_000012_password_resets;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000009_tally_due::Migration),
             Box::new(m20261207_000010_case_journal::Migration),
             Box::new(m20261207_000011_case_search::Migration),
+            Box::new(m20261207_000012_password_resets::Migration),
         ]
     }
 }

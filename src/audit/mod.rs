@@ -48,6 +48,7 @@ impl<'a> From<&'a DatabaseConnection> for Target<'a> {
 pub const ACTIONS: &[&str] = &[
     "access.denied",
     "audit.export",
+    "auth.password_reset_refused",
     "auth.sign_in",
     "auth.sign_in_failed",
     "auth.sign_in_refused",
@@ -84,6 +85,8 @@ pub const ACTIONS: &[&str] = &[
     "token.revoke",
     "user.create",
     "user.password_changed",
+    "user.password_reset",
+    "user.password_reset_requested",
     "user.update",
 ];
 
@@ -95,11 +98,17 @@ pub const LISTED: &str = "case.list";
 /// into the wrong box. Attempts with the same email share a label, so
 /// repeated tries still stand out.
 pub fn typed_email_label(email: &str) -> String {
+    typed_email_label_in("sign-in", email)
+}
+
+/// [`typed_email_label`] for an email typed into another form, named by `form`
+/// (`password-reset:…`).
+pub fn typed_email_label_in(form: &str, email: &str) -> String {
     if email.is_empty() {
-        return "sign-in:(no email)".into();
+        return format!("{form}:(no email)");
     }
     let digest = crate::secrets::digest(email);
-    format!("sign-in:{}", &digest[..16])
+    format!("{form}:{}", &digest[..16])
 }
 
 /// What an entry is about.

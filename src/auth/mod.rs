@@ -1,6 +1,7 @@
-//! Identity and access: staff accounts, password hashing, API tokens,
-//! sign-in throttling and the session store.
+//! Identity and access: staff accounts, password hashing, password reset
+//! links, API tokens, sign-in throttling and the session store.
 
+pub mod password_resets;
 pub mod passwords;
 pub mod sessions;
 pub mod throttle;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     audit::{self, Subject},
-    auth::{Actor, Role, passwords, throttle},
+    auth::{Actor, Role, password_resets, passwords, throttle},
     db::{
         self,
         entities::{api_token, session, user},
@@ -164,7 +164,7 @@ pub struct BootstrapOutcome {
 }
 
 /// Changes a user's role or active flag. Deactivating ends the user's
-/// sessions and revokes their API tokens at once.
+/// sessions and revokes their API tokens and password reset links at once.
 pub async fn update_access(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -191,7 +191,10 @@ pub async fn update_access(
     row.updated_at = Set(db::now());
     let saved = row.update(&txn).await?;
     let mut tokens_revoked = 0;
+    let mut reset_links_withdrawn = 0;
     if active == Some(false) {
+        // Also for good: a link still in a mailbox must not reopen the account once it is on again.
+        reset_links_withdrawn = password_resets::withdraw_open(&txn, user_id, db::now()).await?;
         session::Entity::delete_many().filter(session::Column::UserId.eq(user_id)).exec(&txn).await?;
         // For good: turning the account on again later brings no old token back.
         tokens_revoked = api_token::Entity::update_many()
@@ -207,15 +210,16 @@ pub async fn update_access(
         actor,
         "user.update",
         Subject::of("user", user_id),
-        serde_json::json!({ "role": { "from": existing.role, "to": saved.role }, "active": { "from": existing.active, "to": saved.active }, "tokens_revoked": tokens_revoked }),
+        serde_json::json!({ "role": { "from": existing.role, "to": saved.role }, "active": { "from": existing.active, "to": saved.active }, "tokens_revoked": tokens_revoked, "reset_links_withdrawn": reset_links_withdrawn }),
     )
     .await?;
     txn.commit().await?;
     Ok(saved.into())
 }
 
-/// A signed-in user changes their own password. Their other sessions end;
-/// the one making the change goes on. Checks of the current password count
+/// A signed-in user changes their own password. Their other sessions end,
+/// and their open password reset links are withdrawn; the session making the
+/// change goes on. Checks of the current password count
 /// against the account's sign-in lockout, so a session left open is no way
 /// around it.
 pub async fn change_password(
@@ -255,7 +259,10 @@ pub async fn change_password(
     row.updated_at = Set(db::now());
     row.update(&txn).await?;
     session::Entity::delete_many().filter(session::Column::UserId.eq(user_id)).exec(&txn).await?;
-    audit::record(&txn, actor, "user.password_changed", Subject::of("user", user_id), serde_json::json!({})).await?;
+    // A reset link asked for earlier would otherwise undo the change.
+    let withdrawn = password_resets::withdraw_open(&txn, user_id, db::now()).await?;
+    let detail = serde_json::json!({ "reset_links_withdrawn": withdrawn });
+    audit::record(&txn, actor, "user.password_changed", Subject::of("user", user_id), detail).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -3,12 +3,15 @@
 //! and queued in the outbox under its unique key. A sender then claims due
 //! outbox rows and mails them. A scheduler tick only starts a scan and a
 //! send; correctness comes from the outbox, so restarts, missed ticks and
-//! several instances never lose or double a reminder.
+//! several instances never lose or double a reminder. The outbox also
+//! carries password reset emails (`reset_mail`), whose links get their
+//! tokens only as they are sent.
 
 pub mod jobs;
 pub mod outbox;
 pub mod planner;
 pub mod render;
+pub mod reset_mail;
 pub mod scan;
 
 use std::sync::Arc;
@@ -165,22 +168,9 @@ impl Reminders {
                     let Ok(permit) = unrecorded.acquire_owned().await else { return };
                     let mut attempt = outbox::Attempt::new(&row, outbox::Outcome::Unsent);
                     if row.lease_until.is_some_and(|until| crate::db::now() + reserve <= until) {
-                        // A task of its own, so messages are built and sent on every core.
-                        let mailer = self.mailer.clone();
-                        let sent = tokio::spawn(async move { mailer.send(&row).await }).await;
-                        attempt.outcome = match sent {
-                            Ok(Ok(())) => outbox::Outcome::Sent,
-                            Ok(Err(SendError::Temporary(error))) => {
-                                let next =
-                                    outbox::next_attempt(crate::db::now(), base, attempt.attempts, fastrand::f64());
-                                outbox::Outcome::Retry { error, next }
-                            }
-                            Ok(Err(SendError::Permanent(error))) => outbox::Outcome::Failed { error },
-                            // Whether it went out is unknown: like a crash, it may be sent again.
-                            Err(panicked) => outbox::Outcome::Retry {
-                                error: format!("sending failed unexpectedly: {panicked}"),
-                                next: outbox::next_attempt(crate::db::now(), base, attempt.attempts, fastrand::f64()),
-                            },
+                        attempt.outcome = match self.prepare(row, base).await {
+                            Ok(row) => self.hand_over(row, base, attempt.attempts).await,
+                            Err(outcome) => outcome,
                         };
                     }
                     let _ = done_tx.send((attempt, permit));
@@ -237,6 +227,47 @@ impl Reminders {
         let ((), report) = sent?;
         claimed?;
         Ok(report)
+    }
+
+    /// What goes to the mail server for `row`: most emails as queued; a
+    /// reset email first gets its link's token (see `reset_mail`). One no
+    /// longer worth sending fails, saying why.
+    async fn prepare(
+        &self,
+        row: outbox_message::Model,
+        base: Duration,
+    ) -> Result<outbox_message::Model, outbox::Outcome> {
+        if row.kind != reset_mail::KIND {
+            return Ok(row);
+        }
+        match reset_mail::fill(&self.db, &row).await {
+            Ok(reset_mail::Filled::Ready(ready)) => Ok(*ready),
+            Ok(reset_mail::Filled::Pointless(error)) => Err(outbox::Outcome::Failed { error }),
+            Err(err) => Err(outbox::Outcome::Retry {
+                error: format!("could not give the reset link its token: {err}"),
+                next: outbox::next_attempt(crate::db::now(), base, row.attempts, fastrand::f64()),
+            }),
+        }
+    }
+
+    /// Hands one email to the mail server and says what became of it.
+    async fn hand_over(&self, row: outbox_message::Model, base: Duration, attempts: i32) -> outbox::Outcome {
+        // A task of its own, so messages are built and sent on every core.
+        let mailer = self.mailer.clone();
+        let sent = tokio::spawn(async move { mailer.send(&row).await }).await;
+        match sent {
+            Ok(Ok(())) => outbox::Outcome::Sent,
+            Ok(Err(SendError::Temporary(error))) => {
+                let next = outbox::next_attempt(crate::db::now(), base, attempts, fastrand::f64());
+                outbox::Outcome::Retry { error, next }
+            }
+            Ok(Err(SendError::Permanent(error))) => outbox::Outcome::Failed { error },
+            // Whether it went out is unknown: like a crash, it may be sent again.
+            Err(panicked) => outbox::Outcome::Retry {
+                error: format!("sending failed unexpectedly: {panicked}"),
+                next: outbox::next_attempt(crate::db::now(), base, attempts, fastrand::f64()),
+            },
+        }
     }
 }
 

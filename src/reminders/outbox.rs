@@ -306,6 +306,7 @@ fn recipient_role(kind: &str) -> &'static str {
     match kind {
         "records_nudge" | "consultation_reminder" | "report_request" => "patient",
         "weekly_summary" => "admin",
+        "password_reset" => "staff",
         _ => "advocate",
     }
 }

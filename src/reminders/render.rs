@@ -72,7 +72,7 @@ fn patient_footer(unsubscribe_url: &str) -> Vec<String> {
     ]
 }
 
-fn staff_footer() -> Vec<String> {
+pub fn staff_footer() -> Vec<String> {
     vec!["This is an automated message from SecondLook.".to_string()]
 }
 
@@ -202,11 +202,17 @@ fn calendar_entry(case: &CaseFacts, at: DateTime<Utc>, with: &str) -> String {
     Calendar::new().push(event.done()).done().to_string()
 }
 
+/// The text and HTML parts of an email.
+pub fn parts(content: &Content) -> Result<(String, String), AppError> {
+    let render_error = |e: askama::Error| AppError::broken("email template", e);
+    let text = TextPart { c: content }.render().map_err(render_error)?;
+    let html = HtmlPart { c: content }.render().map_err(render_error)?;
+    Ok((text, html))
+}
+
 /// Turns content into a queueable draft (text and HTML parts rendered).
 pub fn draft(planned: &Planned, content: Content) -> Result<Draft, AppError> {
-    let render_error = |e: askama::Error| AppError::broken("email template", e);
-    let text = TextPart { c: &content }.render().map_err(render_error)?;
-    let html = HtmlPart { c: &content }.render().map_err(render_error)?;
+    let (text, html) = parts(&content)?;
     Ok(Draft {
         key: planned.key.clone(),
         case_id: planned.case_id,

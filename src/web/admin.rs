@@ -17,7 +17,7 @@ use crate::{
     db::entities::outbox_message,
     error::{AppError, FieldErrors},
     ids::UserId,
-    reminders::outbox,
+    reminders::{outbox, reset_mail},
     reports::{self, Overview},
     state::AppState,
 };
@@ -149,6 +149,24 @@ pub async fn update_user(
         None => format!("{} is now {}.", saved.email, saved.role),
     };
     staff.flash(what).await;
+    Ok(Redirect::to("/admin/users").into_response())
+}
+
+/// Emails the user a link to choose a new password. The admin never sees
+/// the link: it opens the account.
+pub async fn send_reset_link(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<UserId>,
+) -> PageResult<Response> {
+    staff.require_admin()?;
+    let (email, expires_at) = reset_mail::send_by_admin(&state.db, &state.settings, &staff.actor, id).await?;
+    staff
+        .flash(format!(
+            "A link to choose a new password is on its way to {email}. It works once, until {}.",
+            staff.clock().at(&expires_at)
+        ))
+        .await;
     Ok(Redirect::to("/admin/users").into_response())
 }
 

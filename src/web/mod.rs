@@ -10,6 +10,7 @@ pub mod caseload;
 pub mod charts;
 pub mod directory;
 pub mod error;
+pub mod password_reset;
 pub mod sign_in;
 pub mod unsubscribe;
 
@@ -20,7 +21,7 @@ use axum::{
     Router,
     extract::{FromRequest, FromRequestParts, Request},
     http::{HeaderValue, StatusCode, header, request::Parts},
-    response::{Html, IntoResponse, Response},
+    response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
@@ -68,6 +69,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/", get(caseload::home))
         .route("/login", get(sign_in::form).post(sign_in::submit))
         .route("/logout", post(sign_in::sign_out))
+        .route("/forgot-password", get(password_reset::forgot_form).post(password_reset::request_link))
+        .route(
+            "/reset-password",
+            get(|| async { Redirect::to("/forgot-password") }).post(password_reset::choose_submit),
+        )
+        .route("/reset-password/{token}", get(password_reset::choose_form))
         .route("/account", get(account::page))
         .route("/account/password", post(account::change_password))
         .route("/cases/new", get(case_pages::new_form).post(case_pages::create))
@@ -93,6 +100,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin", get(admin::overview))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", post(admin::update_user))
+        .route("/admin/users/{id}/reset-link", post(admin::send_reset_link))
         .route("/admin/tokens", get(admin::tokens).post(admin::create_token))
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/admin/outbox", get(admin::outbox_page))
@@ -137,7 +145,9 @@ async fn keep_unsent_form(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let carries_work = !matches!(path.as_str(), "/login" | "/logout") && !path.starts_with("/u/");
+    // Forms sent without a session by design, some of which lead to the sign-in page on success.
+    let carries_work = !matches!(path.as_str(), "/login" | "/logout" | "/forgot-password" | "/reset-password")
+        && !path.starts_with("/u/");
     if request.method() != axum::http::Method::POST || !is_form || !carries_work {
         return next.run(request).await;
     }

@@ -113,6 +113,8 @@ pub struct LoginQuery {
     next: Option<String>,
     #[serde(default)]
     signed_out: Option<String>,
+    #[serde(default)]
+    password_reset: Option<String>,
 }
 
 /// Only a path on this site, so a crafted link cannot bounce people
@@ -138,7 +140,11 @@ pub async fn form(session: Session, PageQuery(query): PageQuery<LoginQuery>) -> 
     if session.get::<i32>(USER_KEY).await.ok().flatten().is_some() {
         return Ok(Redirect::to(&safe_next(query.next.as_deref())).into_response());
     }
-    let notice = query.signed_out.map(|_| "You are signed out.".to_string());
+    let notice = if query.password_reset.is_some() {
+        Some("Your new password is set, and every session of your account was signed out. Sign in with it.".to_string())
+    } else {
+        query.signed_out.map(|_| "You are signed out.".to_string())
+    };
     let page =
         LoginPage { email: String::new(), next: safe_next(query.next.as_deref()), message: None, notice, unsent: None };
     Ok(render(&page)?.into_response())

@@ -26,8 +26,18 @@ fn secondlook(database_url: &str, workdir: &std::path::Path) -> Command {
 }
 
 async fn output(url: &str, workdir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    output_with(url, workdir, &[], args, stdin).await
+}
+
+async fn output_with(
+    url: &str,
+    workdir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
     let mut cmd = secondlook(url, workdir);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.envs(env.iter().copied()).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     if stdin.is_some() {
         cmd.stdin(Stdio::piped());
     }
@@ -50,8 +60,13 @@ async fn output(url: &str, workdir: &std::path::Path, args: &[&str], stdin: Opti
 
 /// Runs `secondlook <args>` against `database_url` from a scratch folder.
 pub async fn run_cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
+    run_cli_with(database_url, &[], args).await
+}
+
+/// [`run_cli`] with settings given as environment variables.
+pub async fn run_cli_with(database_url: &str, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
     let workdir = tempfile::tempdir().expect("workdir");
-    output(database_url, workdir.path(), args, None).await
+    output_with(database_url, workdir.path(), env, args, None).await
 }
 
 /// Reads the server's start-up lines: its URL and the generated admin password.

@@ -33,7 +33,8 @@ crate::on_both_databases!(
     a_sender_killed_mid_batch_loses_nothing,
 );
 
-fn smtp(settings: &Settings, port: u16) -> Settings {
+/// `settings` sending through the test SMTP server on `port`, with short waits.
+pub fn smtp(settings: &Settings, port: u16) -> Settings {
     let mut s = settings.clone();
     s.mail.transport = MailTransport::Smtp;
     s.mail.smtp.host = "127.0.0.1".into();
@@ -92,7 +93,7 @@ async fn due_again(app: &TestApp, key: &str) {
 }
 
 /// The decoded body of the MIME part with `content_type`.
-fn part(raw: &str, content_type: &str) -> String {
+pub fn part(raw: &str, content_type: &str) -> String {
     let start = raw.find(&format!("Content-Type: {content_type}")).unwrap_or_else(|| panic!("no {content_type} part"));
     let rest = &raw[start..];
     let (headers, body) = rest.split_once("\r\n\r\n").expect("part body");

@@ -1,6 +1,6 @@
 //! The integration suite: the JSON API, the staff pages (over HTTP and in a
-//! browser), email against a real SMTP server, and the command line — each
-//! test run once on SQLite and once on PostgreSQL.
+//! browser), email against a real SMTP server, password resets, and the
+//! command line — each test run once on SQLite and once on PostgreSQL.
 
 mod common;
 mod postgres;
@@ -16,6 +16,7 @@ mod fuzz;
 mod input;
 mod journal;
 mod mail;
+mod password_reset;
 mod plans;
 mod portability;
 mod privacy;

@@ -10,6 +10,7 @@ pub mod case_record;
 pub mod case_round;
 pub mod opinion;
 pub mod outbox_message;
+pub mod password_reset;
 pub mod session;
 pub mod sign_in_failure;
 pub mod specialist;
