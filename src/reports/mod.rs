@@ -124,21 +124,7 @@ pub async fn caseload(
         listed = listed.add(matching);
     }
     let offset = filter.page * PAGE_SIZE;
-    let mut cases = case::Entity::find()
-        .select_only()
-        .columns([
-            case::Column::Id,
-            case::Column::Reference,
-            case::Column::PatientName,
-            case::Column::Urgency,
-            case::Column::Stage,
-            case::Column::StageDueAt,
-            case::Column::HeldSince,
-            case::Column::ClosedAt,
-            case::Column::ErasedAt,
-            case::Column::AdvocateId,
-        ])
-        .filter(listed.clone());
+    let mut cases = listed_cases().filter(listed.clone());
     if with_closed {
         // Open cases first by due date, then closed ones, latest closed first.
         cases = cases
@@ -243,6 +229,77 @@ pub async fn caseload(
     });
     reads.record(actor, crate::audit::LISTED, crate::audit::Subject::named("cases"), detail).await?;
     Ok(Caseload { stage_counts, cases, total, more, upcoming, follow_ups, activity })
+}
+
+/// The columns a list of cases shows ([`ListedCase`]).
+fn listed_cases() -> sea_orm::Select<case::Entity> {
+    case::Entity::find().select_only().columns([
+        case::Column::Id,
+        case::Column::Reference,
+        case::Column::PatientName,
+        case::Column::Urgency,
+        case::Column::Stage,
+        case::Column::StageDueAt,
+        case::Column::HeldSince,
+        case::Column::ClosedAt,
+        case::Column::ErasedAt,
+        case::Column::AdvocateId,
+    ])
+}
+
+/// What a working day starts with: the open cases past their due date
+/// (longest overdue first) and those due before the day ends. Cases on hold
+/// wait for something else and are left out.
+#[derive(Debug, Clone)]
+pub struct Today {
+    pub overdue: Vec<ListedCase>,
+    /// More are overdue than `overdue` holds.
+    pub overdue_more: bool,
+    pub due_today: Vec<ListedCase>,
+    pub due_today_more: bool,
+}
+
+/// How many cases each of today's lists shows before "and more".
+pub const TODAY_SHOWN: u64 = 8;
+
+/// Today's lists for `actor` (narrowed to one advocate's cases, or the
+/// unassigned queue, for an admin): each reads the open cases in due order
+/// along the partial index and stops after a few.
+pub async fn today(
+    db: &DatabaseConnection,
+    reads: &crate::audit::reads::ReadTrail,
+    actor: &Actor,
+    advocate_id: Option<i32>,
+    now: DateTime<Utc>,
+    day_end: DateTime<Utc>,
+) -> AppResult<Today> {
+    let open = Condition::all()
+        .add(case::Column::ClosedAt.is_null())
+        .add(case::Column::HeldSince.is_null())
+        .add(CaseScope::of(actor, advocate_id).condition());
+    let due_between = |from: Option<DateTime<Utc>>, to: DateTime<Utc>| {
+        let mut cond = open.clone().add(case::Column::StageDueAt.lt(to));
+        if let Some(from) = from {
+            cond = cond.add(case::Column::StageDueAt.gte(from));
+        }
+        listed_cases()
+            .filter(cond)
+            .order_by(case::Column::StageDueAt, Order::Asc)
+            .order_by(case::Column::Id, Order::Asc)
+            .limit(TODAY_SHOWN + 1)
+            .into_model::<ListedCase>()
+    };
+    let mut overdue = due_between(None, now).all(db).await?;
+    let mut due_today = due_between(Some(now), day_end).all(db).await?;
+    let overdue_more = overdue.len() as u64 > TODAY_SHOWN;
+    let due_today_more = due_today.len() as u64 > TODAY_SHOWN;
+    overdue.truncate(TODAY_SHOWN as usize);
+    due_today.truncate(TODAY_SHOWN as usize);
+    let detail = serde_json::json!({
+        "view": "today", "advocate_id": advocate_id, "shown": overdue.len() + due_today.len(),
+    });
+    reads.record(actor, crate::audit::LISTED, crate::audit::Subject::named("cases"), detail).await?;
+    Ok(Today { overdue, overdue_more, due_today, due_today_more })
 }
 
 /// The most follow-ups the caseload lists.

@@ -75,6 +75,29 @@ struct HomePage {
     follow_ups: Vec<(String, i32, String, String, bool)>,
     /// (when, case id, patient and reference, action, who)
     activity: Vec<(String, i32, String, String, String)>,
+    /// The day's lists, above the whole list when it is not narrowed.
+    today: Option<TodayView>,
+}
+
+/// One case in today's lists: id, reference and patient, stage, due.
+pub struct TodayCase {
+    pub id: i32,
+    pub case: String,
+    pub stage: &'static str,
+    pub due: DueLabel,
+}
+
+struct TodayView {
+    /// "Monday 7 December"
+    date: String,
+    overdue: Vec<TodayCase>,
+    overdue_more: bool,
+    due_today: Vec<TodayCase>,
+    due_today_more: bool,
+    /// (case id, reference and patient, with whom and how, late)
+    follow_ups: Vec<(i32, String, String, bool)>,
+    /// (when, case id, reference and patient, how)
+    consultations: Vec<(String, i32, String, String)>,
 }
 
 impl HomePage {
@@ -186,6 +209,57 @@ pub async fn home(
             None => "Caseload of a former advocate".to_string(),
         },
     };
+    let narrowed = filter.stage.is_some()
+        || filter.urgency.is_some()
+        || filter.overdue
+        || crate::validate::is_given(filter.query.as_deref())
+        || filter.page > 0;
+    let today = if narrowed {
+        None
+    } else {
+        let (today, _) = clock.day_start(0);
+        let (_, tomorrow_starts) = clock.day_start(1);
+        let (_, after_tomorrow) = clock.day_start(2);
+        let lists =
+            reports::today(&state.db, &state.reads, &staff.actor, advocate_id, clock.now, tomorrow_starts).await?;
+        let shown = |c: &reports::ListedCase| TodayCase {
+            id: c.id,
+            case: format!("{} {}", c.reference, if c.erased_at.is_some() { ERASED } else { c.patient_name.as_str() }),
+            stage: c.stage.label(),
+            due: clock.due(&c.stage_due_at, false),
+        };
+        Some(TodayView {
+            date: clock.now.with_timezone(&clock.tz).format("%A %-d %B").to_string(),
+            overdue: lists.overdue.iter().map(shown).collect(),
+            overdue_more: lists.overdue_more,
+            due_today: lists.due_today.iter().map(shown).collect(),
+            due_today_more: lists.due_today_more,
+            follow_ups: caseload
+                .follow_ups
+                .iter()
+                .filter(|f| f.follow_up_on <= today)
+                .map(|f| {
+                    (f.case_id, format!("{} {}", f.reference, f.patient_name), f.with_whom(), f.follow_up_on < today)
+                })
+                .collect(),
+            consultations: caseload
+                .upcoming
+                .iter()
+                .filter(|u| u.scheduled_at < after_tomorrow)
+                .map(|u| {
+                    let day = if u.scheduled_at < tomorrow_starts { "Today" } else { "Tomorrow" };
+                    let time = u.scheduled_at.with_timezone(&clock.tz).format("%H:%M");
+                    let mode = u.mode.as_deref().map_or("", |m| if m == "virtual" { "virtual" } else { "in person" });
+                    (
+                        format!("{day} {time}"),
+                        u.case_id,
+                        format!("{} {}", u.reference, u.patient_name),
+                        mode.to_string(),
+                    )
+                })
+                .collect(),
+        })
+    };
     let rows = caseload
         .cases
         .iter()
@@ -204,6 +278,7 @@ pub async fn home(
         })
         .collect();
     let page = HomePage {
+        today,
         nav: staff.nav().await,
         heading,
         stage_counts: caseload.stage_counts,

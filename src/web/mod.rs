@@ -466,6 +466,17 @@ impl Clock {
             .ok_or("does not exist in your time zone (clocks change then)")
     }
 
+    /// The local day `days` after today: its date and the instant it begins
+    /// (the first moment that exists, on a day clocks jump at midnight).
+    pub fn day_start(&self, days: i64) -> (chrono::NaiveDate, DateTime<Utc>) {
+        let date = self.now.with_timezone(&self.tz).date_naive() + chrono::Duration::days(days);
+        let start = date
+            .and_hms_opt(0, 0, 0)
+            .and_then(|midnight| self.tz.from_local_datetime(&midnight).earliest())
+            .map_or(self.now + chrono::Duration::days(days), |t| t.with_timezone(&Utc));
+        (date, start)
+    }
+
     /// How a due date reads at a glance, in words as well as colour.
     pub fn due(&self, due: &Option<DateTime<Utc>>, held: bool) -> DueLabel {
         let Some(due) = due else { return DueLabel { text: "No due date".into(), class: "due-none" } };

@@ -135,6 +135,10 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
     ] {
         reports::caseload(&db, &reads, actor, &filter, now).await.expect("caseload");
     }
+    for actor in [&advocate, &admin] {
+        let day_end = now + chrono::Duration::hours(10);
+        reports::today(&db, &reads, actor, None, now, day_end).await.expect("today");
+    }
     reports::overview(&db, now).await.expect("figures");
     let list = store::ListFilter {
         stage: None,

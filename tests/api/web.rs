@@ -24,6 +24,7 @@ crate::on_both_databases!(
     a_form_address_opened_directly_leads_back_to_the_case,
     a_form_sent_after_the_session_ended_is_kept_through_sign_in,
     staff_change_their_own_password,
+    the_home_page_starts_with_the_day,
 );
 
 async fn status_of(client: &reqwest::Client, url: &str) -> (StatusCode, Option<String>) {
@@ -846,4 +847,85 @@ async fn page_views_do_not_rewrite_the_session_each_time(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(deadline().await, first, "five more page views within the minute left the row as it was");
+}
+
+async fn the_home_page_starts_with_the_day(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let token = app.advocate.token.clone();
+    let mut now = chrono::Utc::now();
+    let day_end = |now: chrono::DateTime<chrono::Utc>| {
+        (now.date_naive() + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+    };
+    if day_end(now) - now < chrono::Duration::minutes(1) {
+        // "Due today" needs some of today left (the advocate's day is in UTC).
+        tokio::time::sleep(std::time::Duration::from_secs(70)).await;
+        now = chrono::Utc::now();
+    }
+    let set_due = |id: i64, at: chrono::DateTime<chrono::Utc>| {
+        let db = app.db.clone();
+        async move {
+            use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+            let id = i32::try_from(id).expect("id");
+            let row = secondlook::db::entities::case::ActiveModel {
+                id: Set(id),
+                stage_due_at: Set(Some(at)),
+                ..Default::default()
+            };
+            row.update(&db).await.expect("set the due date");
+        }
+    };
+    let late = app.open_case(&token, "Late Larkin").await;
+    set_due(late, now - chrono::Duration::days(2)).await;
+    let soon = app.open_case(&token, "Soon Sorensen").await;
+    set_due(soon, day_end(now) - chrono::Duration::seconds(30)).await;
+    let held = app.open_case(&token, "Held Hansen").await;
+    assert_eq!(
+        app.post(&token, &format!("/api/v1/cases/{held}/hold"), json!({ "reason": "other" })).await.0,
+        StatusCode::OK
+    );
+    set_due(held, now - chrono::Duration::days(3)).await;
+    let theirs = app.open_case(&app.other_advocate.token, "Other Otto").await;
+    set_due(theirs, now - chrono::Duration::days(1)).await;
+    let later = app.open_case(&token, "Later Lund").await;
+    let contact = json!({
+        "with": "insurer", "channel": "phone", "direction": "outbound", "summary": "Asked about pre-approval",
+        "follow_up_on": now.date_naive().to_string(),
+    });
+    assert_eq!(app.post(&token, &format!("/api/v1/cases/{later}/contacts"), contact).await.0, StatusCode::CREATED);
+    let visit = app.open_case(&token, "Visit Vance").await;
+    let specialist = app.add_specialist("Dr. Day", true).await;
+    let path = |p: &str| format!("/api/v1/cases/{visit}/{p}");
+    assert_eq!(app.put(&token, &path("specialist"), json!({ "specialist_id": specialist })).await.0, StatusCode::OK);
+    let tomorrow_ten = (now.date_naive() + chrono::Duration::days(1)).and_hms_opt(10, 0, 0).expect("10:00").and_utc();
+    let booking = json!({ "scheduled_at": tomorrow_ten.to_rfc3339(), "mode": "virtual" });
+    let (s, b) = app.put(&token, &path("consultation"), booking).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    let advocate = app.signed_in("advocate@example.org").await;
+    let home = body_of(&advocate, &format!("{}/", app.base)).await;
+    let start = home.find("id=\"today-h\"").expect("the day's section");
+    let today = &home[start..start + home[start..].find("</section>").expect("its end")];
+    let block = |title: &str| {
+        let from = today.find(&format!("<h3>{title}</h3>")).unwrap_or_else(|| panic!("{title}: {today}"));
+        let rest = &today[from..];
+        rest[..rest.find("</div>").expect("block end")].to_string()
+    };
+    assert!(today.contains(&now.format("%A %-d %B").to_string()), "{today}");
+    let overdue = block("Overdue");
+    assert!(overdue.contains("Late Larkin") && overdue.contains("Overdue by 2 days"), "{overdue}");
+    assert!(!overdue.contains("Held Hansen"), "a held case waits for something else: {overdue}");
+    assert!(!today.contains("Other Otto"), "only the advocate's own cases");
+    assert!(block("Due today").contains("Soon Sorensen"));
+    assert!(!block("Due today").contains("Later Lund"), "due in two weeks, not today");
+    let follow_ups = block("Follow-ups due");
+    assert!(follow_ups.contains("Later Lund") && follow_ups.contains("Insurer by phone"), "{follow_ups}");
+    let visits = block("Consultations today and tomorrow");
+    assert!(
+        visits.contains("Tomorrow 10:00") && visits.contains("Visit Vance") && visits.contains("virtual"),
+        "{visits}"
+    );
+    // The whole list still follows, and a narrowed list leaves the day out.
+    assert!(home.contains("Open cases, soonest due first"));
+    let narrowed = body_of(&advocate, &format!("{}/?stage=records_requested", app.base)).await;
+    assert!(!narrowed.contains("id=\"today-h\""));
 }
