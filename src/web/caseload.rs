@@ -79,10 +79,11 @@ struct HomePage {
     today: Option<TodayView>,
 }
 
-/// One case in today's lists: id, reference and patient, stage, due.
+/// One case in today's lists: id, patient, reference, stage, due.
 pub struct TodayCase {
     pub id: i32,
-    pub case: String,
+    pub patient: String,
+    pub reference: String,
     pub stage: &'static str,
     pub due: DueLabel,
 }
@@ -224,7 +225,8 @@ pub async fn home(
             reports::today(&state.db, &state.reads, &staff.actor, advocate_id, clock.now, tomorrow_starts).await?;
         let shown = |c: &reports::ListedCase| TodayCase {
             id: c.id,
-            case: format!("{} {}", c.reference, if c.erased_at.is_some() { ERASED } else { c.patient_name.as_str() }),
+            patient: if c.erased_at.is_some() { ERASED.to_string() } else { c.patient_name.clone() },
+            reference: c.reference.clone(),
             stage: c.stage.label(),
             due: clock.due(&c.stage_due_at, false),
         };
