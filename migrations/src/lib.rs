@@ -18,6 +18,7 @@ mod m20261207_000009_tally_due;
 mod m20261207_000010_case_journal;
 mod m20261207_000011_case_search;
 mod m20261207_000012_password_resets;
+mod m20261207_000013_caseload_sorts;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_case_journal::Migration),
             Box::new(m20261207_000011_case_search::Migration),
             Box::new(m20261207_000012_password_resets::Migration),
+            Box::new(m20261207_000013_caseload_sorts::Migration),
         ]
     }
 }

@@ -20,8 +20,38 @@ use crate::{
     error::AppResult,
 };
 
+/// The orders the caseload can be read in, each along an index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseloadSort {
+    /// Soonest due first (the overdue at the top).
+    #[default]
+    Due,
+    Newest,
+    Oldest,
+    /// Patient name, A to Z.
+    Patient,
+}
+
+impl CaseloadSort {
+    pub const ALL: [CaseloadSort; 4] = [Self::Due, Self::Newest, Self::Oldest, Self::Patient];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Due => "due",
+            Self::Newest => "newest",
+            Self::Oldest => "oldest",
+            Self::Patient => "patient",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CaseloadFilter {
+    pub sort: CaseloadSort,
     pub stage: Option<Stage>,
     pub urgency: Option<String>,
     pub overdue: bool,
@@ -126,22 +156,25 @@ pub async fn caseload(
     let offset = filter.page * PAGE_SIZE;
     let mut cases = listed_cases().filter(listed.clone());
     if with_closed {
-        // Open cases first by due date, then closed ones, latest closed first.
-        cases = cases
-            .order_by(Expr::cust("CASE WHEN closed_at IS NULL THEN 0 ELSE 1 END"), Order::Asc)
+        // Open cases first, then closed ones.
+        cases = cases.order_by(Expr::cust("CASE WHEN closed_at IS NULL THEN 0 ELSE 1 END"), Order::Asc);
+    }
+    cases = match filter.sort {
+        CaseloadSort::Due if with_closed => cases
             .order_by(Expr::cust("CASE WHEN stage_due_at IS NULL THEN 1 ELSE 0 END"), Order::Asc)
             .order_by(case::Column::StageDueAt, Order::Asc)
-            .order_by(case::Column::ClosedAt, Order::Desc);
-    } else {
-        cases = cases.order_by(case::Column::StageDueAt, Order::Asc);
-    }
-    let cases = cases
-        .order_by(case::Column::Id, Order::Asc)
-        .offset(offset)
-        .limit(PAGE_SIZE)
-        .into_model::<ListedCase>()
-        .all(db)
-        .await?;
+            .order_by(case::Column::ClosedAt, Order::Desc)
+            .order_by(case::Column::Id, Order::Asc),
+        CaseloadSort::Due => {
+            cases.order_by(case::Column::StageDueAt, Order::Asc).order_by(case::Column::Id, Order::Asc)
+        }
+        CaseloadSort::Newest => cases.order_by(case::Column::Id, Order::Desc),
+        CaseloadSort::Oldest => cases.order_by(case::Column::Id, Order::Asc),
+        CaseloadSort::Patient => {
+            cases.order_by(case::Column::PatientName, Order::Asc).order_by(case::Column::Id, Order::Asc)
+        }
+    };
+    let cases = cases.offset(offset).limit(PAGE_SIZE).into_model::<ListedCase>().all(db).await?;
     let narrowed = filter.urgency.is_some() || filter.overdue || with_closed;
     let (total, more) = if narrowed {
         // Counting every match would read them all; count up to a bound.
@@ -223,7 +256,7 @@ pub async fn caseload(
     .await?;
     // The filters, but not the search text: it is often a patient's name.
     let detail = serde_json::json!({
-        "view": "caseload", "stage": filter.stage, "urgency": filter.urgency, "overdue": filter.overdue,
+        "view": "caseload", "sort": filter.sort.as_str(), "stage": filter.stage, "urgency": filter.urgency, "overdue": filter.overdue,
         "advocate_id": filter.advocate_id, "searched": crate::validate::is_given(filter.query.as_deref()),
         "page": filter.page, "shown": cases.len(),
     });

@@ -9,7 +9,7 @@ use super::{DueLabel, Nav, PageQuery, Staff, error::PageResult, render};
 use crate::{
     auth::users,
     cases::Stage,
-    reports::{self, CaseloadFilter, PAGE_SIZE},
+    reports::{self, CaseloadFilter, CaseloadSort, PAGE_SIZE},
     state::AppState,
 };
 
@@ -20,6 +20,8 @@ const ERASED: &str = "Patient data erased";
 pub struct HomeQuery {
     #[serde(default)]
     q: Option<String>,
+    #[serde(default)]
+    sort: Option<String>,
     #[serde(default)]
     stage: Option<String>,
     #[serde(default)]
@@ -51,6 +53,7 @@ struct HomePage {
     stage_counts: Vec<(Stage, i64)>,
     open_stages: Vec<Stage>,
     rows: Vec<Row>,
+    sort: CaseloadSort,
     q: String,
     /// The list is the result of a search, closed cases included.
     searching: bool,
@@ -103,9 +106,16 @@ struct TodayView {
 
 impl HomePage {
     fn query_string(&self, stage: &str, page: u64) -> String {
+        self.address(stage, self.sort, page)
+    }
+
+    fn address(&self, stage: &str, sort: CaseloadSort, page: u64) -> String {
         let mut pairs = form_urlencoded::Serializer::new(String::new());
         if !self.q.is_empty() {
             pairs.append_pair("q", &self.q);
+        }
+        if sort != CaseloadSort::Due {
+            pairs.append_pair("sort", sort.as_str());
         }
         if !stage.is_empty() {
             pairs.append_pair("stage", stage);
@@ -129,8 +139,58 @@ impl HomePage {
         self.query_string(&self.stage_filter, page)
     }
 
+    fn link_to_page(&self, page: &u64) -> String {
+        self.link_for_page(*page)
+    }
+
     fn link_for_stage(&self, stage: &Stage) -> String {
         self.query_string(stage.as_str(), 0)
+    }
+
+    /// This list, from its first page, in the order a column header sets:
+    /// the reference turns between newest and oldest first.
+    fn link_for_sort(&self, column: &str) -> String {
+        let sort = match column {
+            "reference" if self.sort == CaseloadSort::Newest => CaseloadSort::Oldest,
+            "reference" => CaseloadSort::Newest,
+            "patient" => CaseloadSort::Patient,
+            _ => CaseloadSort::Due,
+        };
+        self.address(&self.stage_filter, sort, 0)
+    }
+
+    /// The column's `aria-sort`: how the list is ordered by it, if it is.
+    fn aria_sort(&self, column: &str) -> &'static str {
+        match (column, self.sort) {
+            ("reference", CaseloadSort::Newest) => "descending",
+            ("reference", CaseloadSort::Oldest) | ("patient", CaseloadSort::Patient) | ("due", CaseloadSort::Due) => {
+                "ascending"
+            }
+            _ => "none",
+        }
+    }
+
+    /// The pages to offer by number: the first and last, and two either
+    /// side of this one; `None` stands for the pages left out between.
+    fn page_numbers(&self) -> Vec<Option<u64>> {
+        let last = self.pages.saturating_sub(1);
+        let mut pages: Vec<u64> = vec![0, last];
+        pages.extend(self.page.saturating_sub(2)..=(self.page + 2).min(last));
+        pages.sort_unstable();
+        pages.dedup();
+        let mut shown = Vec::new();
+        for (i, page) in pages.iter().enumerate() {
+            if i > 0 && page - pages[i - 1] > 1 {
+                shown.push(None);
+            }
+            shown.push(Some(*page));
+        }
+        shown
+    }
+
+    /// Where the list is now, for a form to come back to.
+    fn here(&self) -> String {
+        self.query_string(&self.stage_filter, self.page)
     }
 }
 
@@ -171,6 +231,7 @@ pub async fn home(
     let urgency = query.urgency.clone().filter(|u| u == "routine" || u == "expedited");
     let advocate_id = query.advocate.filter(|_| staff.actor.is_admin());
     let filter = CaseloadFilter {
+        sort: query.sort.as_deref().and_then(CaseloadSort::parse).unwrap_or_default(),
         stage,
         urgency: urgency.clone(),
         overdue: query.overdue.is_some(),
@@ -281,6 +342,7 @@ pub async fn home(
         .collect();
     let page = HomePage {
         today,
+        sort: filter.sort,
         nav: staff.nav().await,
         heading,
         stage_counts: caseload.stage_counts,
@@ -348,4 +410,75 @@ pub async fn home(
     // The list still shows, but the search asked for was not run.
     let status = if page.q_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Ok((status, render(&page)?))
+}
+
+/// Admins: assigns the cases ticked in the list (`case.ID` fields, one page
+/// at most) to one advocate, or back to the unassigned queue, each as its
+/// own audited change; then back to the list as it was.
+pub async fn assign_selected(
+    State(state): State<AppState>,
+    staff: Staff,
+    fields: super::FormFields,
+) -> PageResult<axum::response::Response> {
+    use axum::response::{IntoResponse, Redirect};
+    staff.require_admin()?;
+    let back = super::sign_in::safe_next(fields.optional("back").as_deref());
+    let chosen: Vec<i32> = fields
+        .0
+        .iter()
+        .filter(|(_, value)| *value == "on")
+        .filter_map(|(name, _)| name.strip_prefix("case.")?.parse::<i32>().ok().filter(|id| *id > 0))
+        .collect();
+    let advocate_id = match fields.optional("advocate_id").map(|v| v.trim().parse::<i32>()) {
+        None => None,
+        Some(Ok(id)) if id > 0 => Some(id),
+        Some(_) => {
+            staff.flash("Choose an advocate from the list; nothing was assigned.").await;
+            return Ok(Redirect::to(&back).into_response());
+        }
+    };
+    if chosen.is_empty() {
+        staff.flash("Tick the cases to assign first; nothing was assigned.").await;
+        return Ok(Redirect::to(&back).into_response());
+    }
+    if chosen.len() as u64 > PAGE_SIZE {
+        staff.flash(format!("Assign at most {PAGE_SIZE} cases at a time; nothing was assigned.")).await;
+        return Ok(Redirect::to(&back).into_response());
+    }
+    let mut assigned = 0;
+    let mut refused = Vec::new();
+    for id in &chosen {
+        let patch = crate::cases::store::CasePatch {
+            advocate_id: Some(advocate_id),
+            urgency: None,
+            summary: None,
+            medical_history: None,
+            medications: None,
+            patient_questions: None,
+        };
+        match crate::cases::store::update(&state.db, &state.rules, &staff.actor, crate::ids::CaseId(*id), patch).await {
+            Ok(_) => assigned += 1,
+            // An unknown advocate is wrong for every case alike: say so once.
+            Err(crate::error::AppError::Validation(fields)) => {
+                let why = fields.0.into_values().collect::<Vec<_>>().join("; ");
+                staff.flash(format!("The cases could not be assigned: the advocate {why}.")).await;
+                return Ok(Redirect::to(&back).into_response());
+            }
+            Err(crate::error::AppError::NotFound) => refused.push(id.to_string()),
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let whom = match advocate_id {
+        None => "the unassigned queue".to_string(),
+        Some(id) => users::find_active(&state.db, id).await?.map_or_else(|| format!("user {id}"), |u| u.name),
+    };
+    let mut message = match assigned {
+        1 => format!("1 case assigned to {whom}."),
+        n => format!("{n} cases assigned to {whom}."),
+    };
+    if !refused.is_empty() {
+        message.push_str(&format!(" Not found, so not assigned: case {}.", refused.join(", ")));
+    }
+    staff.flash(message).await;
+    Ok(Redirect::to(&back).into_response())
 }

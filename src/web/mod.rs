@@ -78,6 +78,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/account", get(account::page))
         .route("/account/password", post(account::change_password))
         .route("/cases/new", get(case_pages::new_form).post(case_pages::create))
+        .route("/cases/assign", post(caseload::assign_selected))
         .route("/cases/{id}", get(case_pages::show))
         .route("/cases/{id}/summary", get(case_pages::summary))
         .route("/cases/{id}/transition", post(case_pages::transition))

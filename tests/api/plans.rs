@@ -10,7 +10,7 @@ use secondlook::{
     actor::{Actor, Role},
     cases::store,
     ids::CaseId,
-    reports::{self, CaseloadFilter},
+    reports::{self, CaseloadFilter, CaseloadSort},
 };
 
 use crate::common::{Backend, TestApp};
@@ -132,6 +132,10 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
         (&advocate, CaseloadFilter { urgency: Some("routine".into()), ..CaseloadFilter::default() }),
         (&advocate, CaseloadFilter { query: Some("planned 3".into()), ..CaseloadFilter::default() }),
         (&admin, CaseloadFilter { query: Some("Planned".into()), ..CaseloadFilter::default() }),
+        (&advocate, CaseloadFilter { sort: CaseloadSort::Patient, ..CaseloadFilter::default() }),
+        (&admin, CaseloadFilter { sort: CaseloadSort::Patient, ..CaseloadFilter::default() }),
+        (&advocate, CaseloadFilter { sort: CaseloadSort::Newest, ..CaseloadFilter::default() }),
+        (&admin, CaseloadFilter { sort: CaseloadSort::Oldest, page: 1, ..CaseloadFilter::default() }),
     ] {
         reports::caseload(&db, &reads, actor, &filter, now).await.expect("caseload");
     }

@@ -25,6 +25,7 @@ crate::on_both_databases!(
     a_form_sent_after_the_session_ended_is_kept_through_sign_in,
     staff_change_their_own_password,
     the_home_page_starts_with_the_day,
+    admins_sort_page_and_assign_several_cases_at_once,
 );
 
 async fn status_of(client: &reqwest::Client, url: &str) -> (StatusCode, Option<String>) {
@@ -928,4 +929,80 @@ async fn the_home_page_starts_with_the_day(backend: Backend) {
     assert!(home.contains("Open cases, soonest due first"));
     let narrowed = body_of(&advocate, &format!("{}/?stage=records_requested", app.base)).await;
     assert!(!narrowed.contains("id=\"today-h\""));
+}
+
+async fn admins_sort_page_and_assign_several_cases_at_once(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let mut queued = Vec::new();
+    for name in ["Cora Queue", "Abe Queue", "Bea Queue"] {
+        let (s, b) = app.post(&app.admin.token, "/api/v1/cases", crate::common::new_case(name)).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        queued.push(b["id"].as_i64().expect("id"));
+    }
+    // Enough more for three pages.
+    for n in 0..60 {
+        app.open_case(&app.other_advocate.token, &format!("Filler {n:02}")).await;
+    }
+    let admin = app.signed_in("admin@example.org").await;
+    let order = |html: &str, names: &[&str]| -> Vec<usize> {
+        names.iter().map(|n| html.find(n).unwrap_or_else(|| panic!("{n} listed"))).collect()
+    };
+    let by_name = body_of(&admin, &format!("{}/?advocate=0&sort=patient", app.base)).await;
+    let at = order(&by_name, &["Abe Queue", "Bea Queue", "Cora Queue"]);
+    assert!(at[0] < at[1] && at[1] < at[2], "A to Z by patient");
+    assert!(by_name.contains("aria-sort=\"ascending\"><a class=\"sort\" href=\"/?sort=patient"), "{by_name}");
+    let newest = body_of(&admin, &format!("{}/?advocate=0&sort=newest", app.base)).await;
+    let at = order(&newest, &["Bea Queue", "Abe Queue", "Cora Queue"]);
+    assert!(at[0] < at[1] && at[1] < at[2], "newest first");
+    assert!(newest.contains("aria-sort=\"descending\""), "the reference column says how it is sorted");
+
+    // Numbered pages: 63 cases are three pages of 25.
+    let all = body_of(&admin, &format!("{}/?sort=oldest", app.base)).await;
+    assert!(all.contains("Page 1 of 3 (63 cases)"), "{all}");
+    assert!(all.contains("<span aria-current=\"page\">1</span>"));
+    assert!(all.contains("page=2\" aria-label=\"Page 3\">3</a>"), "{all}");
+    let third = body_of(&admin, &format!("{}/?sort=oldest&page=2", app.base)).await;
+    assert!(third.contains("<span aria-current=\"page\">3</span>") && third.contains("Filler 59"));
+
+    // Two of the queue's cases ticked and assigned to the advocate at once.
+    let form = [
+        ("advocate_id", app.advocate.id.to_string()),
+        (&*format!("case.{}", queued[0]), "on".to_string()),
+        (&*format!("case.{}", queued[2]), "on".to_string()),
+        ("back", "/?advocate=0".to_string()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, location) = {
+        let response = admin.post(format!("{}/cases/assign", app.base)).form(&form).send().await.expect("post");
+        let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(String::from);
+        (response.status(), location)
+    };
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/?advocate=0"), "back to the list as it was");
+    let queue = body_of(&admin, &format!("{}/?advocate=0", app.base)).await;
+    assert!(queue.contains("2 cases assigned to Avery Advocate."), "{queue}");
+    assert!(queue.contains("Abe Queue") && !queue.contains("Cora Queue") && !queue.contains("Bea Queue"));
+    for id in [queued[0], queued[2]] {
+        let (_, case) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
+        assert_eq!(case["advocate"]["id"].as_i64(), Some(app.advocate.id), "{case}");
+    }
+    let (_, trail) = app.get(&app.admin.token, &format!("/api/v1/audit?case_id={}", queued[0])).await;
+    assert!(trail.to_string().contains("case.update"), "each assignment is audited: {trail}");
+
+    // Nothing ticked says so; advocates cannot do it.
+    let (status, _) = post_form(&admin, &format!("{}/cases/assign", app.base), &[("advocate_id", "")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(body_of(&admin, &format!("{}/", app.base)).await.contains("Tick the cases to assign first"));
+    let advocate = app.signed_in("advocate@example.org").await;
+    let ticked = format!("case.{}", queued[1]);
+    let (status, _) = post_form(&advocate, &format!("{}/cases/assign", app.base), &[(&ticked, "on")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, case) = app.get(&app.admin.token, &format!("/api/v1/cases/{}", queued[1])).await;
+    assert!(case["advocate"].is_null(), "still unassigned: {case}");
+
+    // The overview's counts lead to the lists they count.
+    let overview = body_of(&admin, &format!("{}/admin", app.base)).await;
+    assert!(overview.contains("href=\"/?stage=records_requested\""), "{overview}");
+    assert!(overview.contains("href=\"/?stage=records_requested&amp;overdue=true\""), "{overview}");
+    assert!(overview.contains(&format!("href=\"/?advocate={}&amp;overdue=true\"", app.advocate.id)), "{overview}");
 }
