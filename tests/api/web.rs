@@ -534,12 +534,18 @@ async fn a_case_is_worked_through_the_forms(backend: Backend) {
     let overview = body_of(&admin, &format!("{b}/admin")).await;
     let outcomes = overview.split("id=\"outcomes\"").nth(1).expect("outcomes section");
     assert!(outcomes.contains("1 decided cases."), "{outcomes}");
-    assert!(outcomes.contains("<th scope=\"row\">Treatment changed</th><td>1</td><td>100%</td>"), "{outcomes}");
     assert!(
-        outcomes.contains("<th scope=\"row\">Surgery recommended first, not followed</th><td>1</td>"),
+        outcomes.contains(
+            "<th scope=\"row\">Treatment changed</th><td data-label=\"Cases\">1</td><td data-label=\"Share\">100%</td>"
+        ),
         "{outcomes}"
     );
-    assert!(outcomes.contains("<th scope=\"row\">Diagnosis changed</th><td>0</td>"), "{outcomes}");
+    assert!(
+        outcomes
+            .contains("<th scope=\"row\">Surgery recommended first, not followed</th><td data-label=\"Cases\">1</td>"),
+        "{outcomes}"
+    );
+    assert!(outcomes.contains("<th scope=\"row\">Diagnosis changed</th><td data-label=\"Cases\">0</td>"), "{outcomes}");
 }
 
 async fn notes_and_contacts_are_kept_from_the_case_page(backend: Backend) {
