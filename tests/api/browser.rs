@@ -363,8 +363,14 @@ async fn an_advocates_day_in_the_browser(backend: Backend) {
     browser.submit("form[action='/logout'] button").await;
     assert!(browser.text().await.contains("You are signed out."));
     browser.shot("signed-out").await;
-    browser.open(&format!("{base}/forgot-password")).await;
-    browser.shot("forgot-password").await;
+    for (path, name) in [
+        ("/forgot-password", "forgot-password"),
+        ("/reset-password/not-a-real-link", "reset-link-unknown"),
+        ("/u/not-a-real-token", "unsubscribe-unknown"),
+    ] {
+        browser.open(&format!("{base}{path}")).await;
+        browser.shot(name).await;
+    }
     browser.sign_in(&base, "admin@example.org", PASSWORD).await;
 
     // An admin assigns a case from the unassigned queue to an advocate.
@@ -389,6 +395,7 @@ async fn an_advocates_day_in_the_browser(backend: Backend) {
         ("/admin/users".to_string(), "admin-users"),
         ("/admin/tokens".to_string(), "admin-tokens"),
         ("/admin/outbox".to_string(), "admin-outbox"),
+        (format!("/specialists/{specialist}/edit"), "specialist-edit"),
         ("/cases/999999".to_string(), "not-found"),
         ("/logout".to_string(), "only-posted"),
     ] {
