@@ -35,7 +35,9 @@ impl MigrationTrait for Migration {
                 "CREATE TABLE case_search_terms (term {word_type} NOT NULL, \
                  case_id INTEGER NOT NULL REFERENCES cases (id), PRIMARY KEY (term, case_id)){without_rowid}"
             ),
-            "CREATE INDEX ix_case_search_terms_case ON case_search_terms (case_id)".to_string(),
+            // A search checks each candidate's other words here, one seek
+            // each; replacing a case's words deletes along it.
+            "CREATE INDEX ix_case_search_terms_case ON case_search_terms (case_id, term)".to_string(),
             "CREATE TABLE case_search_state (id INTEGER NOT NULL PRIMARY KEY)".to_string(),
             // A database without cases has nothing to build.
             "INSERT INTO case_search_state (id) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM cases)".to_string(),
