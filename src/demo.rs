@@ -37,7 +37,7 @@ const CASES_PER_TRANSACTION: u32 = 50_000;
 /// Audit action of a demo load.
 pub const FILLED: &str = "demo.fill";
 
-const FIRST_NAMES: [&str; 16] = [
+const FIRST_NAMES: [&str; 40] = [
     "Amara",
     "Bernard",
     "Chloé",
@@ -54,8 +54,32 @@ const FIRST_NAMES: [&str; 16] = [
     "Noah",
     "Olusegun",
     "Priya",
+    "Quentin",
+    "Rosa",
+    "Samir",
+    "Tamsin",
+    "Ugo",
+    "Valentina",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zofia",
+    "Aiko",
+    "Bongani",
+    "Carmen",
+    "Dariusz",
+    "Esther",
+    "Felipe",
+    "Gulnara",
+    "Henrik",
+    "Ifeoma",
+    "José",
+    "Kwame",
+    "Leila",
+    "Mateo",
+    "Nadia",
 ];
-const LAST_NAMES: [&str; 16] = [
+const LAST_NAMES: [&str; 64] = [
     "Okafor",
     "Lindqvist",
     "Martin",
@@ -72,6 +96,54 @@ const LAST_NAMES: [&str; 16] = [
     "Schmidt",
     "Adeyemi",
     "Raman",
+    "Abara",
+    "Bergström",
+    "Castillo",
+    "Dubois",
+    "Eriksen",
+    "Fitzgerald",
+    "Gonzaga",
+    "Horvath",
+    "Iyer",
+    "Jansen",
+    "Kowalczyk",
+    "Lefebvre",
+    "Mahlangu",
+    "Nakamura",
+    "Oyelaran",
+    "Petrov",
+    "Quispe",
+    "Rossi",
+    "Sato",
+    "Takahashi",
+    "Uchenna",
+    "Varga",
+    "Whitaker",
+    "Xu",
+    "Yilmaz",
+    "Zapata",
+    "Achebe",
+    "Björk",
+    "Cruz",
+    "Delgado",
+    "Ezeh",
+    "Fontaine",
+    "Gallagher",
+    "Huang",
+    "Ibrahim",
+    "Jovanović",
+    "Kariuki",
+    "Lopes",
+    "Mensah",
+    "Nguyen",
+    "Olsen",
+    "Park",
+    "Qureshi",
+    "Rahman",
+    "Santos",
+    "Tremblay",
+    "Ueda",
+    "Vasquez",
 ];
 const SPECIALTIES: [(&str, &str); 6] = [
     ("Oncology", "a suspicious mass found on a CT scan"),
@@ -279,8 +351,11 @@ async fn ensure_specialists(db: &DatabaseConnection, system: &Actor) -> AppResul
             let entry = match existing {
                 Some(s) => (s.id, s.offers_virtual),
                 None => {
-                    let name =
-                        format!("Dr. {} {}", FIRST_NAMES[(i * 2 + j + 5) % 16], LAST_NAMES[(i * 3 + j + 7) % 16]);
+                    let name = format!(
+                        "Dr. {} {}",
+                        FIRST_NAMES[(i * 2 + j + 5) % FIRST_NAMES.len()],
+                        LAST_NAMES[(i * 3 + j + 7) % LAST_NAMES.len()]
+                    );
                     let input = SpecialistInput {
                         name,
                         specialty: (*specialty).to_string(),

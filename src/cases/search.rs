@@ -3,19 +3,19 @@
 //! email or phone number; the case reference. Open and closed cases alike.
 //!
 //! Each case's searchable words are kept, folded to plain lower-case
-//! letters and digits, in `case_search_terms` (one row per word). A search
-//! reads one index range per word it is given — every word must start one
-//! of the case's words — so what it costs follows how many words share
-//! that beginning, never the number of cases. A beginning shared by more
-//! than [`SCAN_LIMIT`] words in each of its words is refused with a
-//! request for more letters.
+//! letters and digits, in `case_search_terms` (one row per word). Every
+//! word of a search must start one of the case's words. A search reads the
+//! index range of its rarest word and checks each candidate's other words
+//! with one seek, so what it costs follows how many words share that
+//! beginning, never the number of cases; past [`SCAN_LIMIT`] entries or
+//! [`MATCH_LIMIT`] matches it asks for more letters instead.
 
 use std::collections::BTreeSet;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement, Value,
-    sea_query::{Expr, ExprTrait, Query, SelectStatement, SimpleExpr},
+    sea_query::{Expr, ExprTrait, SimpleExpr},
 };
 
 use crate::{
@@ -25,6 +25,10 @@ use crate::{
 
 /// The most index entries one word of a search may read.
 pub const SCAN_LIMIT: u64 = 20_000;
+/// The most cases one search may match (forty pages of the caseload).
+pub const MATCH_LIMIT: u64 = 1_000;
+/// How far each word's entries are counted to find the rarest.
+const CHOOSING_LIMIT: u64 = 2_000;
 /// Words of a search beyond this many are ignored: more never narrows usefully.
 const MOST_WORDS: usize = 6;
 /// Longer words are cut to this length, on both sides of the comparison.
@@ -61,12 +65,11 @@ pub fn case_terms(name: &str, email: &str, phone: Option<&str>, reference: &str)
         // "García-López" typed as "garcialopez" or "garcia lopez" both find it.
         terms.insert(joined(chunk));
     }
+    // The whole address, run together: typing its start finds it
+    // ("mj.garcia", "mj.garcia@exam"); the name already holds its words.
     let email = fold(email.trim());
     if !email.is_empty() {
         terms.insert(joined(&email));
-        if let Some((local, _)) = email.split_once('@') {
-            terms.extend(words(local));
-        }
     }
     if let Some(phone) = phone {
         let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
@@ -109,56 +112,88 @@ fn range_of(word: &str) -> (String, String) {
     (word.to_string(), format!("{word}{{"))
 }
 
-/// The cases matching every word of a search, as a condition on `cases.id`
-/// for a list to add to its own; `None` for a blank search. A search with
-/// no letters or digits (only punctuation) matches nothing.
-/// The word that begins the fewest indexed words drives the search; when
-/// even that one begins more than [`SCAN_LIMIT`], the search is refused.
-pub async fn matching<C: ConnectionTrait>(conn: &C, field: &str, query: &str) -> AppResult<Option<SimpleExpr>> {
+/// The cases in `scope` matching every word of a search, as a condition
+/// on `cases.id` for a list to add to its own; `None` for a blank search. A
+/// search with no letters or digits (only punctuation) matches nothing.
+///
+/// The matches are found once, here: the word that begins the fewest
+/// indexed words drives the lookup and each candidate's other words are
+/// checked with one index seek. A search is refused when even its rarest
+/// word begins more than [`SCAN_LIMIT`] indexed words, or when more than
+/// [`MATCH_LIMIT`] cases match: both ask for more letters.
+pub async fn matching<C: ConnectionTrait>(
+    conn: &C,
+    field: &str,
+    query: &str,
+    scope: &super::scope::CaseScope,
+) -> AppResult<Option<SimpleExpr>> {
     if query.trim().is_empty() {
         return Ok(None);
     }
-    let mut words = Vec::new();
-    for word in query_words(query) {
-        let count = entries_starting(conn, &word).await?;
-        words.push((count, word));
+    let words = query_words(query);
+    if words.is_empty() {
+        return Ok(Some(Expr::cust("1 = 0")));
     }
-    words.sort();
-    let Some(((count, rarest), others)) = words.split_first() else { return Ok(Some(Expr::cust("1 = 0"))) };
+    // Counting stops early: most words of a search are rare, and only the
+    // rarest needs an exact count.
+    let mut counted = Vec::new();
+    for word in &words {
+        counted.push((entries_starting(conn, word, CHOOSING_LIMIT).await?, word.clone()));
+    }
+    counted.sort();
+    if counted[0].0 > CHOOSING_LIMIT {
+        for entry in counted.iter_mut() {
+            entry.0 = entries_starting(conn, &entry.1, SCAN_LIMIT).await?;
+        }
+        counted.sort();
+    }
+    let (count, rarest) = &counted[0];
     if *count > SCAN_LIMIT {
         return Err(FieldErrors::single(
             field,
             format!("too many cases have a word starting with “{rarest}”: type more of it, or add another word"),
         ));
     }
-    let mut ids: SelectStatement = Query::select()
-        .distinct()
-        .column(("t0", "case_id"))
-        .from_as("case_search_terms", "t0")
-        .and_where(begins("t0", rarest))
-        .to_owned();
-    for (_, word) in others {
-        ids.and_where(Expr::exists(
-            Query::select()
-                .expr(Expr::val(1))
-                .from_as("case_search_terms", "t1")
-                .and_where(Expr::col(("t1", "case_id")).equals(("t0", "case_id")))
-                .and_where(begins("t1", word))
-                .to_owned(),
+    let backend = conn.get_database_backend();
+    let mut sql =
+        String::from("SELECT DISTINCT t0.case_id FROM case_search_terms t0 WHERE t0.term >= ? AND t0.term < ?");
+    let (low, high) = range_of(rarest);
+    let mut values = vec![Value::from(low), Value::from(high)];
+    for (_, word) in &counted[1..] {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM case_search_terms t1 \
+             WHERE t1.case_id = t0.case_id AND t1.term >= ? AND t1.term < ?)",
+        );
+        let (low, high) = range_of(word);
+        values.extend([Value::from(low), Value::from(high)]);
+    }
+    let scoped = scope.sql("c");
+    if !scoped.is_empty() {
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM cases c WHERE c.id = t0.case_id{scoped})"));
+    }
+    sql.push_str(" LIMIT ?");
+    values.push(Value::from(MATCH_LIMIT as i64 + 1));
+    let ids: Vec<i32> = conn
+        .query_all_raw(Statement::from_sql_and_values(backend, db::placeholders(backend, &sql), values))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i32>("", "case_id"))
+        .collect::<Result<_, _>>()?;
+    if ids.len() as u64 > MATCH_LIMIT {
+        return Err(FieldErrors::single(
+            field,
+            format!("more than {MATCH_LIMIT} cases match: add more of the name, or the email, phone or reference"),
         ));
     }
-    Ok(Some(Expr::col((case::Entity, case::Column::Id)).in_subquery(ids)))
-}
-
-/// `alias.term` begins with `word`: one range of the index.
-fn begins(alias: &'static str, word: &str) -> SimpleExpr {
-    let (low, high) = range_of(word);
-    Expr::col((alias, "term")).gte(low).and(Expr::col((alias, "term")).lt(high))
+    if ids.is_empty() {
+        return Ok(Some(Expr::cust("1 = 0")));
+    }
+    Ok(Some(Expr::col((case::Entity, case::Column::Id)).is_in(ids)))
 }
 
 /// How many indexed words begin with `word`, counting no further than one
-/// past [`SCAN_LIMIT`].
-async fn entries_starting<C: ConnectionTrait>(conn: &C, word: &str) -> AppResult<u64> {
+/// past `limit`.
+async fn entries_starting<C: ConnectionTrait>(conn: &C, word: &str, limit: u64) -> AppResult<u64> {
     let (low, high) = range_of(word);
     let backend = conn.get_database_backend();
     let count = db::placeholders(
@@ -169,7 +204,7 @@ async fn entries_starting<C: ConnectionTrait>(conn: &C, word: &str) -> AppResult
         .query_one_raw(Statement::from_sql_and_values(
             backend,
             count,
-            [Value::from(low), Value::from(high), Value::from(SCAN_LIMIT as i64 + 1)],
+            [Value::from(low), Value::from(high), Value::from(limit as i64 + 1)],
         ))
         .await?;
     let n = row.map(|row| row.try_get::<i64>("", "n")).transpose()?.unwrap_or(0);

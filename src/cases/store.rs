@@ -414,7 +414,8 @@ pub async fn list(
 ) -> AppResult<CasePage> {
     crate::validate::check_search("q", filter.query.as_deref())?;
     let now = db::now();
-    let mut cond = super::scope::CaseScope::of(actor, filter.advocate_id).condition();
+    let scope = super::scope::CaseScope::of(actor, filter.advocate_id);
+    let mut cond = scope.condition();
     if let Some(stage) = filter.stage {
         cond = cond.add(case::Column::Stage.eq(stage));
     }
@@ -430,7 +431,7 @@ pub async fn list(
             .add(case::Column::StageDueAt.lt(now));
     }
     if let Some(q) = filter.query.as_deref()
-        && let Some(matching) = super::search::matching(db, "q", q).await?
+        && let Some(matching) = super::search::matching(db, "q", q, &scope).await?
     {
         cond = cond.add(matching);
     }

@@ -134,7 +134,7 @@ pub async fn caseload(
 
     let stage_counts = open_counts(db, &scope).await?;
     let matching = match filter.query.as_deref() {
-        Some(q) => crate::cases::search::matching(db, "q", q).await?,
+        Some(q) => crate::cases::search::matching(db, "q", q, &scope).await?,
         None => None,
     };
     // A search reaches closed cases too: a decided case is still one people

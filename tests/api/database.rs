@@ -112,8 +112,12 @@ async fn the_tallies_agree_with_a_scan_of_every_row(backend: Backend) {
         .position(|m| m.name() == "m20261207_000009_tally_due")
         .expect("the due-day tally migration")
         + 1;
-    migration::Migrator::down(&app.db, Some(since_due_tally as u32)).await.expect("undo the migrations since");
-    migration::Migrator::up(&app.db, None).await.expect("migrate again");
+    // On one connection, as the server migrates: another pooled SQLite
+    // connection may still see the schema as it was before the change.
+    let txn = secondlook::db::begin_write(&app.db).await.expect("begin");
+    migration::Migrator::down(&*txn, Some(since_due_tally as u32)).await.expect("undo the migrations since");
+    txn.commit().await.expect("commit the downgrade");
+    secondlook::db::migrate(&app.db).await.expect("migrate again");
     // Search words too are built for the cases already there, at start-up.
     let (_, found) = app.get(&token, "/api/v1/cases?q=held+and+back").await;
     assert!(found["items"].as_array().expect("items").is_empty(), "not built yet: {found}");

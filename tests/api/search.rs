@@ -128,6 +128,21 @@ async fn a_search_too_broad_to_read_asks_for_more(backend: Backend) {
     assert_eq!(found(&app, &token, "smith pat").await, vec![id]);
     assert_eq!(found(&app, &token, "smithson").await, vec![id]);
 
+    // More matching cases than a search lists: as many patients sharing a word.
+    let url = app.settings.database.url.expose().to_string();
+    let (ok, out, err) = crate::cli::run_cli(&url, &["demo-data", "--cases", "1100"]).await;
+    assert!(ok, "{out}{err}");
+    let everyone = "INSERT INTO case_search_terms (term, case_id) SELECT 'zzshared', id FROM cases";
+    sea_orm::ConnectionTrait::execute_unprepared(&app.db, everyone).await.expect("a word every case has");
+    let (s, answer) = app.get(&app.admin.token, "/api/v1/cases?q=zzshared").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let problem = answer["error"]["fields"]["q"].as_str().expect("a problem with q");
+    assert!(problem.contains("more than 1000 cases match"), "{problem}");
+    // Within one advocate's own cases the same word matches few enough.
+    let (s, answer) = app.get(&token, "/api/v1/cases?q=zzshared&limit=100").await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    assert_eq!(answer["items"][0]["id"].as_i64(), Some(id), "{answer}");
+
     // The page says so beside the search box and keeps what was typed.
     let browser = app.signed_in("advocate@example.org").await;
     let page = browser.get(format!("{}/?q=smith", app.base)).send().await.expect("home");

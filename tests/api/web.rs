@@ -933,6 +933,14 @@ async fn the_home_page_starts_with_the_day(backend: Backend) {
     );
     // The whole list still follows, and a narrowed list leaves the day out.
     assert!(home.contains("Open cases, soonest due first"));
+    // A held case's page offers Resume right in the hold banner.
+    let held_page = body_of(&advocate, &format!("{}/cases/{held}", app.base)).await;
+    let banner = held_page.split("class=\"hold-banner\"").nth(1).expect("the hold banner");
+    let banner = &banner[..banner.find("</div>").expect("banner end")];
+    assert!(
+        banner.contains(&format!("action=\"/cases/{held}/resume\"")) && banner.contains("Resume the case"),
+        "{banner}"
+    );
     let narrowed = body_of(&advocate, &format!("{}/?stage=records_requested", app.base)).await;
     assert!(!narrowed.contains("id=\"today-h\""));
 }
