@@ -1,7 +1,8 @@
 //! Password reset links. A row is one link: whose account it opens, until
 //! when, and whether it was used or withdrawn. Only a digest of the link's
 //! token is kept. An emailed link gets its token when the email is handed to
-//! the mail server, so until then `token_hash` is empty.
+//! the mail server, so until then `token_hash` is NULL (which the unique
+//! index lets many rows share).
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -151,7 +151,7 @@ pub async fn matching<C: ConnectionTrait>(
     if *count > SCAN_LIMIT {
         return Err(FieldErrors::single(
             field,
-            format!("too many cases have a word starting with “{rarest}”: type more of it, or add another word"),
+            format!("finds too many cases with a word starting with “{rarest}”: type more of it, or add another word"),
         ));
     }
     let backend = conn.get_database_backend();
@@ -182,7 +182,7 @@ pub async fn matching<C: ConnectionTrait>(
     if ids.len() as u64 > MATCH_LIMIT {
         return Err(FieldErrors::single(
             field,
-            format!("more than {MATCH_LIMIT} cases match: add more of the name, or the email, phone or reference"),
+            format!("matches more than {MATCH_LIMIT} cases: add more of the name, or the email, phone or reference"),
         ));
     }
     if ids.is_empty() {

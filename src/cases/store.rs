@@ -754,14 +754,16 @@ pub async fn set_record(
     w.finish(db, actor, Default::default(), "case.record", detail).await
 }
 
-/// Saves the whole records checklist in one write: each record whose status
-/// or note differs from what is stored changes, with one audit entry each.
-/// Returns how many changed.
+/// Saves what changed in the records checklist in one write: each record
+/// in `updates` whose status or note differs from what is stored, and with
+/// `mark_requested_received` every other record still requested, marked
+/// received. One audit entry per record changed. Returns how many changed.
 pub async fn set_records(
     db: &DatabaseConnection,
     actor: &Actor,
     case_id: CaseId,
     updates: &[(RecordKind, RecordUpdate)],
+    mark_requested_received: bool,
 ) -> AppResult<usize> {
     let case_id = case_id.get();
     let mut errors = FieldErrors::new();
@@ -773,8 +775,17 @@ pub async fn set_records(
     w.ensure_open()?;
     let stored: Vec<case_record::Model> =
         case_record::Entity::find().filter(case_record::Column::CaseId.eq(case_id)).all(&w.txn).await?;
+    let mut wanted: Vec<(RecordKind, RecordUpdate)> = updates.to_vec();
+    if mark_requested_received {
+        for record in stored.iter().filter(|r| r.status == RecordStatus::Requested) {
+            if !wanted.iter().any(|(kind, _)| *kind == record.kind) {
+                let update = RecordUpdate { status: RecordStatus::Received, note: record.note.clone() };
+                wanted.push((record.kind, update));
+            }
+        }
+    }
     let mut changed = Vec::new();
-    for (kind, update) in updates {
+    for (kind, update) in &wanted {
         let same = stored.iter().any(|r| r.kind == *kind && r.status == update.status && r.note == update.note);
         if !same {
             changed.push(apply_record(&w, *kind, update).await?);

@@ -286,6 +286,10 @@ pub async fn import(db: &DatabaseConnection, from: &Path) -> Result<Counts, Port
             .await?;
         }
     }
+    // Until the figures and search words are rebuilt below, the database
+    // says they are not: if a rebuild fails, the next start builds them.
+    txn.execute_unprepared("DELETE FROM tally_state").await?;
+    txn.execute_unprepared("DELETE FROM case_search_state").await?;
     txn.commit().await?;
     crate::cases::tallies::rebuild(db).await.map_err(|err| match err {
         crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),

@@ -114,6 +114,8 @@ struct CasePage {
     contact_channels: &'static [ContactChannel],
     contact_directions: &'static [ContactDirection],
     form: FormState,
+    /// Records still requested, by name: closing the case leaves them missing.
+    records_waiting: Vec<String>,
     stage_label: &'static str,
     reason_label: &'static str,
 }
@@ -163,14 +165,9 @@ impl CasePage {
         format!("{prefix}.{}", kind.as_str())
     }
 
-    /// Records still requested, by name: closing the case leaves them missing.
-    fn records_waiting(&self) -> Vec<String> {
-        self.case.records.iter().filter(|r| r.status == RecordStatus::Requested).map(|r| r.label.clone()).collect()
-    }
-
     /// Every record is in or not needed: the checklist can stay folded.
     fn records_complete(&self) -> bool {
-        self.records_waiting().is_empty()
+        self.records_waiting.is_empty()
     }
 
     fn records_tally(&self) -> String {
@@ -352,6 +349,12 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
         contact_channels: ContactChannel::ALL,
         contact_directions: ContactDirection::ALL,
         form,
+        records_waiting: case
+            .records
+            .iter()
+            .filter(|r| r.status == RecordStatus::Requested)
+            .map(|r| r.label.clone())
+            .collect(),
         stage_label: current.label(),
         reason_label: case.reason.label(),
         case,
@@ -479,9 +482,11 @@ pub async fn resume(
     .await
 }
 
-/// The whole records checklist in one post: each record's `status.KIND`
-/// and `note.KIND`; or, with `all=received`, every record still requested
-/// marked received.
+/// The records checklist in one post: each record's `status.KIND` and
+/// `note.KIND`, beside `was.status.KIND` and `was.note.KIND` as the page
+/// showed them. Only the records the person changed are saved, so a save
+/// from a page opened earlier does not undo what someone else did since.
+/// With `all=received`, every record still requested is marked received.
 pub async fn set_records(
     State(state): State<AppState>,
     staff: Staff,
@@ -493,27 +498,27 @@ pub async fn set_records(
     let mut updates = Vec::new();
     for kind in RecordKind::ALL {
         let status_field = format!("status.{}", kind.as_str());
-        let note = fields.text(&format!("note.{}", kind.as_str()));
+        let note_field = format!("note.{}", kind.as_str());
         let sent = fields.text(&status_field);
-        // A record the form did not send stays as it is.
-        if sent.is_empty() {
+        let note = fields.text(&note_field);
+        // A record the form did not send, or sent as it was shown, stays as it is.
+        let untouched = sent == fields.text(&format!("was.{status_field}"))
+            && fields.0.get(&format!("was.{note_field}")).is_some_and(|was| *was == note);
+        if sent.is_empty() || untouched {
             continue;
         }
         match RecordStatus::parse(&sent) {
-            Some(RecordStatus::Requested) if mark_all => {
-                updates.push((*kind, store::RecordUpdate { status: RecordStatus::Received, note }))
-            }
             Some(status) => updates.push((*kind, store::RecordUpdate { status, note })),
             None => errors.add(status_field, "choose a status"),
         }
     }
     let result = match errors.into_result() {
-        Ok(()) => store::set_records(&state.db, &staff.actor, id, &updates).await,
+        Ok(()) => store::set_records(&state.db, &staff.actor, id, &updates, mark_all).await,
         Err(err) => Err(err),
     };
     let done = match &result {
         Ok(0) => "Nothing changed in the records checklist.".to_string(),
-        Ok(_) if mark_all => "Every requested record is marked received.".to_string(),
+        Ok(n) if mark_all => format!("Every record still requested is marked received ({n} updated)."),
         Ok(1) => "1 record updated.".to_string(),
         Ok(n) => format!("{n} records updated."),
         Err(_) => String::new(),
@@ -544,7 +549,12 @@ async fn save_then_move<T>(
             let why = if unmet.is_empty() { message } else { unmet.into_values().collect::<Vec<_>>().join("; ") };
             format!("{done} It has not moved to “{}” yet: {why}.", to.label())
         }
-        Err(other) => return Err(other.into()),
+        // The save stands whatever went wrong with the move: say so rather
+        // than show an error page that invites sending the form again.
+        Err(other) => {
+            tracing::warn!(error = %other, "a move after a save failed");
+            format!("{done} It could not be moved to “{}” just now; use the move button to try again.", to.label())
+        }
     };
     finish(state, staff, id, form, fields, Ok(()), &done).await
 }

@@ -66,6 +66,8 @@ struct HomePage {
     /// Admins: what the list can be narrowed to — the unassigned queue (0)
     /// and each advocate — as (id, name, chosen); empty for advocates.
     advocate_choices: Vec<(i32, String, bool)>,
+    /// Admins: the active advocates ticked cases can be assigned to.
+    assignable: Vec<(i32, String)>,
     is_admin: bool,
     page: u64,
     pages: u64,
@@ -139,6 +141,7 @@ impl HomePage {
         self.query_string(&self.stage_filter, page)
     }
 
+    /// [`Self::link_for_page`] for the page numbers, which the template holds by reference.
     fn link_to_page(&self, page: &u64) -> String {
         self.link_for_page(*page)
     }
@@ -167,6 +170,16 @@ impl HomePage {
                 "ascending"
             }
             _ => "none",
+        }
+    }
+
+    /// How the whole list is ordered, in words for its heading.
+    fn order_words(&self) -> &'static str {
+        match self.sort {
+            CaseloadSort::Due => "soonest due first",
+            CaseloadSort::Newest => "newest first",
+            CaseloadSort::Oldest => "oldest first",
+            CaseloadSort::Patient => "by patient name",
         }
     }
 
@@ -251,11 +264,10 @@ pub async fn home(
         other => (other?, None),
     };
     // Admins see who has each case and can narrow the list to one advocate or the unassigned queue.
-    let advocates: Vec<(i32, String)> = if staff.actor.is_admin() {
-        users::advocates(&state.db).await?.into_iter().map(|(id, name, _)| (id, name)).collect()
-    } else {
-        Vec::new()
-    };
+    let everyone = if staff.actor.is_admin() { users::advocates(&state.db).await? } else { Vec::new() };
+    let assignable: Vec<(i32, String)> =
+        everyone.iter().filter(|(_, _, active)| *active).map(|(id, name, _)| (*id, name.clone())).collect();
+    let advocates: Vec<(i32, String)> = everyone.into_iter().map(|(id, name, _)| (id, name)).collect();
     let advocate_name = |id: Option<i32>| match id {
         None => "Unassigned".to_string(),
         Some(id) => {
@@ -356,6 +368,7 @@ pub async fn home(
         overdue: filter.overdue,
         advocate_id,
         is_admin: staff.actor.is_admin(),
+        assignable,
         advocate_choices: if staff.actor.is_admin() {
             std::iter::once((crate::cases::tallies::UNASSIGNED, "Unassigned".to_string()))
                 .chain(advocates.iter().cloned())
@@ -423,19 +436,23 @@ pub async fn assign_selected(
     use axum::response::{IntoResponse, Redirect};
     staff.require_admin()?;
     let back = super::sign_in::safe_next(fields.optional("back").as_deref());
-    let chosen: Vec<i32> = fields
+    let mut chosen: Vec<i32> = fields
         .0
         .iter()
         .filter(|(_, value)| *value == "on")
         .filter_map(|(name, _)| name.strip_prefix("case.")?.parse::<i32>().ok().filter(|id| *id > 0))
         .collect();
-    let advocate_id = match fields.optional("advocate_id").map(|v| v.trim().parse::<i32>()) {
-        None => None,
-        Some(Ok(id)) if id > 0 => Some(id),
-        Some(_) => {
-            staff.flash("Choose an advocate from the list; nothing was assigned.").await;
-            return Ok(Redirect::to(&back).into_response());
-        }
+    chosen.sort_unstable();
+    let choice = fields.text("advocate_id");
+    let advocate_id = match choice.trim() {
+        "none" => None,
+        id => match id.parse::<i32>() {
+            Ok(id) if id > 0 => Some(id),
+            _ => {
+                staff.flash("Choose an advocate, or the unassigned queue, to assign to; nothing was assigned.").await;
+                return Ok(Redirect::to(&back).into_response());
+            }
+        },
     };
     if chosen.is_empty() {
         staff.flash("Tick the cases to assign first; nothing was assigned.").await;
@@ -459,9 +476,10 @@ pub async fn assign_selected(
         match crate::cases::store::update(&state.db, &state.rules, &staff.actor, crate::ids::CaseId(*id), patch).await {
             Ok(_) => assigned += 1,
             // An unknown advocate is wrong for every case alike: say so once.
-            Err(crate::error::AppError::Validation(fields)) => {
-                let why = fields.0.into_values().collect::<Vec<_>>().join("; ");
-                staff.flash(format!("The cases could not be assigned: the advocate {why}.")).await;
+            Err(crate::error::AppError::Validation(_)) => {
+                let done =
+                    if assigned > 0 { format!(" ({assigned} were assigned before this one)") } else { String::new() };
+                staff.flash(format!("That advocate cannot take cases (not an active advocate){done}.")).await;
                 return Ok(Redirect::to(&back).into_response());
             }
             Err(crate::error::AppError::NotFound) => refused.push(id.to_string()),

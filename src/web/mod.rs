@@ -471,9 +471,11 @@ impl Clock {
     /// (the first moment that exists, on a day clocks jump at midnight).
     pub fn day_start(&self, days: i64) -> (chrono::NaiveDate, DateTime<Utc>) {
         let date = self.now.with_timezone(&self.tz).date_naive() + chrono::Duration::days(days);
-        let start = date
-            .and_hms_opt(0, 0, 0)
-            .and_then(|midnight| self.tz.from_local_datetime(&midnight).earliest())
+        // Where clocks jump forward at midnight, the day begins at the first
+        // hour that exists.
+        let start = (0..4)
+            .filter_map(|hour| date.and_hms_opt(hour, 0, 0))
+            .find_map(|local| self.tz.from_local_datetime(&local).earliest())
             .map_or(self.now + chrono::Duration::days(days), |t| t.with_timezone(&Utc));
         (date, start)
     }
@@ -572,6 +574,33 @@ mod tests {
         // 02:30 on the spring-forward night does not exist in New York.
         assert!(clock.parse_input("2026-03-08T02:30").is_err());
         assert!(clock.parse_input("tomorrow").is_err());
+    }
+
+    #[test]
+    fn a_day_begins_at_its_first_hour_where_clocks_skip_midnight() {
+        // A zone and day whose midnight does not exist (clocks jump from 00:00 to 01:00).
+        let gap = ["America/Santiago", "America/Havana", "America/Asuncion"]
+            .iter()
+            .map(|name| name.parse::<Tz>().expect("zone"))
+            .find_map(|tz| {
+                let first = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("date");
+                (0..365)
+                    .map(|d| first + chrono::Duration::days(d))
+                    .find(|day| {
+                        day.and_hms_opt(0, 0, 0).is_some_and(|m| tz.from_local_datetime(&m).earliest().is_none())
+                    })
+                    .map(|day| (tz, day))
+            })
+            .expect("a zone that skips midnight in 2026");
+        let (tz, day) = gap;
+        let noon_before = (day - chrono::Duration::days(1)).and_hms_opt(12, 0, 0).expect("noon");
+        let now = tz.from_local_datetime(&noon_before).earliest().expect("exists").with_timezone(&Utc);
+        let clock = Clock { tz, now };
+        let (date, start) = clock.day_start(1);
+        assert_eq!(date, day);
+        assert_eq!(start.with_timezone(&tz).naive_local(), day.and_hms_opt(1, 0, 0).expect("01:00"));
+        let (today, today_start) = clock.day_start(0);
+        assert_eq!(today_start.with_timezone(&tz).naive_local(), today.and_hms_opt(0, 0, 0).expect("midnight"));
     }
 
     #[test]

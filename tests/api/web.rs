@@ -26,6 +26,7 @@ crate::on_both_databases!(
     staff_change_their_own_password,
     the_home_page_starts_with_the_day,
     admins_sort_page_and_assign_several_cases_at_once,
+    a_checklist_saved_from_an_older_page_keeps_changes_made_since,
 );
 
 async fn status_of(client: &reqwest::Client, url: &str) -> (StatusCode, Option<String>) {
@@ -1003,13 +1004,17 @@ async fn admins_sort_page_and_assign_several_cases_at_once(backend: Backend) {
     let (_, trail) = app.get(&app.admin.token, &format!("/api/v1/audit?case_id={}", queued[0])).await;
     assert!(trail.to_string().contains("case.update"), "each assignment is audited: {trail}");
 
-    // Nothing ticked says so; advocates cannot do it.
-    let (status, _) = post_form(&admin, &format!("{}/cases/assign", app.base), &[("advocate_id", "")]).await;
+    // Nothing ticked, or nobody chosen, says so; advocates cannot do it.
+    let (status, _) = post_form(&admin, &format!("{}/cases/assign", app.base), &[("advocate_id", "none")]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(body_of(&admin, &format!("{}/", app.base)).await.contains("Tick the cases to assign first"));
-    let advocate = app.signed_in("advocate@example.org").await;
     let ticked = format!("case.{}", queued[1]);
-    let (status, _) = post_form(&advocate, &format!("{}/cases/assign", app.base), &[(&ticked, "on")]).await;
+    let (status, _) = post_form(&admin, &format!("{}/cases/assign", app.base), &[(&ticked, "on")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(body_of(&admin, &format!("{}/", app.base)).await.contains("Choose an advocate, or the unassigned queue"));
+    let advocate = app.signed_in("advocate@example.org").await;
+    let (status, _) =
+        post_form(&advocate, &format!("{}/cases/assign", app.base), &[(&ticked, "on"), ("advocate_id", "none")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (_, case) = app.get(&app.admin.token, &format!("/api/v1/cases/{}", queued[1])).await;
     assert!(case["advocate"].is_null(), "still unassigned: {case}");
@@ -1019,4 +1024,47 @@ async fn admins_sort_page_and_assign_several_cases_at_once(backend: Backend) {
     assert!(overview.contains("href=\"/?stage=records_requested\""), "{overview}");
     assert!(overview.contains("href=\"/?stage=records_requested&amp;overdue=true\""), "{overview}");
     assert!(overview.contains(&format!("href=\"/?advocate={}&amp;overdue=true\"", app.advocate.id)), "{overview}");
+}
+
+async fn a_checklist_saved_from_an_older_page_keeps_changes_made_since(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let id = app.open_case(&app.advocate.token, "Checklist Patient").await;
+    let advocate = app.signed_in("advocate@example.org").await;
+    let page = body_of(&advocate, &format!("{}/cases/{id}", app.base)).await;
+    assert!(page.contains("name=\"was.status.lab_results\" value=\"requested\""), "the page says what it showed");
+    // Meanwhile someone else records the lab results as received.
+    let received = json!({ "status": "received", "note": "faxed by the lab" });
+    let (s, b) =
+        app.put(&app.other_advocate.token, &format!("/api/v1/cases/{id}/records/lab_results"), received.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another advocate's case: {b}");
+    let (s, b) = app.put(&app.admin.token, &format!("/api/v1/cases/{id}/records/lab_results"), received).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // The older page saves a change to another record: every row is sent, as shown then.
+    let mut form: Vec<(String, String)> = Vec::new();
+    for kind in ["lab_results", "imaging_ct"] {
+        form.push((format!("was.status.{kind}"), "requested".into()));
+        form.push((format!("was.note.{kind}"), String::new()));
+        form.push((format!("note.{kind}"), String::new()));
+    }
+    form.push(("status.lab_results".into(), "requested".into()));
+    form.push(("status.imaging_ct".into(), "not_applicable".into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (status, _) = post_form(&advocate, &format!("{}/cases/{id}/records", app.base), &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, case) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
+    let status_of = |kind: &str| {
+        case["records"].as_array().expect("records").iter().find(|r| r["kind"] == kind).expect("record")["status"]
+            .clone()
+    };
+    assert_eq!(status_of("imaging_ct"), "not_applicable", "the change made on the page is saved");
+    assert_eq!(status_of("lab_results"), "received", "the change made elsewhere is kept: {case}");
+    // "Mark all" marks what is still requested now, keeping notes.
+    let (status, _) = post_form(&advocate, &format!("{}/cases/{id}/records", app.base), &[("all", "received")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, case) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
+    let records = case["records"].as_array().expect("records");
+    assert!(records.iter().all(|r| r["status"] != "requested"), "{case}");
+    assert_eq!(records.iter().filter(|r| r["status"] == "not_applicable").count(), 1);
+    let page = body_of(&advocate, &format!("{}/cases/{id}", app.base)).await;
+    assert!(page.contains("Every record still requested is marked received (7 updated)."), "{page}");
 }
