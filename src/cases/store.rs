@@ -174,6 +174,13 @@ pub struct CasePatch {
     pub patient_questions: Option<String>,
 }
 
+impl CasePatch {
+    /// Only the assignment: to an advocate, or (`None`) the unassigned queue.
+    pub fn assign(advocate_id: Option<i32>) -> Self {
+        Self { advocate_id: Some(advocate_id), ..Self::default() }
+    }
+}
+
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,

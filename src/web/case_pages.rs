@@ -402,6 +402,21 @@ fn section_of(form: &str) -> &str {
     }
 }
 
+/// One of a fixed list of words from the form, or `problem` said against the field.
+fn chosen<T>(
+    fields: &FormFields,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+    problem: &str,
+    errors: &mut FieldErrors,
+) -> Option<T> {
+    let choice = parse(&fields.text(name));
+    if choice.is_none() {
+        errors.add(name, problem);
+    }
+    choice
+}
+
 fn parse_id(fields: &FormFields, name: &str, errors: &mut FieldErrors) -> Option<i32> {
     let value = fields.text(name);
     match value.trim().parse::<i32>() {
@@ -600,10 +615,7 @@ pub async fn set_consultation(
         }
         None => None,
     };
-    let mode = ConsultationMode::parse(&fields.text("mode"));
-    if mode.is_none() {
-        errors.add("mode", "choose virtual or in person");
-    }
+    let mode = chosen(&fields, "mode", ConsultationMode::parse, "choose virtual or in person", &mut errors);
     let result = match (errors.into_result(), scheduled_at, mode) {
         (Ok(()), Some(scheduled_at), Some(mode)) => {
             let input = store::ConsultationInput { scheduled_at, mode, location: fields.optional("location"), held_at };
@@ -643,17 +655,7 @@ pub async fn assign(
     let mut errors = FieldErrors::new();
     let advocate_id = parse_id(&fields, "advocate_id", &mut errors);
     let result = match errors.into_result() {
-        Ok(()) => {
-            let patch = store::CasePatch {
-                advocate_id: Some(advocate_id),
-                urgency: None,
-                summary: None,
-                medical_history: None,
-                medications: None,
-                patient_questions: None,
-            };
-            store::update(&state.db, &state.rules, &staff.actor, id, patch).await
-        }
+        Ok(()) => store::update(&state.db, &state.rules, &staff.actor, id, store::CasePatch::assign(advocate_id)).await,
         Err(err) => Err(err),
     };
     let done = if advocate_id.is_some() { "Case assigned." } else { "Case moved to the unassigned queue." };
@@ -677,18 +679,10 @@ pub async fn add_contact(
     fields: FormFields,
 ) -> PageResult<Response> {
     let mut errors = FieldErrors::new();
-    let party = ContactParty::parse(&fields.text("with"));
-    if party.is_none() {
-        errors.add("with", "choose who the contact was with");
-    }
-    let channel = ContactChannel::parse(&fields.text("channel"));
-    if channel.is_none() {
-        errors.add("channel", "choose how the contact was made");
-    }
-    let direction = ContactDirection::parse(&fields.text("direction"));
-    if direction.is_none() {
-        errors.add("direction", "choose whether it was inbound or outbound");
-    }
+    let party = chosen(&fields, "with", ContactParty::parse, "choose who the contact was with", &mut errors);
+    let channel = chosen(&fields, "channel", ContactChannel::parse, "choose how the contact was made", &mut errors);
+    let direction =
+        chosen(&fields, "direction", ContactDirection::parse, "choose whether it was inbound or outbound", &mut errors);
     let follow_up_on = match fields.optional("follow_up_on") {
         None => None,
         Some(text) => match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
@@ -826,14 +820,8 @@ pub async fn new_form(State(state): State<AppState>, staff: Staff) -> PageResult
 
 pub async fn create(State(state): State<AppState>, staff: Staff, fields: FormFields) -> PageResult<Response> {
     let mut errors = FieldErrors::new();
-    let reason = Reason::parse(&fields.text("reason"));
-    if reason.is_none() {
-        errors.add("reason", "choose why the patient wants a second opinion");
-    }
-    let urgency = Urgency::parse(&fields.text("urgency"));
-    if urgency.is_none() {
-        errors.add("urgency", "choose routine or expedited");
-    }
+    let reason = chosen(&fields, "reason", Reason::parse, "choose why the patient wants a second opinion", &mut errors);
+    let urgency = chosen(&fields, "urgency", Urgency::parse, "choose routine or expedited", &mut errors);
     let result = match (errors.into_result(), reason, urgency) {
         (Ok(()), Some(reason), Some(urgency)) => {
             let new = store::NewCase {

@@ -16,6 +16,11 @@ use crate::{
 /// Shown instead of the name of a patient whose data was erased.
 const ERASED: &str = "Patient data erased";
 
+/// The patient's name as a list shows it: never a blank for an erased case.
+fn shown_name(name: &str, erased_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    if erased_at.is_some() { ERASED.to_string() } else { name.to_string() }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct HomeQuery {
     #[serde(default)]
@@ -298,7 +303,7 @@ pub async fn home(
             reports::today(&state.db, &state.reads, &staff.actor, advocate_id, clock.now, tomorrow_starts).await?;
         let shown = |c: &reports::ListedCase| TodayCase {
             id: c.id,
-            patient: if c.erased_at.is_some() { ERASED.to_string() } else { c.patient_name.clone() },
+            patient: shown_name(&c.patient_name, c.erased_at),
             reference: c.reference.clone(),
             stage: c.stage.label(),
             due: clock.due(&c.stage_due_at, false),
@@ -342,7 +347,7 @@ pub async fn home(
             id: c.id,
             reference: c.reference.clone(),
             // Erased cases are closed and rarely listed, but never as a blank.
-            patient: if c.erased_at.is_some() { ERASED.to_string() } else { c.patient_name.clone() },
+            patient: shown_name(&c.patient_name, c.erased_at),
             stage: c.stage.label(),
             urgency: c.urgency.as_str().to_string(),
             due: match c.closed_at {
@@ -414,8 +419,7 @@ pub async fn home(
             .activity
             .iter()
             .filter_map(|a| {
-                let patient = if a.erased_at.is_some() { ERASED } else { a.patient_name.as_str() };
-                let case = format!("{} {}", patient, a.reference);
+                let case = format!("{} {}", shown_name(&a.patient_name, a.erased_at), a.reference);
                 Some((clock.at(&a.at), a.case_id?, case, describe_action(&a.action).to_string(), a.actor.clone()))
             })
             .collect(),
@@ -465,14 +469,7 @@ pub async fn assign_selected(
     let mut assigned = 0;
     let mut refused = Vec::new();
     for id in &chosen {
-        let patch = crate::cases::store::CasePatch {
-            advocate_id: Some(advocate_id),
-            urgency: None,
-            summary: None,
-            medical_history: None,
-            medications: None,
-            patient_questions: None,
-        };
+        let patch = crate::cases::store::CasePatch::assign(advocate_id);
         match crate::cases::store::update(&state.db, &state.rules, &staff.actor, crate::ids::CaseId(*id), patch).await {
             Ok(_) => assigned += 1,
             // An unknown advocate is wrong for every case alike: say so once.
