@@ -9,6 +9,13 @@
 //! with one seek, so what it costs follows how many words share that
 //! beginning, never the number of cases; past [`SCAN_LIMIT`] entries or
 //! [`MATCH_LIMIT`] matches it asks for more letters instead.
+//!
+//! Names shared by many patients (a common surname with a common first
+//! name) would make even the rarest word a long read, so every ordered pair
+//! of a name's words is indexed too, as one entry (`~garcia maria`). When
+//! each word of a search is common, two of its words are looked up
+//! together as words of the patient's name: the read then follows how many
+//! patients share both.
 
 use std::collections::BTreeSet;
 
@@ -33,6 +40,14 @@ const CHOOSING_LIMIT: u64 = 2_000;
 const MOST_WORDS: usize = 6;
 /// Longer words are cut to this length, on both sides of the comparison.
 const LONGEST_WORD: usize = 64;
+/// Pairs are indexed among this many of a name's words at most.
+const MOST_PAIRED_WORDS: usize = 6;
+/// A paired lookup reads the pairs of at most this many indexed words
+/// beginning with the search's word ("garcia" → garcia, garcialopez).
+const MOST_COMPLETIONS: usize = 8;
+/// Starts every pair entry: above the letters and digits, so pairs never
+/// fall in a single word's range.
+const PAIR_MARK: char = '~';
 /// Phone numbers are found by any ending of at least this many digits
 /// ("0142", "555 0142", "617 555 0142").
 const SHORTEST_PHONE_ENDING: usize = 4;
@@ -60,11 +75,21 @@ fn words(chunk: &str) -> impl Iterator<Item = String> + '_ {
 /// erased, leaving the reference.
 pub fn case_terms(name: &str, email: &str, phone: Option<&str>, reference: &str) -> BTreeSet<String> {
     let mut terms = BTreeSet::new();
+    let mut name_words: Vec<String> = Vec::new();
     for chunk in fold(name).split_whitespace() {
-        terms.extend(words(chunk));
         // "García-López" typed as "garcialopez" or "garcia lopez" both find it.
-        terms.insert(joined(chunk));
+        for word in words(chunk).chain([joined(chunk)]) {
+            if !word.is_empty() && !name_words.contains(&word) {
+                name_words.push(word);
+            }
+        }
     }
+    for first in name_words.iter().take(MOST_PAIRED_WORDS) {
+        for second in name_words.iter().take(MOST_PAIRED_WORDS).filter(|w| *w != first) {
+            terms.insert(pair_term(first, second));
+        }
+    }
+    terms.extend(name_words);
     // The whole address, run together: typing its start finds it
     // ("mj.garcia", "mj.garcia@exam"); the name already holds its words.
     let email = fold(email.trim());
@@ -106,6 +131,22 @@ pub fn query_words(query: &str) -> Vec<String> {
     found
 }
 
+/// The entry for two words of one name, `first` then `second`.
+fn pair_term(first: &str, second: &str) -> String {
+    format!("{PAIR_MARK}{first} {second}")
+}
+
+/// Two words of a search to look up as a pair: letters only (as names
+/// are), the longest first, neither the beginning of the other (one word
+/// of a name could start both).
+fn pairable(words: &[String]) -> Option<(&str, &str)> {
+    let lettered: Vec<&str> =
+        words.iter().map(String::as_str).filter(|w| w.chars().all(|c| c.is_ascii_alphabetic())).collect();
+    let (first, rest) = lettered.split_first()?;
+    let second = rest.iter().find(|w| !first.starts_with(**w) && !w.starts_with(first))?;
+    Some((first, second))
+}
+
 /// The range of words that begin with `word`: words hold only `a-z0-9`,
 /// all below `{`.
 fn range_of(word: &str) -> (String, String) {
@@ -141,25 +182,39 @@ pub async fn matching<C: ConnectionTrait>(
         counted.push((entries_starting(conn, word, CHOOSING_LIMIT).await?, word.clone()));
     }
     counted.sort();
-    if counted[0].0 > CHOOSING_LIMIT {
+    let mut driver = None;
+    if counted[0].0 > CHOOSING_LIMIT
+        && let Some((first, second)) = pairable(&words)
+    {
+        driver = paired_lookup(conn, first, second).await?;
+    }
+    if counted[0].0 > CHOOSING_LIMIT && driver.is_none() {
         for entry in counted.iter_mut() {
             entry.0 = entries_starting(conn, &entry.1, SCAN_LIMIT).await?;
         }
         counted.sort();
     }
-    let (count, rarest) = &counted[0];
-    if *count > SCAN_LIMIT {
-        return Err(FieldErrors::single(
-            field,
-            format!("finds too many cases with a word starting with “{rarest}”: type more of it, or add another word"),
-        ));
-    }
+    let driver = match driver {
+        Some(paired) => paired,
+        None => {
+            let (count, rarest) = &counted[0];
+            if *count > SCAN_LIMIT {
+                return Err(FieldErrors::single(
+                    field,
+                    format!(
+                        "finds too many cases with a word starting with “{rarest}”: type more of it, or add another word"
+                    ),
+                ));
+            }
+            Lookup { ranges: vec![range_of(rarest)], covers: vec![rarest.clone()] }
+        }
+    };
     let backend = conn.get_database_backend();
-    let mut sql =
-        String::from("SELECT DISTINCT t0.case_id FROM case_search_terms t0 WHERE t0.term >= ? AND t0.term < ?");
-    let (low, high) = range_of(rarest);
-    let mut values = vec![Value::from(low), Value::from(high)];
-    for (_, word) in &counted[1..] {
+    let driving: Vec<&str> = driver.ranges.iter().map(|_| "(t0.term >= ? AND t0.term < ?)").collect();
+    let mut sql = format!("SELECT DISTINCT t0.case_id FROM case_search_terms t0 WHERE ({})", driving.join(" OR "));
+    let mut values: Vec<Value> =
+        driver.ranges.into_iter().flat_map(|(low, high)| [Value::from(low), Value::from(high)]).collect();
+    for (_, word) in counted.iter().filter(|(_, word)| !driver.covers.contains(word)) {
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM case_search_terms t1 \
              WHERE t1.case_id = t0.case_id AND t1.term >= ? AND t1.term < ?)",
@@ -191,10 +246,65 @@ pub async fn matching<C: ConnectionTrait>(
     Ok(Some(Expr::col((case::Entity, case::Column::Id)).is_in(ids)))
 }
 
+/// The index ranges that find a search's candidates, and the words of the
+/// search they already account for.
+struct Lookup {
+    ranges: Vec<(String, String)>,
+    covers: Vec<String>,
+}
+
+/// The pairs of a name beginning with a word that begins with `first`,
+/// followed by one beginning with `second`: `None` when `first` begins too
+/// many different words, or the pairs are still more than a search reads.
+async fn paired_lookup<C: ConnectionTrait>(conn: &C, first: &str, second: &str) -> AppResult<Option<Lookup>> {
+    let Some(completions) = words_beginning(conn, first, MOST_COMPLETIONS).await? else { return Ok(None) };
+    let ranges: Vec<(String, String)> = completions.iter().map(|word| range_of(&pair_term(word, second))).collect();
+    let mut entries = 0;
+    for range in &ranges {
+        entries += entries_in(conn, range.clone(), SCAN_LIMIT).await?;
+        if entries > SCAN_LIMIT {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Lookup { ranges, covers: vec![first.to_string(), second.to_string()] }))
+}
+
+/// The different indexed words beginning with `word`, each found with one
+/// seek; `None` past `most` of them.
+async fn words_beginning<C: ConnectionTrait>(conn: &C, word: &str, most: usize) -> AppResult<Option<Vec<String>>> {
+    let backend = conn.get_database_backend();
+    let (low, high) = range_of(word);
+    let mut found: Vec<String> = Vec::new();
+    loop {
+        let (above, after) = match found.last() {
+            None => (">=", low.clone()),
+            Some(last) => (">", last.clone()),
+        };
+        let sql = format!("SELECT term FROM case_search_terms WHERE term {above} ? AND term < ? ORDER BY term LIMIT 1");
+        let next = conn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                db::placeholders(backend, &sql),
+                [Value::from(after), Value::from(high.clone())],
+            ))
+            .await?;
+        let Some(row) = next else { return Ok(Some(found)) };
+        if found.len() == most {
+            return Ok(None);
+        }
+        found.push(row.try_get("", "term")?);
+    }
+}
+
 /// How many indexed words begin with `word`, counting no further than one
 /// past `limit`.
 async fn entries_starting<C: ConnectionTrait>(conn: &C, word: &str, limit: u64) -> AppResult<u64> {
-    let (low, high) = range_of(word);
+    entries_in(conn, range_of(word), limit).await
+}
+
+/// How many index entries lie in `range`, counting no further than one
+/// past `limit`.
+async fn entries_in<C: ConnectionTrait>(conn: &C, (low, high): (String, String), limit: u64) -> AppResult<u64> {
     let backend = conn.get_database_backend();
     let count = db::placeholders(
         backend,
@@ -243,6 +353,11 @@ async fn insert_terms<'a, C: ConnectionTrait>(conn: &C, rows: impl Iterator<Item
     Ok(())
 }
 
+/// Which way of indexing built the words, as `case_search_state` records it:
+/// 1 was single words, 2 added the pairs of a name's words. A database
+/// built another way is rebuilt once.
+const BUILT_FORM: i32 = 2;
+
 /// Cases read per query while rebuilding.
 const REBUILD_CHUNK: u64 = 2_000;
 
@@ -283,17 +398,18 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
             .collect();
         insert_terms(&txn, terms.iter().flat_map(|(id, words)| words.iter().map(|w| (w.as_str(), *id)))).await?;
     }
-    txn.execute_unprepared("INSERT INTO case_search_state (id) VALUES (1)").await?;
+    txn.execute_unprepared(&format!("INSERT INTO case_search_state (id) VALUES ({BUILT_FORM})")).await?;
     txn.commit().await?;
     Ok(())
 }
 
-/// Builds the words once for a database whose cases predate them.
+/// Builds the words once for a database whose cases predate them, or
+/// whose words were indexed another way.
 pub async fn ensure_built(db: &DatabaseConnection) -> AppResult<()> {
     let built = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),
-            "SELECT id FROM case_search_state WHERE id = 1",
+            format!("SELECT id FROM case_search_state WHERE id = {BUILT_FORM}"),
         ))
         .await?;
     if built.is_none() {
@@ -370,6 +486,31 @@ mod tests {
     fn an_erased_case_keeps_only_its_reference() {
         let terms = case_terms("", "", None, "SL-2026-000123");
         assert_eq!(terms.into_iter().collect::<Vec<_>>(), ["000123", "123", "sl2026000123"]);
+    }
+
+    #[test]
+    fn a_names_words_are_paired_both_ways_and_nothing_else_is() {
+        let terms = case_terms("Ana García-López", "ana@example.org", Some("555 0142"), "SL-2026-000123");
+        let pairs: Vec<&str> = terms.iter().filter(|t| t.starts_with(PAIR_MARK)).map(String::as_str).collect();
+        assert_eq!(pairs.len(), 12, "{pairs:?}");
+        for pair in ["~ana garcia", "~garcia ana", "~lopez garcia", "~garcialopez ana", "~ana garcialopez"] {
+            assert!(pairs.contains(&pair), "{pair} in {pairs:?}");
+        }
+        // No single word's range holds a pair.
+        let (low, high) = range_of("gar");
+        assert!(pairs.iter().all(|p| !(low.as_str() <= *p && *p < high.as_str())));
+        assert!(case_terms("Cher", "", None, "SL-1").iter().all(|t| !t.starts_with(PAIR_MARK)));
+    }
+
+    #[test]
+    fn pairs_are_looked_up_for_two_lettered_words_that_cannot_share_one_word() {
+        let words = |q: &str| query_words(q);
+        assert_eq!(pairable(&words("garcia maria")), Some(("garcia", "maria")));
+        assert_eq!(pairable(&words("mar garcia 0142")), Some(("garcia", "mar")));
+        // "mar" and "maria" could both begin "mariana".
+        assert_eq!(pairable(&words("maria mar")), None);
+        assert_eq!(pairable(&words("garcia 0142")), None);
+        assert_eq!(pairable(&words("garcia")), None);
     }
 
     #[test]

@@ -234,6 +234,36 @@ impl TestApp {
         case["id"].as_i64().expect("case id")
     }
 
+    /// Fills the search index as a very large caseload would: `copies`
+    /// copies of case `id` (references `COPY-1`…, belonging to no one),
+    /// each indexed under just `words`.
+    pub async fn copies_indexed_as(&self, id: i64, copies: u64, words: &[&str]) {
+        use sea_orm::{Iden, Iterable};
+        use secondlook::db::entities::case;
+        let mut columns: Vec<String> = case::Column::iter()
+            .filter(|c| !matches!(c, case::Column::Id | case::Column::Reference | case::Column::NudgeToken))
+            .map(|c| c.to_string())
+            .collect();
+        let copied = columns.iter().map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
+        columns.push("reference".into());
+        let copy = format!(
+            "INSERT INTO cases ({}) \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {copies}) \
+             SELECT {copied}, 'COPY-' || n.i FROM cases c, n WHERE c.id = {id}",
+            columns.join(", ")
+        );
+        self.db.execute_unprepared(&copy).await.expect("copy cases");
+        let unowned = "UPDATE cases SET advocate_id = NULL WHERE reference LIKE 'COPY-%'";
+        self.db.execute_unprepared(unowned).await.expect("no one's");
+        for word in words {
+            let fill = format!(
+                "INSERT INTO case_search_terms (term, case_id) \
+                 SELECT '{word}', id FROM cases WHERE reference LIKE 'COPY-%'"
+            );
+            self.db.execute_unprepared(&fill).await.expect("fill the index");
+        }
+    }
+
     pub async fn add_specialist(&self, name: &str, offers_virtual: bool) -> i64 {
         let body = json!({
             "name": name, "specialty": "Oncology", "institution": "City Hospital",

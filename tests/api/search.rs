@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 
 use crate::common::{Backend, TestApp, new_case};
 
-crate::on_both_databases!(cases_are_found_by_name_email_phone_and_reference, a_search_too_broad_to_read_asks_for_more);
+crate::on_both_databases!(
+    cases_are_found_by_name_email_phone_and_reference,
+    a_search_too_broad_to_read_asks_for_more,
+    a_common_first_name_with_a_common_surname_is_found
+);
 
 fn case_with(name: &str, email: &str, phone: &str) -> Value {
     let mut body = new_case(name);
@@ -127,6 +131,13 @@ async fn a_search_too_broad_to_read_asks_for_more(backend: Backend) {
     // A rarer word alongside lets the search run.
     assert_eq!(found(&app, &token, "smith pat").await, vec![id]);
     assert_eq!(found(&app, &token, "smithson").await, vec![id]);
+    // The page says so beside the search box and keeps what was typed.
+    let browser = app.signed_in("advocate@example.org").await;
+    let page = browser.get(format!("{}/?q=smith", app.base)).send().await.expect("home");
+    assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("id=\"f-q-error\"") && html.contains("type more"), "{html}");
+    assert!(html.contains("value=\"smith\""), "{html}");
 
     // More matching cases than a search lists: as many patients sharing a word.
     let url = app.settings.database.url.expose().to_string();
@@ -142,12 +153,34 @@ async fn a_search_too_broad_to_read_asks_for_more(backend: Backend) {
     let (s, answer) = app.get(&token, "/api/v1/cases?q=zzshared&limit=100").await;
     assert_eq!(s, StatusCode::OK, "{answer}");
     assert_eq!(answer["items"][0]["id"].as_i64(), Some(id), "{answer}");
+}
 
-    // The page says so beside the search box and keeps what was typed.
-    let browser = app.signed_in("advocate@example.org").await;
-    let page = browser.get(format!("{}/?q=smith", app.base)).send().await.expect("home");
-    assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = page.text().await.expect("html");
-    assert!(html.contains("id=\"f-q-error\"") && html.contains("type more"), "{html}");
-    assert!(html.contains("value=\"smith\""), "{html}");
+async fn a_common_first_name_with_a_common_surname_is_found(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let token = app.advocate.token.clone();
+    let wanted = app.open_case(&token, "Maria Garcia").await;
+    let other_maria = app.open_case(&token, "Maria Okafor").await;
+    let garcia_lopez = app.open_case(&token, "Marta García-López").await;
+    // Both words far more common than one search reads alone, as a very
+    // large caseload would have them.
+    let copies = secondlook::cases::search::SCAN_LIMIT + 1;
+    app.copies_indexed_as(other_maria, copies, &["maria", "garcia"]).await;
+
+    // Found in either order, whole or begun, with or without accents.
+    assert_eq!(found(&app, &token, "garcia maria").await, vec![wanted]);
+    assert_eq!(found(&app, &token, "María García").await, vec![wanted]);
+    let mut begun = found(&app, &token, "garc mar").await;
+    begun.sort();
+    assert_eq!(begun, vec![wanted, garcia_lopez]);
+    assert_eq!(found(&app, &token, "garcialopez mart").await, vec![garcia_lopez]);
+    assert_eq!(found(&app, &token, "lopez marta").await, vec![garcia_lopez]);
+    assert!(found(&app, &token, "garcia okafor").await.is_empty());
+    assert_eq!(found(&app, &token, "okafor").await, vec![other_maria]);
+    // One word alone is still too broad.
+    let (s, answer) = app.get(&token, "/api/v1/cases?q=maria").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    // Another advocate's search does not reach these cases.
+    let (s, answer) = app.get(&app.other_advocate.token, "/api/v1/cases?q=garcia+maria").await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    assert_eq!(answer["items"].as_array().map(Vec::len), Some(0), "{answer}");
 }
