@@ -66,6 +66,11 @@ const DRAIN_FOR_AT_MOST: Duration = Duration::from_secs(5);
 /// a missing token, an unknown id) would close the connection with data
 /// still in it, and the client would see a reset instead of the answer.
 async fn read_whole_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if crate::http::is_upload(request.method(), request.uri().path(), content_type) {
+        // A document streams into storage as it arrives, within its own limit.
+        return next.run(request).await;
+    }
     let limit = state.settings.server.max_body_bytes;
     let (parts, body) = request.into_parts();
     let mut stream = body.into_data_stream();

@@ -22,6 +22,10 @@ use crate::{
     },
     config::Settings,
     db, demo,
+    documents::{
+        keys::{KeySource, Keyring, MasterKey, next_key_file, write_key_file},
+        store::Documents,
+    },
     error::AppError,
     reminders::{Reminders, jobs, scan},
 };
@@ -77,6 +81,31 @@ pub enum Command {
     /// The summary rows the caseload and admin figures read.
     #[command(subcommand)]
     Tallies(TalliesCommand),
+    /// The master key that wraps every document's own key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Documents and their stored files.
+    #[command(subcommand)]
+    Documents(DocumentsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Move every document to a new master key (their files stay as they
+    /// are). With the key in a file, a new key is made and replaces it;
+    /// with SECONDLOOK_MASTER_KEY, give the new key there and the old one in
+    /// SECONDLOOK_PREVIOUS_MASTER_KEY. Restart running instances after.
+    Rotate,
+    /// Print a new random master key, for SECONDLOOK_MASTER_KEY.
+    Generate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocumentsCommand {
+    /// Compare the documents with the stored files: list documents whose
+    /// file is missing (marked damaged) and files no document names. Exits
+    /// non-zero when it finds either.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,8 +301,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     "retention is off: set retention.erase_closed_after (e.g. \"2y\") to erase closed cases".into(),
                 ));
             };
+            let (documents, _) = Documents::open(&settings).map_err(CliError::App)?;
             let db = open(&settings).await?;
-            let report = crate::privacy::retention::run(&db, keep_for, crate::db::now()).await?;
+            let report = crate::privacy::retention::run(&db, &documents, keep_for, crate::db::now()).await?;
             println!(
                 "Retention: cases erased: {}, already erased: {}, could not be erased: {}.",
                 report.erased, report.skipped, report.failed
@@ -283,6 +313,46 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 return Err(CliError::App("some cases could not be erased; see the log above".into()));
             }
             Ok(())
+        }
+        Command::Keys(KeysCommand::Generate) => {
+            let (key, text) = MasterKey::generate()?;
+            println!("{}", text.as_str());
+            eprintln!("A new master key ({}). Keep it secret, and back it up apart from the database.", key.id());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let db = open(&settings).await?;
+            let outcome = rotate_keys(&db, &settings).await;
+            db.close().await?;
+            println!("{}", outcome?);
+            Ok(())
+        }
+        Command::Documents(DocumentsCommand::Check) => {
+            let db = open(&settings).await?;
+            let (documents, _) = Documents::open(&settings).map_err(CliError::App)?;
+            let report = crate::documents::store::check(&db, &documents).await;
+            db.close().await?;
+            let report = report?;
+            println!(
+                "{} documents, {} stored files in the {}.",
+                report.documents, report.files, documents.storage.place
+            );
+            for id in &report.missing {
+                println!("damaged: document {id} has no stored file (now shown as damaged)");
+            }
+            for key in &report.orphans {
+                println!("orphan: stored file {key} belongs to no document");
+            }
+            if report.missing.is_empty() && report.orphans.is_empty() {
+                println!("Every document has its file, and every file its document.");
+                Ok(())
+            } else {
+                Err(CliError::App(format!(
+                    "{} damaged documents, {} orphan files",
+                    report.missing.len(),
+                    report.orphans.len()
+                )))
+            }
         }
         Command::Export { out } => {
             let db = open(&settings).await?;
@@ -352,13 +422,65 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             // Demo accounts must not leave a fresh database without its admin.
             let created = bootstrap_admin(&db, &settings).await?;
             print_admin(created.as_ref());
-            let state = AppState::new(db.clone(), settings);
-            let summary = demo::fill(&state.db, &state.rules, args.cases, args.seed).await?;
+            let rules = AppState::case_rules(&settings);
+            let summary = demo::fill(&db, &rules, args.cases, args.seed).await?;
             println!("{summary}");
             db.close().await?;
             Ok(())
         }
     }
+}
+
+/// Moves every document to a new master key; what was done, to print.
+async fn rotate_keys(db: &DatabaseConnection, settings: &Settings) -> Result<String, CliError> {
+    let (ring, source) = Keyring::load(settings).map_err(CliError::App)?;
+    if source == KeySource::Setting {
+        let (moved, stuck) = crate::documents::store::rotate(db, &ring).await?;
+        if stuck > 0 {
+            return Err(CliError::App(format!(
+                "moved {moved} documents to master key {}; {stuck} are wrapped by a key not given: set \
+                 SECONDLOOK_PREVIOUS_MASTER_KEY to the key they were wrapped with and run this again",
+                ring.current().id()
+            )));
+        }
+        return Ok(format!("Moved {moved} documents to master key {}.", ring.current().id()));
+    }
+    let path = std::path::Path::new(&settings.documents.master_key_file);
+    let next_path = next_key_file(path);
+    // A rotation cut short left its new key: finish moving to that one.
+    let next = match std::fs::read_to_string(&next_path) {
+        Ok(text) => {
+            MasterKey::from_base64(&text).map_err(|e| CliError::App(format!("{}: {e}", next_path.display())))?
+        }
+        Err(_) => {
+            let (key, text) = MasterKey::generate()?;
+            write_key_file(&next_path, &text)?;
+            key
+        }
+    };
+    let old = ring.current().clone();
+    let ring = ring.moving_to(next.clone());
+    let (moved, stuck) = crate::documents::store::rotate(db, &ring).await?;
+    if stuck > 0 {
+        return Err(CliError::App(format!(
+            "{stuck} documents are wrapped by a master key that is not here; nothing else was changed in {}",
+            path.display()
+        )));
+    }
+    let mut retired = path.as_os_str().to_os_string();
+    retired.push(format!(".retired-{}", old.id()));
+    let retired = PathBuf::from(retired);
+    std::fs::rename(path, &retired)?;
+    std::fs::rename(&next_path, path)?;
+    Ok(format!(
+        "Moved {moved} documents to the new master key {new} in {path}. The old key {old} is kept in {retired}: \
+         backups made before now need it, so keep it with them. Back the new key up now, and restart every \
+         running instance.",
+        new = next.id(),
+        path = path.display(),
+        old = old.id(),
+        retired = retired.display()
+    ))
 }
 
 /// Audit subject of whole-database operations.
@@ -391,6 +513,10 @@ fn read_or_generate_password() -> Result<(String, bool), CliError> {
 }
 
 async fn serve(settings: Settings) -> Result<(), CliError> {
+    if let Some(problem) = settings.unshared_documents() {
+        return Err(CliError::App(problem));
+    }
+    let (documents, key_source) = Documents::open(&settings).map_err(CliError::App)?;
     let db = open(&settings).await?;
     let created = bootstrap_admin(&db, &settings).await?;
     let listener = TcpListener::bind(settings.server.listen)
@@ -401,12 +527,18 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
         if settings.server.public_url.trim().is_empty() { format!("http://{bound}") } else { settings.public_url() };
     let mut banner = format!("SecondLook is running at {url}\nSign in at {url}/login\n");
     banner.push_str(&admin_banner(created.as_ref()));
+    if let KeySource::Generated(path) = &key_source {
+        banner.push_str(&format!(
+            "\n*** A master key for documents was created in {path}. ***\n\
+             *** Back it up now, apart from the database backups: without it no document can be read. ***\n\n"
+        ));
+    }
     // A closed stdout (a detached service) must not stop the server.
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
     drop(stdout);
     let grace = settings.server.shutdown_grace;
-    let state = AppState::new(db.clone(), settings);
+    let state = AppState::new(db.clone(), settings, documents.clone());
     let reminders = if state.settings.reminders.enabled {
         Some(Arc::new(Reminders::new(db.clone(), state.settings.clone()).map_err(CliError::App)?))
     } else {
@@ -420,8 +552,11 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     )
     .await
     .map_err(CliError::App)?;
+    crate::documents::jobs::schedule_purge(&scheduler, db.clone(), documents.clone()).await.map_err(CliError::App)?;
     if let Some(keep_for) = state.settings.retention.erase_closed_after().map_err(CliError::App)? {
-        crate::privacy::retention::schedule(&scheduler, db.clone(), keep_for).await.map_err(CliError::App)?;
+        crate::privacy::retention::schedule(&scheduler, db.clone(), documents.clone(), keep_for)
+            .await
+            .map_err(CliError::App)?;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app::serve(listener, state, async move {

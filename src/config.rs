@@ -23,6 +23,57 @@ pub struct Settings {
     pub cases: CaseSettings,
     pub service_levels: ServiceLevelSettings,
     pub retention: RetentionSettings,
+    pub documents: DocumentSettings,
+}
+
+/// Where document files live and how big they may be; see `[documents]` in
+/// `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DocumentSettings {
+    pub storage: DocumentStorage,
+    pub local_dir: String,
+    pub local_dir_shared: bool,
+    pub max_file_bytes: u64,
+    #[serde(with = "humantime_serde")]
+    pub purge_deleted_after: Duration,
+    pub master_key: Secret,
+    pub master_key_file: String,
+    pub previous_master_key: Secret,
+    pub s3: S3Settings,
+}
+
+impl Settings {
+    /// Why a server must not start with these document settings: several
+    /// instances share a PostgreSQL database, so they must share the files.
+    pub fn unshared_documents(&self) -> Option<String> {
+        let documents = &self.documents;
+        (documents.storage == DocumentStorage::Local
+            && self.database.url.expose().starts_with("postgres")
+            && !documents.local_dir_shared)
+            .then(|| {
+                "documents.storage is \"local\" with a PostgreSQL database, where several instances may each \
+                 keep their own files. Use documents.storage = \"s3\", or a directory every instance shares \
+                 (then set documents.local_dir_shared = true)"
+                    .to_string()
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentStorage {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Settings {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,7 +264,9 @@ impl Settings {
         let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         builder = builder
             .set_override_option("database.url", non_empty("DATABASE_URL"))?
-            .set_override_option("server.listen", non_empty("SECONDLOOK_LISTEN"))?;
+            .set_override_option("server.listen", non_empty("SECONDLOOK_LISTEN"))?
+            .set_override_option("documents.master_key", non_empty("SECONDLOOK_MASTER_KEY"))?
+            .set_override_option("documents.previous_master_key", non_empty("SECONDLOOK_PREVIOUS_MASTER_KEY"))?;
         Self::finish(builder.build()?)
     }
 
@@ -273,6 +326,16 @@ impl Settings {
             || web.password_reset_valid_for > Duration::from_secs(24 * 3600)
         {
             return invalid("web.password_reset_valid_for must be between 1m and 24h".into());
+        }
+        let documents = &self.documents;
+        if documents.max_file_bytes < 1024 {
+            return invalid("documents.max_file_bytes must be at least 1024".into());
+        }
+        if documents.purge_deleted_after.is_zero() {
+            return invalid("documents.purge_deleted_after must be longer than zero".into());
+        }
+        if documents.storage == DocumentStorage::S3 && documents.s3.bucket.trim().is_empty() {
+            return invalid("documents.s3.bucket must be set when documents.storage is \"s3\"".into());
         }
         for (urgency, durations) in
             [("routine", &self.service_levels.routine), ("expedited", &self.service_levels.expedited)]

@@ -60,6 +60,16 @@ pub enum AppError {
     /// keep a change; trying again later can succeed.
     #[error("storage unavailable: {0}")]
     Unavailable(#[source] BoxedError),
+    /// The document storage could not be reached or refused; nothing was
+    /// saved, and trying again later can succeed.
+    #[error("document storage unavailable: {0}")]
+    FilesUnavailable(#[source] BoxedError),
+    /// An upload larger than the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A file of a kind that is not accepted.
+    #[error("{0}")]
+    UnsupportedType(String),
     /// Something that cannot fail in a working installation did (a task
     /// died, the random source, a template, a password hasher), with its
     /// cause kept for the one log line the shells write.

@@ -40,6 +40,10 @@ id_type!(
     UserId
 );
 id_type!(
+    /// A document on a case.
+    DocumentId
+);
+id_type!(
     /// A specialists directory entry.
     SpecialistId
 );

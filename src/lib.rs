@@ -9,7 +9,8 @@
 //! extractors), `state` (`AppState`) → `privacy` (case export, erasure,
 //! retention), `portability` (whole-database export, import, backup) →
 //! `reminders` (planner, outbox, scans, the reset email) → `reports`
-//! (figures) → `cases` (stage machine, due dates, case operations) →
+//! (figures) → `documents` (files on a case: sealing, storage, their
+//! rows) → `cases` (stage machine, due dates, case operations) →
 //! `specialists` (directory), `mail` (composing and sending) → `auth`
 //! (accounts, reset links, tokens, throttling, sessions) → `audit` (the
 //! trail) → `db` (connection, migrations, entities) → `actor`, `secrets`,
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod documents;
 pub mod error;
 pub mod http;
 pub mod ids;

@@ -1,5 +1,6 @@
 //! What every request handler shares: the database pool, the settings and
-//! the case rules derived from them, and the batched trail of reads. Below the HTTP shells (`http`, `api`,
+//! the case rules derived from them, the batched trail of reads, and the
+//! document storage with its keys. Below the HTTP shells (`http`, `api`,
 //! `web`), so they can all name it without reaching into `app`.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use crate::{
     audit::reads::ReadTrail,
     cases::{ServiceLevels, store::CaseRules},
     config::Settings,
+    documents::store::Documents,
 };
 
 #[derive(Clone)]
@@ -21,15 +23,19 @@ pub struct AppState {
     pub reads: ReadTrail,
     /// The admin page's times in stage, while they stay current.
     pub timings: crate::reports::TimingsCache,
+    /// Where documents are kept and the keys that seal them.
+    pub documents: Documents,
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, settings: Settings) -> Self {
-        let rules = CaseRules {
-            levels: ServiceLevels::from_settings(&settings.service_levels),
-            defaults: settings.cases.clone(),
-        };
+    pub fn new(db: DatabaseConnection, settings: Settings, documents: Documents) -> Self {
+        let rules = Self::case_rules(&settings);
         let reads = ReadTrail::start(db.clone());
-        Self { db, settings: Arc::new(settings), rules: Arc::new(rules), reads, timings: Default::default() }
+        Self { db, settings: Arc::new(settings), rules: Arc::new(rules), reads, timings: Default::default(), documents }
+    }
+
+    /// The case rules the settings give.
+    pub fn case_rules(settings: &Settings) -> CaseRules {
+        CaseRules { levels: ServiceLevels::from_settings(&settings.service_levels), defaults: settings.cases.clone() }
     }
 }

@@ -87,6 +87,35 @@ word_enum!(
 );
 
 word_enum!(
+    /// What a document on a case is: one of the record kinds, or a paper
+    /// of the second opinion itself.
+    DocumentKind {
+        LabResults => ("lab_results", "Lab results"),
+        ImagingXray => ("imaging_xray", "Imaging: X-ray"),
+        ImagingCt => ("imaging_ct", "Imaging: CT"),
+        ImagingMri => ("imaging_mri", "Imaging: MRI"),
+        ImagingPet => ("imaging_pet", "Imaging: PET"),
+        PathologyReport => ("pathology_report", "Pathology / biopsy report"),
+        MedicationList => ("medication_list", "Medication list"),
+        SurgicalReports => ("surgical_reports", "Surgical reports"),
+        SymptomTreatmentHistory => ("symptom_treatment_history", "Symptom and treatment history"),
+        SpecialistReport => ("specialist_report", "Specialist's written report"),
+        OriginalReport => ("original_report", "Original physician's report"),
+        Consent => ("consent", "Consent form"),
+        Letter => ("letter", "Letter"),
+        Insurance => ("insurance", "Insurance"),
+        Other => ("other", "Other"),
+    }
+);
+
+impl DocumentKind {
+    /// The document kind that holds a record of `kind`.
+    pub fn of_record(kind: RecordKind) -> Self {
+        Self::parse(kind.as_str()).unwrap_or(Self::Other)
+    }
+}
+
+word_enum!(
     RecordStatus {
         Requested => ("requested", "Requested"),
         Received => ("received", "Received"),
@@ -265,6 +294,7 @@ mod tests {
         }
         for kind in RecordKind::ALL {
             assert_eq!(RecordKind::parse(kind.as_str()), Some(*kind));
+            assert_eq!(DocumentKind::of_record(*kind).as_str(), kind.as_str());
         }
         assert_eq!(Reason::parse("cancer_diagnosis"), Some(Reason::CancerDiagnosis));
         assert_eq!(Reason::parse("Cancer"), None);

@@ -19,6 +19,7 @@ mod m20261207_000010_case_journal;
 mod m20261207_000011_case_search;
 mod m20261207_000012_password_resets;
 mod m20261207_000013_caseload_sorts;
+mod m20261207_000014_documents;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_case_search::Migration),
             Box::new(m20261207_000012_password_resets::Migration),
             Box::new(m20261207_000013_caseload_sorts::Migration),
+            Box::new(m20261207_000014_documents::Migration),
         ]
     }
 }

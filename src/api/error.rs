@@ -97,6 +97,18 @@ impl From<AppError> for ApiError {
                 tracing::error!(error = &*source as &dyn std::error::Error, "storage unavailable");
                 storage_unavailable()
             }
+            AppError::FilesUnavailable(source) => {
+                tracing::error!(error = &*source as &dyn std::error::Error, "document storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "document_storage_unavailable",
+                    "the document storage cannot be reached right now; nothing was changed; try again shortly",
+                )
+            }
+            AppError::TooLarge(message) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message),
+            AppError::UnsupportedType(message) => {
+                ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_document_type", message)
+            }
             AppError::Broken { context, source } => {
                 tracing::error!(context, error = &*source as &dyn std::error::Error, "internal error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server")

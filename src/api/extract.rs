@@ -14,6 +14,7 @@ use crate::{
     auth::{Actor, tokens},
     error::FieldErrors,
     http::{client_ip, field_with_nul, path_id, path_param},
+    ids::DocumentId,
     state::AppState,
 };
 
@@ -233,6 +234,16 @@ impl FromRequestParts<AppState> for KindParam {
 }
 
 /// The numeric `{contact_id}` of a contact log path; anything else → 404.
+pub struct DocumentIdParam(pub DocumentId);
+
+impl FromRequestParts<AppState> for DocumentIdParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        path_id(parts, "doc_id").await.map(|id| DocumentIdParam(DocumentId(id))).ok_or_else(ApiError::not_found)
+    }
+}
+
 pub struct ContactIdParam(pub i32);
 
 impl FromRequestParts<AppState> for ContactIdParam {

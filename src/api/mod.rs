@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cases;
 pub mod directory;
+pub mod documents;
 pub mod error;
 pub mod extract;
 pub mod journal;
@@ -12,12 +13,13 @@ pub mod reports;
 
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     http::{HeaderValue, StatusCode, header},
     routing::{get, post, put},
 };
 use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
-use crate::state::AppState;
+use crate::{http::upload_limit, state::AppState};
 use error::ApiError;
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -49,6 +51,15 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/notes", get(journal::notes).post(journal::add_note))
         .route("/cases/{id}/contacts", get(journal::contacts).post(journal::add_contact))
         .route("/cases/{id}/contacts/{contact_id}/done", post(journal::follow_up_done))
+        .route(
+            "/cases/{id}/documents",
+            get(documents::list)
+                .post(documents::upload)
+                .layer(DefaultBodyLimit::max(upload_limit(&state.settings.documents))),
+        )
+        .route("/documents/{doc_id}", get(documents::get).patch(documents::update).delete(documents::delete))
+        .route("/documents/{doc_id}/content", get(documents::content))
+        .route("/documents/{doc_id}/restore", post(documents::restore))
         .route("/cases/{id}/export", get(privacy::export))
         .route("/cases/{id}/erase", post(privacy::erase))
         .route("/specialists", get(directory::list_specialists).post(directory::create_specialist))

@@ -37,6 +37,6 @@ pub async fn erase(
     Caller(actor): Caller,
     Id(id): Id<CaseId>,
 ) -> ApiResult<Json<ErasureAnswer>> {
-    let done = privacy::erase(&state.db, &actor, id).await?;
+    let done = privacy::erase(&state.db, &state.documents, &actor, id).await?;
     Ok(Json(ErasureAnswer { erased_at: done.case.erased_at, already_erased: !done.erased_now, case: done.case }))
 }

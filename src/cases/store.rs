@@ -372,7 +372,7 @@ fn hex_token() -> AppResult<String> {
 
 /// Checks that the actor may see the case; a case they may not see answers
 /// exactly like a missing one, and the attempt is audited.
-pub(super) async fn check_access(db: &DatabaseConnection, actor: &Actor, case_id: i32, what: &str) -> AppResult<()> {
+pub(crate) async fn check_access(db: &DatabaseConnection, actor: &Actor, case_id: i32, what: &str) -> AppResult<()> {
     let advocate_id: Option<Option<i32>> =
         case::Entity::find_by_id(case_id).select_only().column(case::Column::AdvocateId).into_tuple().one(db).await?;
     match advocate_id {
@@ -464,10 +464,10 @@ pub async fn list(
 /// A write in progress on one case: the transaction holds the case row
 /// locked (PostgreSQL row lock, SQLite write lock) until commit, so
 /// concurrent writes to one case apply one after another.
-pub(super) struct CaseWrite {
-    pub(super) txn: db::WriteTransaction,
-    pub(super) case: case::Model,
-    pub(super) now: DateTime<Utc>,
+pub(crate) struct CaseWrite {
+    pub(crate) txn: db::WriteTransaction,
+    pub(crate) case: case::Model,
+    pub(crate) now: DateTime<Utc>,
 }
 
 /// Locks the case row for the rest of the write transaction (PostgreSQL row
@@ -484,7 +484,7 @@ pub(crate) async fn lock_case(txn: &DatabaseTransaction, case_id: i32) -> AppRes
     case::Entity::find_by_id(case_id).one(txn).await?.ok_or(AppError::NotFound)
 }
 
-pub(super) async fn begin_case_write(
+pub(crate) async fn begin_case_write(
     db: &DatabaseConnection,
     actor: &Actor,
     case_id: i32,
@@ -565,7 +565,7 @@ impl CaseWrite {
 
     /// [`CaseWrite::finish`] without reading the case back, for writes whose
     /// answer is the row they added (the journal's).
-    pub(super) async fn commit_with(
+    pub(crate) async fn commit_with(
         self,
         actor: &Actor,
         mut changes: case::ActiveModel,

@@ -21,8 +21,8 @@ use super::PortabilityError;
 use crate::db::{
     self,
     entities::{
-        api_token, audit_entry, case, case_contact, case_note, case_record, case_round, opinion, outbox_message,
-        specialist, stage_change, user,
+        api_token, audit_entry, case, case_contact, case_note, case_record, case_round, document, opinion,
+        outbox_message, specialist, stage_change, user,
     },
 };
 
@@ -33,7 +33,7 @@ pub const VERSION: u32 = 1;
 const BATCH: u64 = 200;
 
 /// The tables carried, in foreign-key order (a table comes after those it refers to).
-pub fn tables() -> [&'static str; 12] {
+pub fn tables() -> [&'static str; 13] {
     [
         user::Entity.table_name(),
         api_token::Entity.table_name(),
@@ -45,6 +45,7 @@ pub fn tables() -> [&'static str; 12] {
         stage_change::Entity.table_name(),
         case_note::Entity.table_name(),
         case_contact::Entity.table_name(),
+        document::Entity.table_name(),
         outbox_message::Entity.table_name(),
         audit_entry::Entity.table_name(),
     ]
@@ -139,6 +140,7 @@ async fn write_all(db: &DatabaseConnection, file: File) -> Result<Counts, Portab
     counts.insert(stage_change::Entity.table_name().into(), dump::<stage_change::Entity, _>(&txn, &mut w).await?);
     counts.insert(case_note::Entity.table_name().into(), dump::<case_note::Entity, _>(&txn, &mut w).await?);
     counts.insert(case_contact::Entity.table_name().into(), dump::<case_contact::Entity, _>(&txn, &mut w).await?);
+    counts.insert(document::Entity.table_name().into(), dump::<document::Entity, _>(&txn, &mut w).await?);
     counts.insert(outbox_message::Entity.table_name().into(), dump::<outbox_message::Entity, _>(&txn, &mut w).await?);
     counts.insert(audit_entry::Entity.table_name().into(), dump::<audit_entry::Entity, _>(&txn, &mut w).await?);
     txn.commit().await?;
@@ -337,6 +339,7 @@ async fn load<C: ConnectionTrait>(conn: &C, table: &str, rows: Vec<Value>) -> Re
         t if t == opinion::Entity.table_name() => insert::<opinion::Entity, _>(conn, rows).await,
         t if t == case_note::Entity.table_name() => insert::<case_note::Entity, _>(conn, rows).await,
         t if t == case_contact::Entity.table_name() => insert::<case_contact::Entity, _>(conn, rows).await,
+        t if t == document::Entity.table_name() => insert::<document::Entity, _>(conn, rows).await,
         t if t == case_record::Entity.table_name() => insert::<case_record::Entity, _>(conn, rows).await,
         t if t == stage_change::Entity.table_name() => insert::<stage_change::Entity, _>(conn, rows).await,
         t if t == outbox_message::Entity.table_name() => insert::<outbox_message::Entity, _>(conn, rows).await,

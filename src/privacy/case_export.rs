@@ -48,10 +48,21 @@ pub struct CaseExport {
     pub notes: Vec<journal::NoteView>,
     /// The case's contact log, oldest first.
     pub contacts: Vec<journal::ContactView>,
+    /// The case's documents, deleted ones included, each with where its
+    /// content is fetched (`content`), since files do not fit in this text.
+    pub documents: Vec<DocumentExport>,
     /// Emails queued or sent about the case.
     pub emails: Vec<EmailExport>,
     /// The case's audit trail, oldest first (including this export).
     pub audit: Vec<AuditExport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DocumentExport {
+    #[serde(flatten)]
+    pub document: crate::documents::store::DocumentView,
+    /// The API path of the document's bytes.
+    pub content: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,10 +119,26 @@ pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: Ca
     let case = view::load(&txn, case_id, now).await?;
     let rounds = rounds(&txn, case_id).await?;
     let (notes, contacts) = journal_of(&txn, case_id).await?;
+    let documents = crate::documents::store::of_case(&txn, case_id, true)
+        .await?
+        .into_iter()
+        .map(|document| DocumentExport { content: format!("/api/v1/documents/{}/content", document.id), document })
+        .collect();
     let emails = emails(&txn, case_id).await?;
     let audit = trail(&txn, case_id).await?;
     txn.commit().await?;
-    Ok(CaseExport { format: FORMAT, version: VERSION, exported_at: now, case, rounds, notes, contacts, emails, audit })
+    Ok(CaseExport {
+        format: FORMAT,
+        version: VERSION,
+        exported_at: now,
+        case,
+        rounds,
+        notes,
+        contacts,
+        documents,
+        emails,
+        audit,
+    })
 }
 
 async fn rounds<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<Vec<RoundExport>> {

@@ -1,7 +1,8 @@
 //! Erasure: a closed case keeps its pseudonymous reference, dates, stages,
 //! enum values and figures (so reports stay true) and loses everything that
 //! names or describes the patient — identity, contact details, free text,
-//! the unsubscribe secret, and the addresses and bodies of its emails.
+//! the unsubscribe secret, the addresses and bodies of its emails, and its
+//! documents (rows and stored files).
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -17,6 +18,7 @@ use crate::{
         self,
         entities::{case, case_contact, case_note, case_record, case_round, opinion, outbox_message, stage_change},
     },
+    documents::store::Documents,
     error::{AppError, AppResult},
     ids::CaseId,
     reminders::outbox,
@@ -37,14 +39,24 @@ pub struct Erasure {
 /// only; an open case is refused with `case_open`. Erasing an erased case
 /// changes nothing and answers the same, so retries and several instances
 /// running retention are harmless.
-pub async fn erase(db: &DatabaseConnection, actor: &Actor, case_id: CaseId) -> AppResult<Erasure> {
-    let erased_now = erase_only(db, actor, case_id).await?;
+pub async fn erase(
+    db: &DatabaseConnection,
+    documents: &Documents,
+    actor: &Actor,
+    case_id: CaseId,
+) -> AppResult<Erasure> {
+    let erased_now = erase_only(db, documents, actor, case_id).await?;
     Ok(Erasure { case: view::load(db, case_id.get(), db::now()).await?, erased_now })
 }
 
 /// [`erase`] without reading the case back. Returns whether this call
 /// erased it (false: it was erased already).
-pub async fn erase_only(db: &DatabaseConnection, actor: &Actor, case_id: CaseId) -> AppResult<bool> {
+pub async fn erase_only(
+    db: &DatabaseConnection,
+    documents: &Documents,
+    actor: &Actor,
+    case_id: CaseId,
+) -> AppResult<bool> {
     let case_id = case_id.get();
     super::admins_only(db, actor, case_id, ERASED).await?;
     let txn = db::begin_write(db).await?;
@@ -66,9 +78,14 @@ pub async fn erase_only(db: &DatabaseConnection, actor: &Actor, case_id: CaseId)
         ));
     }
     let now = db::now();
-    let counts = scrub(&txn, &row, now).await?;
+    let mut counts = scrub(&txn, &row, now).await?;
+    // The documents go with the patient data: their rows now, their files
+    // once the erasure has committed.
+    let files = crate::documents::store::erase_rows(&txn, case_id).await?;
+    counts["documents"] = json!(files.len());
     audit::record(&txn, actor, ERASED, Subject::case(case_id), counts).await?;
     txn.commit().await?;
+    crate::documents::store::remove_files(documents, files).await;
     Ok(true)
 }
 

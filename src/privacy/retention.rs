@@ -13,6 +13,7 @@ use crate::{
     auth::Actor,
     cases::Stage,
     db::entities::case,
+    documents::store::Documents,
     error::{AppError, AppResult},
     ids::CaseId,
 };
@@ -35,7 +36,12 @@ pub struct RetentionReport {
 }
 
 /// Erases the cases closed before `now - keep_for`.
-pub async fn run(db: &DatabaseConnection, keep_for: Duration, now: DateTime<Utc>) -> AppResult<RetentionReport> {
+pub async fn run(
+    db: &DatabaseConnection,
+    documents: &Documents,
+    keep_for: Duration,
+    now: DateTime<Utc>,
+) -> AppResult<RetentionReport> {
     let keep_for =
         chrono::Duration::from_std(keep_for).map_err(|_| AppError::Internal("retention period is too long".into()))?;
     let Some(cutoff) = now.checked_sub_signed(keep_for) else {
@@ -62,7 +68,7 @@ pub async fn run(db: &DatabaseConnection, keep_for: Duration, now: DateTime<Utc>
         let Some(last) = ids.last() else { break };
         after = *last;
         for id in ids {
-            match erasure::erase_only(db, &actor, CaseId(id)).await {
+            match erasure::erase_only(db, documents, &actor, CaseId(id)).await {
                 Ok(true) => report.erased += 1,
                 Ok(false) | Err(AppError::NotFound) => report.skipped += 1,
                 Err(err) => {
@@ -76,12 +82,17 @@ pub async fn run(db: &DatabaseConnection, keep_for: Duration, now: DateTime<Utc>
 }
 
 /// Adds the hourly retention run to the scheduler.
-pub async fn schedule(scheduler: &JobScheduler, db: DatabaseConnection, keep_for: Duration) -> Result<(), String> {
+pub async fn schedule(
+    scheduler: &JobScheduler,
+    db: DatabaseConnection,
+    documents: Documents,
+    keep_for: Duration,
+) -> Result<(), String> {
     let fail = |e: tokio_cron_scheduler::JobSchedulerError| format!("scheduler: {e}");
     let job = Job::new_async(SCHEDULE, move |_, _| {
-        let db = db.clone();
+        let (db, documents) = (db.clone(), documents.clone());
         Box::pin(async move {
-            match run(&db, keep_for, crate::db::now()).await {
+            match run(&db, &documents, keep_for, crate::db::now()).await {
                 Ok(report) if report != RetentionReport::default() => tracing::info!(
                     erased = report.erased,
                     skipped = report.skipped,

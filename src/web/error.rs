@@ -98,6 +98,21 @@ impl IntoResponse for PageError {
                 tracing::error!(error = &*source as &dyn std::error::Error, "storage unavailable from a page");
                 return unavailable_page(NOT_SAVED);
             }
+            AppError::FilesUnavailable(source) => {
+                tracing::error!(error = &*source as &dyn std::error::Error, "document storage unavailable from a page");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Documents are out of reach",
+                    "The document storage cannot be reached right now, so the file could not be saved or read. \
+                     Nothing was changed. Please try again in a moment."
+                        .to_string(),
+                    vec![],
+                )
+            }
+            AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "That file is too large", message, vec![]),
+            AppError::UnsupportedType(message) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "That kind of file is not accepted", message, vec![])
+            }
             AppError::Broken { context, source } => {
                 tracing::error!(context, error = &*source as &dyn std::error::Error, "internal error on a page");
                 (

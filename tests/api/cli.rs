@@ -11,7 +11,10 @@ use tokio::{
 
 use crate::common::{Backend, fresh_database};
 
-crate::on_both_databases!(operator_commands_work_against_a_running_server);
+crate::on_both_databases!(
+    operator_commands_work_against_a_running_server,
+    documents_outlive_a_key_rotation_and_the_check_finds_what_is_missing
+);
 
 fn secondlook(database_url: &str, workdir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_secondlook"));
@@ -22,6 +25,12 @@ fn secondlook(database_url: &str, workdir: &std::path::Path) -> Command {
         .current_dir(workdir)
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    if database_url.starts_with("postgres") {
+        // Instances sharing PostgreSQL must be given the master key and a
+        // shared document store; this one shares its directory with no one.
+        cmd.env("SECONDLOOK_MASTER_KEY", crate::common::TEST_MASTER_KEY)
+            .env("SECONDLOOK__DOCUMENTS__LOCAL_DIR_SHARED", "true");
+    }
     cmd
 }
 
@@ -187,4 +196,152 @@ async fn operator_commands_work_against_a_running_server(backend: Backend) {
         .expect("server stops after SIGTERM")
         .expect("wait");
     assert!(status.success(), "graceful stop exits cleanly: {status}");
+}
+
+/// Starts `secondlook serve` from `workdir` with `env`; the server, its
+/// URL and everything it printed before it was ready.
+async fn serve_with(url: &str, workdir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
+    let mut server = secondlook(url, workdir);
+    server
+        .arg("serve")
+        .envs(env.iter().copied())
+        .env("SECONDLOOK__REMINDERS__ENABLED", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = server.spawn().expect("server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = String::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("read line") {
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.starts_with("Sign in at ") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read).await.expect("server starts in time");
+    // The notes printed with the start-up message follow at once.
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await {
+        printed.push_str(&line);
+        printed.push('\n');
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("SecondLook is running at "))
+        .expect("URL printed")
+        .trim()
+        .to_string();
+    (child, format!("{base}\n{printed}"))
+}
+
+async fn stop(mut server: Child) {
+    let _ = server.kill().await;
+    let _ = server.wait().await;
+}
+
+async fn documents_outlive_a_key_rotation_and_the_check_finds_what_is_missing(backend: Backend) {
+    let Some((url, _dir)) = fresh_database(backend).await else {
+        return;
+    };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let dir = workdir.path();
+    let key_file = dir.join("data/master.key");
+
+    // On SQLite the first start makes the master key, and says to back it up.
+    let (server, printed) = serve_with(&url, dir, &[]).await;
+    let base = printed.lines().next().expect("base").to_string();
+    if backend == Backend::Sqlite {
+        assert!(printed.contains("A master key for documents was created in data/master.key"), "{printed}");
+        assert!(printed.contains("Back it up now"), "{printed}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).expect("key file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only its owner reads the key");
+    } else {
+        assert!(!key_file.exists(), "a PostgreSQL setup is given its key");
+    }
+    let (ok, token, err) =
+        output(&url, dir, &["token", "create", "--email", "admin@secondlook.local", "--label", "cli"], None).await;
+    assert!(ok, "{err}");
+    let token = token.trim().to_string();
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let case: serde_json::Value = client
+        .post(format!("{base}/api/v1/cases"))
+        .bearer_auth(&token)
+        .json(&crate::common::new_case("Kim Keys"))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let case_id = case["id"].as_i64().expect("case id");
+    let letter = b"A letter to the specialist, plain text.\n".repeat(3000);
+    let form = reqwest::multipart::Form::new()
+        .text("kind", "letter")
+        .part("file", reqwest::multipart::Part::bytes(letter.clone()).file_name("letter.txt"));
+    let uploaded: serde_json::Value = client
+        .post(format!("{base}/api/v1/cases/{case_id}/documents"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    let doc_id = uploaded["id"].as_i64().unwrap_or_else(|| panic!("{uploaded}"));
+    stop(server).await;
+
+    // A rotation moves the document to a new master key.
+    let new_key = "IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI=";
+    let rotated_env: Vec<(&str, &str)> = if backend == Backend::Sqlite {
+        vec![]
+    } else {
+        vec![("SECONDLOOK_MASTER_KEY", new_key), ("SECONDLOOK_PREVIOUS_MASTER_KEY", crate::common::TEST_MASTER_KEY)]
+    };
+    let old_key = std::fs::read_to_string(&key_file).ok();
+    let (ok, out, err) = output_with(&url, dir, &rotated_env, &["keys", "rotate"], None).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Moved 1 documents"), "{out}");
+    if let Some(old_key) = old_key {
+        let now = std::fs::read_to_string(&key_file).expect("key file");
+        assert_ne!(now, old_key, "the key file holds the new key");
+        assert!(out.contains(".retired-"), "{out}");
+    }
+    // Run again, nothing is left to move.
+    let (ok, out, err) = output_with(&url, dir, &rotated_env, &["keys", "rotate"], None).await;
+    assert!(ok, "{out}{err}");
+
+    let pg_new_key: Vec<(&str, &str)> =
+        if backend == Backend::Sqlite { vec![] } else { vec![("SECONDLOOK_MASTER_KEY", new_key)] };
+    let (server, printed) = serve_with(&url, dir, &pg_new_key).await;
+    let base = printed.lines().next().expect("base").to_string();
+    let body = client
+        .get(format!("{base}/api/v1/documents/{doc_id}/content"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(body.as_ref(), letter.as_slice(), "the document opens under the new key");
+    stop(server).await;
+
+    // The check: all in order, then a missing file and a stray one.
+    let (ok, out, err) = output_with(&url, dir, &pg_new_key, &["documents", "check"], None).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("1 documents, 1 stored files"), "{out}");
+    let case_dir = dir.join(format!("data/documents/cases/{case_id}"));
+    let stored: Vec<_> = std::fs::read_dir(&case_dir).expect("case files").flatten().map(|e| e.path()).collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    std::fs::remove_file(&stored[0]).expect("remove");
+    std::fs::write(case_dir.join("stray"), b"left behind").expect("stray file");
+    let (ok, out, err) = output_with(&url, dir, &pg_new_key, &["documents", "check"], None).await;
+    assert!(!ok, "problems make the check fail: {out}");
+    assert!(out.contains(&format!("damaged: document {doc_id}")), "{out}");
+    assert!(out.contains(&format!("orphan: stored file cases/{case_id}/stray")), "{out}{err}");
 }

@@ -38,9 +38,15 @@ pub struct TestApp {
     pub other_advocate: Staff,
     /// The server's trail of reads, to flush before reading `audit_log` directly.
     pub reads: secondlook::audit::reads::ReadTrail,
+    /// Where this server keeps document files when they are local.
+    pub files: std::path::PathBuf,
     _stop: tokio::sync::oneshot::Sender<()>,
     _dir: Option<tempfile::TempDir>,
+    _files: tempfile::TempDir,
 }
+
+/// The master key every test server seals documents with.
+pub const TEST_MASTER_KEY: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
 
 static DATABASES: AtomicU32 = AtomicU32::new(0);
 
@@ -122,6 +128,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         settings.server.public_url = base.clone();
+        let files = tempfile::tempdir().expect("documents directory");
+        settings.documents.local_dir = files.path().display().to_string();
+        settings.documents.master_key = secondlook::secrets::Secret::new(TEST_MASTER_KEY);
         adjust(&mut settings);
         let db = db::connect(&settings.database).await.expect("connect");
         db::migrate(&db).await.expect("migrate");
@@ -150,7 +159,8 @@ impl TestApp {
 
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state_settings = settings.clone();
-        let state = AppState::new(db.clone(), settings);
+        let (documents, _) = secondlook::documents::store::Documents::open(&settings).expect("document storage");
+        let state = AppState::new(db.clone(), settings, documents);
         let reads = state.reads.clone();
         tokio::spawn(app::serve(listener, state, async move {
             let _ = stopped.await;
@@ -167,8 +177,10 @@ impl TestApp {
             advocate,
             other_advocate,
             reads,
+            files: files.path().to_path_buf(),
             _stop: stop,
             _dir: dir,
+            _files: files,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod common;
 mod postgres;
+mod s3_server;
 mod smtp_server;
 
 mod access;
@@ -12,6 +13,7 @@ mod browser;
 mod cli;
 mod database;
 mod demo;
+mod documents;
 mod fuzz;
 mod input;
 mod journal;

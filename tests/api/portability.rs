@@ -30,6 +30,8 @@ pub async fn run_cli(
     cmd.env_clear()
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
+        .env("SECONDLOOK_MASTER_KEY", crate::common::TEST_MASTER_KEY)
+        .env("SECONDLOOK__DOCUMENTS__LOCAL_DIR_SHARED", "true")
         .envs(env.iter().copied())
         .args(args)
         .current_dir(workdir)
@@ -52,18 +54,23 @@ pub async fn run_cli(
 struct Server {
     base: String,
     _stop: tokio::sync::oneshot::Sender<()>,
+    _files: tempfile::TempDir,
 }
 
 async fn serve(database_url: &str) -> Server {
-    let settings = test_settings(database_url);
+    let mut settings = test_settings(database_url);
+    let files = tempfile::tempdir().expect("documents directory");
+    settings.documents.local_dir = files.path().display().to_string();
+    settings.documents.master_key = secondlook::secrets::Secret::new(crate::common::TEST_MASTER_KEY);
+    let (documents, _) = secondlook::documents::store::Documents::open(&settings).expect("document storage");
     let db = db::connect(&settings.database).await.expect("connect");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app::serve(listener, AppState::new(db, settings), async move {
+    tokio::spawn(app::serve(listener, AppState::new(db, settings, documents), async move {
         let _ = stopped.await;
     }));
-    Server { base, _stop: stop }
+    Server { base, _stop: stop, _files: files }
 }
 
 async fn api(base: &str, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {

@@ -104,6 +104,12 @@ pub async fn closed_case(app: &TestApp) -> i64 {
         let (s, b) = app.call(Some(&token), method, &path, Some(body)).await;
         assert_eq!(s, expected, "{path}: {b}");
     }
+    // The pathology report itself, named and written about the patient.
+    let report = crate::documents::pdf(SECRETS[0], 20_000);
+    let name = format!("{} pathology.pdf", SECRETS[0]);
+    let fields = [("kind", "pathology_report"), ("record_kind", "pathology_report")];
+    let (s, b) = crate::documents::upload(app, &token, id, &name, report, &fields).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
     let draft = outbox::Draft {
         key: format!("records:{id}:test:1"),
         case_id: Some(id as i32),
@@ -141,6 +147,12 @@ async fn a_case_export_holds_everything_and_only_admins_get_it(backend: Backend)
     let case = &doc["case"];
     assert_eq!(case["patient"]["name"], SECRETS[0]);
     assert_eq!(case["patient"]["email"], SECRETS[1]);
+    let document = &doc["documents"][0];
+    assert_eq!(document["kind"], "pathology_report", "{doc}");
+    let content = document["content"].as_str().expect("where the content is");
+    let response = app.client.get(format!("{}{content}", app.base)).bearer_auth(&app.admin.token).send().await;
+    let bytes = response.expect("content").bytes().await.expect("bytes");
+    assert_eq!(bytes.len(), 20_000, "the export's link fetches the document");
     assert_eq!(case["medical_history"], SECRETS[3]);
     assert_eq!(case["records"].as_array().expect("records").len(), 9);
     assert_eq!(case["history"].as_array().expect("history").len(), 5);
@@ -168,6 +180,12 @@ async fn a_case_export_holds_everything_and_only_admins_get_it(backend: Backend)
         assert!(actions.contains(&wanted), "audit lacks {wanted}: {actions:?}");
     }
     assert_eq!(actions.last(), Some(&"case.exported"), "the export itself is on the trail: {actions:?}");
+}
+
+/// How many documents the case's erasure entry says it removed.
+fn erasures_documents(export: &Value) -> Option<u64> {
+    let entries = export["audit"].as_array()?;
+    entries.iter().find(|e| e["action"] == "case.erased").and_then(|e| e["detail"]["documents"].as_u64())
 }
 
 async fn erasure_removes_the_patient_and_keeps_the_figures(backend: Backend) {
@@ -212,6 +230,9 @@ async fn erasure_removes_the_patient_and_keeps_the_figures(backend: Backend) {
     // Nothing that names or describes the patient is left anywhere a person could read it.
     let (s, doc) = app.get(&app.admin.token, &format!("/api/v1/cases/{id}/export")).await;
     assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["documents"].as_array().map(Vec::len), Some(0), "the documents went with the patient data");
+    assert_eq!(crate::documents::files_under(&app.files), 0, "and so did their files");
+    assert_eq!(erasures_documents(&doc), Some(1), "the erasure counted the document it removed");
     let text = doc.to_string();
     for secret in SECRETS {
         assert!(!text.contains(secret), "{secret:?} survived erasure: {text}");

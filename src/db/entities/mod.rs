@@ -8,6 +8,7 @@ pub mod case_contact;
 pub mod case_note;
 pub mod case_record;
 pub mod case_round;
+pub mod document;
 pub mod opinion;
 pub mod outbox_message;
 pub mod password_reset;
