@@ -321,6 +321,15 @@ def main():
         for n in other:
             w(f"- {n}")
         w("")
+    # The large-document run (`bench/documents`) is its own, kept beside the
+    # kit and carried over between markers that it rewrites.
+    documents = os.path.join(os.path.dirname(os.path.abspath(__file__)), "documents.md")
+    if os.path.exists(documents):
+        with open(documents, encoding="utf-8") as f:
+            w("<!-- documents -->")
+            w(f.read().rstrip("\n"))
+            w("<!-- /documents -->")
+        w("")
     # What the figures mean is written by hand and kept next to the kit, so a
     # new run does not lose it; it says which run it was written against.
     reading = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reading.md")

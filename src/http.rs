@@ -86,13 +86,14 @@ const UPLOAD_FIELD_BYTES: usize = 1024;
 
 /// Reads an upload form (`multipart/form-data`): the file streams straight
 /// into storage, sealed, while the other fields are read as they come, in
-/// any order. Nothing stays stored when the form turns out wrong.
+/// any order, into `fields` (so a refused form can be shown again as it
+/// was). Nothing stays stored when the form turns out wrong.
 pub async fn receive_upload(
     state: &AppState,
     case_id: crate::ids::CaseId,
     mut form: axum::extract::Multipart,
+    fields: &mut std::collections::BTreeMap<String, String>,
 ) -> crate::error::AppResult<(NewDocument, StoredFile)> {
-    let mut fields: std::collections::BTreeMap<String, String> = Default::default();
     let mut file: Option<StoredFile> = None;
     let read: crate::error::AppResult<()> = async {
         while let Some(mut field) = form.next_field().await.map_err(unreadable_upload)? {
@@ -122,7 +123,7 @@ pub async fn receive_upload(
         Ok(())
     }
     .await;
-    let described = read.and_then(|()| describe_upload(&fields, file.is_some()));
+    let described = read.and_then(|()| describe_upload(fields, file.is_some()));
     match (described, file) {
         (Ok(new), Some(file)) => Ok((new, file)),
         (Ok(_), None) => Err(FieldErrors::single("file", "is missing: choose a file to upload")),
@@ -165,10 +166,10 @@ fn describe_upload(
             }
         },
     };
-    let round = given("round").and_then(|text| {
-        let parsed = text.parse::<i32>().ok().filter(|r| *r > 0);
+    let round = given("round").and_then(|word| {
+        let parsed = crate::vocabulary::parse_round(word);
         if parsed.is_none() {
-            errors.add("round", "must be an opinion round number, 1 or more");
+            errors.add("round", "must be an opinion round: original, second, third…");
         }
         parsed
     });
@@ -186,4 +187,27 @@ fn unreadable_upload(err: axum::extract::multipart::MultipartError) -> crate::er
     } else {
         crate::error::AppError::BadRequest(format!("the upload could not be read: {}", err.body_text()))
     }
+}
+
+/// The document's bytes as a response: its sniffed type, its length, and a
+/// disposition that names it.
+pub fn document_response(
+    document: &documents::store::DocumentView,
+    bytes: documents::store::Content,
+    disposition: &str,
+) -> axum::response::Response {
+    use axum::{
+        http::{HeaderValue, header},
+        response::IntoResponse,
+    };
+    let mut response = axum::body::Body::from_stream(bytes).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&document.content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(document.size));
+    if let Ok(value) = HeaderValue::from_str(&documents::sniff::disposition(disposition, &document.name)) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }

@@ -5,10 +5,9 @@
 
 use axum::{
     Json,
-    body::Body,
     extract::{Multipart, State},
-    http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::StatusCode,
+    response::Response,
 };
 use serde_json::{Value, json};
 
@@ -17,11 +16,8 @@ use super::{
     extract::{ApiJson, Caller, DocumentIdParam, Id},
 };
 use crate::{
-    documents::{
-        sniff,
-        store::{self, DocumentPatch, DocumentView},
-    },
-    http::receive_upload,
+    documents::store::{self, DocumentPatch, DocumentView},
+    http::{document_response, receive_upload},
     ids::CaseId,
     state::AppState,
 };
@@ -33,7 +29,7 @@ pub async fn upload(
     form: Multipart,
 ) -> ApiResult<(StatusCode, Json<DocumentView>)> {
     store::check_case(&state.db, &actor, id).await?;
-    let (new, file) = receive_upload(&state, id, form).await?;
+    let (new, file) = receive_upload(&state, id, form, &mut Default::default()).await?;
     let added = store::add(&state.db, &state.documents, &actor, id, new, file).await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
@@ -57,22 +53,7 @@ pub async fn content(
     DocumentIdParam(id): DocumentIdParam,
 ) -> ApiResult<Response> {
     let (document, bytes) = store::open(&state.db, &state.documents, &actor, id).await?;
-    Ok(download(&document, bytes, "attachment"))
-}
-
-/// The document's bytes as a response: its sniffed type, its length, and a
-/// disposition that names it.
-pub fn download(document: &DocumentView, bytes: store::Content, disposition: &str) -> Response {
-    let mut response = Body::from_stream(bytes).into_response();
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&document.content_type) {
-        headers.insert(header::CONTENT_TYPE, value);
-    }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(document.size));
-    if let Ok(value) = HeaderValue::from_str(&sniff::disposition(disposition, &document.name)) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
+    Ok(document_response(&document, bytes, "attachment"))
 }
 
 pub async fn update(

@@ -42,7 +42,7 @@ use crate::{
     ids::{CaseId, DocumentId},
     secrets::random_bytes,
     validate::{check_text, limits},
-    vocabulary::{DocumentKind, RecordKind},
+    vocabulary::{DocumentKind, RecordKind, parse_round, round_name},
 };
 
 /// Audit actions on documents.
@@ -93,7 +93,8 @@ pub struct NewDocument {
     pub kind: DocumentKind,
     /// The checklist item the file is a record of.
     pub record_kind: Option<RecordKind>,
-    /// The opinion round the file belongs to (a specialist's report).
+    /// The opinion round the file belongs to (a specialist's report): 1
+    /// the original opinion, 2 the second…
     pub round: Option<i32>,
     /// Also mark the checklist item received.
     pub mark_received: bool,
@@ -127,7 +128,8 @@ pub struct DocumentView {
     pub kind: DocumentKind,
     pub kind_label: &'static str,
     pub record_kind: Option<RecordKind>,
-    pub round: Option<i32>,
+    /// The opinion round's word (`original`, `second`…).
+    pub round: Option<String>,
     pub name: String,
     pub content_type: String,
     pub size: i64,
@@ -151,8 +153,9 @@ pub struct DocumentPatch {
     pub kind: Option<DocumentKind>,
     #[serde(default, with = "double_option")]
     pub record_kind: Option<Option<RecordKind>>,
+    /// The opinion round's word (`original`, `second`…).
     #[serde(default, with = "double_option")]
-    pub round: Option<Option<i32>>,
+    pub round: Option<Option<String>>,
 }
 
 /// `null` clears a link, an absent field keeps it.
@@ -420,7 +423,10 @@ async fn check_links<C: ConnectionTrait>(
     if let Some(round) = round
         && !(1..=case.round).contains(&round)
     {
-        errors.add("round", format!("must be an opinion round of this case, 1 to {}", case.round));
+        errors.add(
+            "round",
+            format!("must be an opinion round of this case, up to the {} opinion", round_name(case.round)),
+        );
     }
     errors.into_result()
 }
@@ -464,7 +470,7 @@ fn view(row: document::Model, authors: &[Author]) -> DocumentView {
         kind: row.kind,
         kind_label: row.kind.label(),
         record_kind: row.record_kind,
-        round: row.round,
+        round: row.round.map(round_name),
         viewable: sniff::viewable(&row.content_type),
         name: row.name,
         content_type: row.content_type,
@@ -632,7 +638,14 @@ pub async fn update(
         .await?
         .ok_or(AppError::NotFound)?;
     let record_kind = patch.record_kind.unwrap_or(row.record_kind);
-    let round = patch.round.unwrap_or(row.round);
+    let round = match patch.round {
+        None => row.round,
+        Some(None) => None,
+        Some(Some(word)) => Some(
+            parse_round(&word)
+                .ok_or_else(|| FieldErrors::single("round", "must be an opinion round: original, second, third…"))?,
+        ),
+    };
     check_links(&w.txn, &w.case, record_kind, round).await?;
     let mut changes = document::ActiveModel { id: Set(row.id), ..Default::default() };
     let mut changed = Vec::new();

@@ -24,11 +24,12 @@ use crate::{
         },
         view::{CaseView, SpecialistView},
     },
+    documents::{self, store::DocumentView},
     error::{AppError, AppResult, FieldErrors},
     ids::CaseId,
     specialists::{self, SpecialistFilter},
     state::AppState,
-    vocabulary::{ContactChannel, ContactDirection, ContactParty},
+    vocabulary::{ContactChannel, ContactDirection, ContactParty, DocumentKind},
 };
 
 pub struct MoveOption {
@@ -59,6 +60,22 @@ pub struct ContactLine {
     pub late: bool,
     /// When and by whom the follow-up was done.
     pub done: Option<String>,
+}
+
+/// A document as the case page lists it.
+pub struct DocumentLine {
+    pub id: i32,
+    pub name: String,
+    pub kind: &'static str,
+    /// The checklist item or opinion it belongs to, in words.
+    pub about: Option<String>,
+    pub record_kind: Option<RecordKind>,
+    pub round: Option<String>,
+    pub size: String,
+    pub uploaded: String,
+    pub deleted: Option<String>,
+    pub damaged: bool,
+    pub viewable: bool,
 }
 
 pub struct ActivityLine {
@@ -114,6 +131,14 @@ struct CasePage {
     contact_channels: &'static [ContactChannel],
     contact_directions: &'static [ContactDirection],
     form: FormState,
+    documents: Vec<DocumentLine>,
+    /// Deleted documents an admin may restore (empty for advocates).
+    deleted_documents: Vec<DocumentLine>,
+    document_kinds: &'static [DocumentKind],
+    /// The checklist item an upload was started from, preselected.
+    upload_for: Option<RecordKind>,
+    /// "200 MiB"
+    upload_limit: String,
     /// Records still requested, by name: closing the case leaves them missing.
     records_waiting: Vec<String>,
     stage_label: &'static str,
@@ -131,6 +156,28 @@ impl CasePage {
 
     fn has_error(&self, form: &str, name: &str) -> bool {
         self.form.error(form, name).is_some()
+    }
+
+    /// The documents filed against a checklist item.
+    fn documents_for_record(&self, kind: &RecordKind) -> Vec<&DocumentLine> {
+        self.documents.iter().filter(|d| d.record_kind == Some(*kind)).collect()
+    }
+
+    /// The documents filed with an opinion round (its word).
+    fn documents_for_round(&self, round: &str) -> Vec<&DocumentLine> {
+        self.documents.iter().filter(|d| d.round.as_deref() == Some(round)).collect()
+    }
+
+    /// The upload form's value for `name`: as sent when it was refused,
+    /// else what the checklist item it was started from implies.
+    fn upload_value(&self, name: &str) -> String {
+        let implied = match (name, self.upload_for) {
+            ("kind", Some(kind)) => DocumentKind::of_record(kind).as_str().to_string(),
+            ("record_kind", Some(kind)) => kind.as_str().to_string(),
+            ("mark_received", Some(_)) => "on".to_string(),
+            _ => String::new(),
+        };
+        self.form.value("documents", name, &implied)
     }
 
     fn consultation_value(&self, name: &str) -> String {
@@ -247,7 +294,27 @@ fn move_options(state: &CaseState, now: chrono::DateTime<chrono::Utc>) -> Vec<Mo
         .collect()
 }
 
+/// The case page as it stands, with `form` shown as refused.
+pub async fn render_case_page(
+    state: &AppState,
+    staff: &Staff,
+    id: CaseId,
+    form: FormState,
+) -> PageResult<Html<String>> {
+    render(&case_page(state, staff, id, form).await?)
+}
+
 async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState) -> PageResult<CasePage> {
+    case_page_for(state, staff, id, form, None).await
+}
+
+async fn case_page_for(
+    state: &AppState,
+    staff: &Staff,
+    id: CaseId,
+    form: FormState,
+    upload_for: Option<RecordKind>,
+) -> PageResult<CasePage> {
     let (case, rules_state) = store::view_with_state(&state.db, &state.reads, &staff.actor, id).await?;
     let clock = staff.clock();
     let current = case.stage;
@@ -309,6 +376,40 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
     } else {
         Vec::new()
     };
+    // Read under the case view's own access check and audit entry.
+    let document_rows = documents::store::of_case(&state.db, id.get(), staff.actor.is_admin()).await?;
+    let (deleted_rows, document_rows): (Vec<_>, Vec<_>) =
+        document_rows.into_iter().partition(|d| d.deleted_at.is_some());
+    let document_line = |d: DocumentView| DocumentLine {
+        about: d
+            .record_kind
+            .map(|k| {
+                if DocumentKind::of_record(k) == d.kind {
+                    "on the records checklist".to_string()
+                } else {
+                    format!("for {} on the records checklist", k.label().to_lowercase())
+                }
+            })
+            .or_else(|| {
+                d.round.as_deref().and_then(parse_round).map(|r| format!("with the {}", round_label(r).to_lowercase()))
+            }),
+        id: d.id,
+        kind: d.kind_label,
+        record_kind: d.record_kind,
+        round: d.round,
+        size: human_size(d.size),
+        uploaded: format!(
+            "{} by {}",
+            clock.at(&d.uploaded_at),
+            d.uploaded_by.map_or_else(|| "someone".to_string(), |a| a.name)
+        ),
+        deleted: d.deleted_at.map(|at| clock.at(&at)),
+        damaged: d.damaged,
+        viewable: d.viewable,
+        name: d.name,
+    };
+    let documents = document_rows.into_iter().map(document_line).collect();
+    let deleted_documents = deleted_rows.into_iter().map(document_line).collect();
     let today = clock.now.with_timezone(&clock.tz).date_naive();
     let contacts = contact_rows
         .iter()
@@ -349,6 +450,11 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
         contact_channels: ContactChannel::ALL,
         contact_directions: ContactDirection::ALL,
         form,
+        documents,
+        deleted_documents,
+        document_kinds: DocumentKind::ALL,
+        upload_for,
+        upload_limit: documents::store::size_label(state.documents.max_file_bytes),
         records_waiting: case
             .records
             .iter()
@@ -361,8 +467,33 @@ async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState)
     })
 }
 
-pub async fn show(State(state): State<AppState>, staff: Staff, PathId(id): PathId<CaseId>) -> PageResult<Html<String>> {
-    render(&case_page(&state, &staff, id, FormState::default()).await?)
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ShowQuery {
+    /// Start an upload for this checklist item (`lab_results`…).
+    #[serde(default)]
+    upload_for: Option<String>,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<CaseId>,
+    axum::extract::Query(query): axum::extract::Query<ShowQuery>,
+) -> PageResult<Html<String>> {
+    let upload_for = query.upload_for.as_deref().and_then(RecordKind::parse);
+    render(&case_page_for(&state, &staff, id, FormState::default(), upload_for).await?)
+}
+
+/// "1.4 MB", "820 KB", "312 bytes": sizes as people read them.
+pub fn human_size(bytes: i64) -> String {
+    let bytes = bytes.max(0) as f64;
+    if bytes >= 1_000_000.0 {
+        format!("{:.1} MB", bytes / 1_000_000.0)
+    } else if bytes >= 1_000.0 {
+        format!("{:.0} KB", bytes / 1_000.0)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// After a form on the case page: back to the case with a message, or the
@@ -873,6 +1004,8 @@ struct SummaryPage {
     current_diagnosis: String,
     current_plan: String,
     questions: Vec<String>,
+    /// The names of the case's documents (names only: the sheet travels).
+    documents: Vec<String>,
     /// The consultation's time where the patient lives, with the zone named:
     /// the sheet goes to the patient and the specialist, not the advocate.
     consultation_when: Option<String>,
@@ -891,6 +1024,7 @@ pub async fn summary(
         current_diagnosis: original.map(|o| o.diagnosis.clone()).unwrap_or_default(),
         current_plan: original.map(|o| o.treatment_plan.clone()).unwrap_or_default(),
         questions: case.patient_questions.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+        documents: documents::store::of_case(&state.db, id.get(), false).await?.into_iter().map(|d| d.name).collect(),
         consultation_when: case.consultation.as_ref().map(|c| {
             let tz: chrono_tz::Tz = case.patient.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
             let local = c.scheduled_at.with_timezone(&tz);

@@ -236,6 +236,12 @@ pub fn describe_action(action: &str) -> &'static str {
         "case.nudges_stopped" => "patient stopped reminders",
         "case.exported" => "case exported",
         "case.erased" => "patient data erased",
+        "document.uploaded" => "document uploaded",
+        "document.downloaded" => "document downloaded",
+        "document.updated" => "document renamed or refiled",
+        "document.deleted" => "document deleted",
+        "document.restored" => "document restored",
+        "document.purged" => "deleted document purged",
         _ => "changed",
     }
 }

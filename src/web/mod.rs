@@ -9,6 +9,7 @@ pub mod case_pages;
 pub mod caseload;
 pub mod charts;
 pub mod directory;
+pub mod documents;
 pub mod error;
 pub mod password_reset;
 pub mod sign_in;
@@ -92,6 +93,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/decision", post(case_pages::set_decision))
         .route("/cases/{id}/details", post(case_pages::update_details))
         .route("/cases/{id}/assign", post(case_pages::assign))
+        .route(
+            "/cases/{id}/documents",
+            post(documents::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::http::upload_limit(&state.settings.documents))),
+        )
+        .route("/documents/{doc_id}/download", get(documents::download))
+        .route("/documents/{doc_id}/view", get(documents::view))
+        .route("/documents/{doc_id}/inline", get(documents::inline))
+        .route("/documents/{doc_id}/rename", post(documents::rename))
+        .route("/documents/{doc_id}/delete", post(documents::delete))
+        .route("/documents/{doc_id}/restore", post(documents::restore))
         .route("/cases/{id}/notes", post(case_pages::add_note))
         .route("/cases/{id}/contacts", post(case_pages::add_contact))
         .route("/cases/{id}/contacts/{contact_id}/done", post(case_pages::follow_up_done))
@@ -109,6 +121,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/audit", get(audit_log::page))
         .route("/admin/audit.csv", get(audit_log::csv))
         .route("/u/{token}", get(unsubscribe::confirm).post(unsubscribe::stop))
+        .route("/static/upload.js", get(upload_script))
         .route("/static/app.css", get(stylesheet).layer(tower_http::compression::CompressionLayer::new()))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::refusals::pages))
         .fallback(|| async { PageError::App(AppError::NotFound) })
@@ -239,6 +252,17 @@ static STYLESHEET_TAG: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
 
 /// Browsers keep the stylesheet for an hour, then ask again with its tag and
 /// get a bodiless 304 while it is unchanged; compressed when they accept it.
+/// The upload form's progress bar: the only script, and optional.
+const UPLOAD_SCRIPT: &str = include_str!("../../static/upload.js");
+
+async fn upload_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        UPLOAD_SCRIPT,
+    )
+        .into_response()
+}
+
 async fn stylesheet(headers: axum::http::HeaderMap) -> Response {
     let tag = STYLESHEET_TAG.as_str();
     let cache = (header::CACHE_CONTROL, "public, max-age=3600");
@@ -368,6 +392,7 @@ impl FromRequestParts<AppState> for PathContactId {
 }
 
 /// A submitted `application/x-www-form-urlencoded` form, as field → value.
+#[derive(Debug, Default)]
 pub struct FormFields(pub HashMap<String, String>);
 
 impl FormFields {

@@ -2,7 +2,8 @@
 //! (sign in, open a case, work it through every stage with the forms' "Save
 //! and …" actions, counting the posts), finding the closed case again by a
 //! name typed without accents, a note typed while the session lapsed and
-//! sent after signing in again, an admin assigning a case, the phone-width
+//! sent after signing in again, a PDF uploaded for a checklist item and
+//! downloaded again, an admin assigning a case, the phone-width
 //! caseload, the admin overview, a failed sign-in and a forged cross-site
 //! post refused. Every page the walk opens is checked with axe-core (from
 //! `tests/browser/node_modules`, installed by `npm ci --prefix tests/browser`)
@@ -240,6 +241,57 @@ async fn an_advocates_day_in_the_browser(backend: Backend) {
     browser.submit("form[action$='/records'] button:not([name])").await;
     assert!(browser.text().await.contains("2 records updated."), "{}", browser.text().await);
     assert!(browser.text().await.contains("1 received, 7 still requested, 1 not needed."));
+
+    // A document for a checklist item: started from its row, sent by the
+    // page's form (through its progress-bar script), listed, downloaded.
+    let files = tempfile::tempdir().expect("files");
+    let report = files.path().join("Pathology report.pdf");
+    let pdf = crate::documents::pdf("browser upload", 150_000);
+    std::fs::write(&report, &pdf).expect("write the PDF");
+    let link = browser.client.find(Locator::Css("#record-pathology_report .upload-link")).await.expect("upload link");
+    let href = link.attr("href").await.expect("href").expect("an address");
+    assert!(href.ends_with("?upload_for=pathology_report#documents"), "{href}");
+    browser.open(&format!("{base}{href}")).await;
+    assert_eq!(
+        browser.client.find(Locator::Css("#upload-kind")).await.expect("kind").prop("value").await.ok().flatten(),
+        Some("pathology_report".to_string()),
+        "the row's kind is chosen"
+    );
+    browser.shot("document-upload").await;
+    let input = browser.client.find(Locator::Css("#upload-file")).await.expect("file input");
+    input.send_keys(&report.display().to_string()).await.expect("choose the file");
+    browser.click("#upload button[type=submit]").await;
+    let mut listed = false;
+    for _ in 0..150 {
+        let flash = browser.client.execute("return document.querySelector('#documents .flash')?.textContent;", vec![]);
+        if let Ok(Value::String(text)) = flash.await {
+            assert_eq!(text, "“Pathology report.pdf” uploaded. Pathology / biopsy report is marked received.");
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(listed, "the upload finished with its message: {}", browser.text().await);
+    assert!(browser.text().await.contains("2 received, 6 still requested, 1 not needed."));
+    browser.shot("document-listed").await;
+    let fetched = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const link = document.querySelector('#documents a.document-name');
+             fetch(link.href).then(async r => {
+               const bytes = new Uint8Array(await r.arrayBuffer());
+               done([r.status, r.headers.get('content-disposition'), bytes.length,
+                     String.fromCharCode(...bytes.slice(0, 5))]);
+             }).catch(e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .expect("download");
+    assert_eq!(fetched[0], 200, "{fetched}");
+    assert!(fetched[1].as_str().is_some_and(|d| d.starts_with("attachment;")), "{fetched}");
+    assert_eq!(fetched[2], pdf.len(), "the whole file comes back");
+    assert_eq!(fetched[3], "%PDF-");
 
     browser.choose("#specialist_id", &specialist).await;
     browser.submit("button[name=then][value=specialist_chosen]").await;

@@ -21,6 +21,7 @@ crate::on_both_databases!(
     documents_on_s3_storage,
     a_local_storage_that_fails_keeps_no_document,
     an_s3_server_that_stops_answers_503_and_then_works_again,
+    documents_are_worked_from_the_case_page,
 );
 
 /// Small enough for quick tests, large enough for several sealed chunks.
@@ -309,4 +310,115 @@ async fn an_s3_server_that_stops_answers_503_and_then_works_again(backend: Backe
     let response = download(&app, &token, first["id"].as_i64().expect("id")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.bytes().await.expect("body").len(), 50_000);
+}
+
+/// Posts the case page's upload form as a signed-in browser would.
+async fn upload_from_page(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    case: i64,
+    name: &str,
+    bytes: Vec<u8>,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut form = multipart::Form::new();
+    for (field, value) in fields {
+        form = form.text(field.to_string(), value.to_string());
+    }
+    form = form.part("file", multipart::Part::bytes(bytes).file_name(name.to_string()));
+    let response =
+        browser.post(format!("{}/cases/{case}/documents", app.base)).multipart(form).send().await.expect("upload sent");
+    let status = response.status();
+    (status, response.text().await.expect("page"))
+}
+
+async fn documents_are_worked_from_the_case_page(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, |s| s.documents.max_file_bytes = 64 * 1024).await else { return };
+    let case = app.open_case(&app.advocate.token, "Paige Pages").await;
+    let browser = app.signed_in("advocate@example.org").await;
+
+    // The checklist row starts an upload with its kind chosen and marked.
+    let page = browser.get(format!("{}/cases/{case}?upload_for=lab_results", app.base)).send().await.expect("page");
+    let html = page.text().await.expect("html");
+    assert!(html.contains(r#"<option value="lab_results" selected>"#), "the kind is chosen");
+    assert!(html.contains(r#"name="mark_received" value="true" checked"#), "and marking it received");
+    assert!(html.contains("Up to 64 KiB"), "the limit is stated");
+
+    // A refusal shows the page again, the problem beside the file and the
+    // choices kept.
+    let fields = [("kind", "lab_results"), ("record_kind", "lab_results"), ("mark_received", "true")];
+    let (s, html) = upload_from_page(&app, &browser, case, "labs.pdf", pdf("big", 100 * 1024), &fields).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(html.contains(r#"id="upload-file-error""#) && html.contains("larger than the 64 KiB limit"), "{html}");
+    assert!(html.contains(r#"<option value="lab_results" selected>"#), "the choice is kept");
+    let (s, html) = upload_from_page(&app, &browser, case, "labs.pdf", b"\x7fELF\x02\x01".repeat(50), &fields).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(html.contains("This kind of file is not accepted"), "{html}");
+
+    // Uploaded: listed, filed under its checklist row, the row received.
+    let response = browser
+        .post(format!("{}/cases/{case}/documents", app.base))
+        .multipart(
+            multipart::Form::new()
+                .text("kind", "lab_results")
+                .text("record_kind", "lab_results")
+                .text("mark_received", "true")
+                .part(
+                    "file",
+                    multipart::Part::bytes(b"date,test,value\n2026-11-02,HbA1c,6.1\n".to_vec()).file_name("labs.csv"),
+                ),
+        )
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let html =
+        browser.get(format!("{}/cases/{case}", app.base)).send().await.expect("page").text().await.expect("html");
+    assert!(html.contains("“labs.csv” uploaded. Lab results is marked received."), "{html}");
+    assert!(html.contains("1 received, 8 still requested."), "{html}");
+    let (_, listed) = app.get(&app.advocate.token, &format!("/api/v1/cases/{case}/documents")).await;
+    let id = listed["items"][0]["id"].as_i64().expect("id");
+    assert_eq!(listed["items"][0]["content_type"], "text/csv");
+    assert!(html.contains(&format!(r#"href="/documents/{id}/download">labs.csv</a>"#)), "{html}");
+    let download = browser.get(format!("{}/documents/{id}/download", app.base)).send().await.expect("download");
+    assert_eq!(download.status(), StatusCode::OK);
+    assert!(download.text().await.expect("text").contains("HbA1c"));
+    // Only images and PDFs open in the viewer.
+    let view = browser.get(format!("{}/documents/{id}/view", app.base)).send().await.expect("view");
+    assert_eq!(view.status(), StatusCode::CONFLICT);
+
+    // Renamed and deleted from the page.
+    let rename = [("case_id", case.to_string()), ("name", "Labs November.csv".to_string())];
+    let response =
+        browser.post(format!("{}/documents/{id}/rename", app.base)).form(&rename).send().await.expect("rename");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let summary = browser.get(format!("{}/cases/{case}/summary", app.base)).send().await.expect("summary");
+    assert!(summary.text().await.expect("html").contains("<li>Labs November.csv</li>"), "the summary names it");
+    let gone = [("case_id", case.to_string())];
+    let response =
+        browser.post(format!("{}/documents/{id}/delete", app.base)).form(&gone).send().await.expect("delete");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let html =
+        browser.get(format!("{}/cases/{case}", app.base)).send().await.expect("page").text().await.expect("html");
+    assert!(html.contains("An admin can restore it") && !html.contains("Labs November.csv</a>"), "{html}");
+
+    // Another advocate reaches none of it.
+    let other = app.signed_in("other@example.org").await;
+    for path in [format!("/documents/{id}/download"), format!("/documents/{id}/view")] {
+        let response = other.get(format!("{}{path}", app.base)).send().await.expect("get");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let (s, _) = upload_from_page(&app, &other, case, "x.csv", b"a,b\n".to_vec(), &[("kind", "other")]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // An admin sees it among the deleted documents and restores it.
+    let admin = app.signed_in("admin@example.org").await;
+    let html = admin.get(format!("{}/cases/{case}", app.base)).send().await.expect("page").text().await.expect("html");
+    assert!(html.contains("Deleted documents (1)") && html.contains(&format!("/documents/{id}/restore")), "{html}");
+    let response =
+        admin.post(format!("{}/documents/{id}/restore", app.base)).form(&gone).send().await.expect("restore");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let html =
+        browser.get(format!("{}/cases/{case}", app.base)).send().await.expect("page").text().await.expect("html");
+    assert!(html.contains("Labs November.csv</a>"), "restored: {html}");
 }
