@@ -22,6 +22,8 @@ crate::on_both_databases!(
     a_local_storage_that_fails_keeps_no_document,
     an_s3_server_that_stops_answers_503_and_then_works_again,
     documents_are_worked_from_the_case_page,
+    an_upload_cut_off_halfway_leaves_nothing,
+    deleted_documents_are_purged_after_their_time,
 );
 
 /// Small enough for quick tests, large enough for several sealed chunks.
@@ -421,4 +423,69 @@ async fn documents_are_worked_from_the_case_page(backend: Backend) {
     let html =
         browser.get(format!("{}/cases/{case}", app.base)).send().await.expect("page").text().await.expect("html");
     assert!(html.contains("Labs November.csv</a>"), "restored: {html}");
+}
+
+async fn an_upload_cut_off_halfway_leaves_nothing(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = TestApp::start(backend).await else { return };
+    let case = app.open_case(&app.advocate.token, "Cy Cutoff").await;
+    // A client that promises a 600 KB form, sends half of it and goes away.
+    let boundary = "cutoffboundary";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nother\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"scan.pdf\"\r\n\
+         Content-Type: application/pdf\r\n\r\n"
+    );
+    let file = pdf("cut", 600_000);
+    let length = head.len() + file.len() + format!("\r\n--{boundary}--\r\n").len();
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let request = format!(
+        "POST /api/v1/cases/{case}/documents HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n",
+        app.advocate.token
+    );
+    socket.write_all(request.as_bytes()).await.expect("headers");
+    socket.write_all(head.as_bytes()).await.expect("form head");
+    socket.write_all(&file[..300_000]).await.expect("half the file");
+    socket.shutdown().await.expect("gone");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    // The server saw the form end early: no document, no file.
+    for _ in 0..50 {
+        if files_under(&app.files) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(document_rows(&app).await, 0);
+    assert_eq!(files_under(&app.files), 0, "no file is left of the cut-off upload");
+    let (s, listed) = app.get(&app.advocate.token, &format!("/api/v1/cases/{case}/documents")).await;
+    assert_eq!((s, listed["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+}
+
+async fn deleted_documents_are_purged_after_their_time(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let token = app.advocate.token.clone();
+    let case = app.open_case(&token, "Pia Purge").await;
+    let (s, kept) = upload(&app, &token, case, "kept.pdf", pdf("kept", 5_000), &[("kind", "letter")]).await;
+    assert_eq!(s, StatusCode::CREATED, "{kept}");
+    let (s, gone) = upload(&app, &token, case, "gone.pdf", pdf("gone", 5_000), &[("kind", "letter")]).await;
+    assert_eq!(s, StatusCode::CREATED, "{gone}");
+    let gone_id = gone["id"].as_i64().expect("id");
+    let (s, _) = app.call(Some(&token), reqwest::Method::DELETE, &format!("/api/v1/documents/{gone_id}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(files_under(&app.files), 2, "a deleted document keeps its file until purged");
+
+    let (documents, _) = secondlook::documents::store::Documents::open(&app.settings).expect("storage");
+    let purge = secondlook::documents::store::purge_deleted;
+    let now = chrono::Utc::now();
+    assert_eq!(purge(&app.db, &documents, now).await.expect("purge"), 0, "not before its time");
+    let later = now + chrono::Duration::from_std(app.settings.documents.purge_deleted_after).expect("days");
+    assert_eq!(purge(&app.db, &documents, later + chrono::Duration::minutes(1)).await.expect("purge"), 1);
+    assert_eq!(document_rows(&app).await, 1, "only the deleted one went");
+    assert_eq!(files_under(&app.files), 1, "with its file");
+    let (s, _) = app.post(&app.admin.token, &format!("/api/v1/documents/{gone_id}/restore"), json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "a purged document cannot be restored");
+    assert!(audit_actions(&app, case).await.iter().any(|a| a == "document.purged"));
 }

@@ -19,7 +19,7 @@ crate::on_both_databases!(the_busiest_queries_read_along_an_index);
 
 /// Tables whose size follows the number of cases (or of what was done to them,
 /// or of the days their due dates span).
-const GROWING: [&str; 12] = [
+const GROWING: [&str; 13] = [
     "cases",
     "case_rounds",
     "case_records",
@@ -32,6 +32,7 @@ const GROWING: [&str; 12] = [
     "case_notes",
     "case_contacts",
     "case_search_terms",
+    "documents",
 ];
 
 /// Explains `statement`; the lines of its plan.
@@ -170,6 +171,7 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
     let last_id = i32::try_from(last).expect("id");
     assert_eq!(secondlook::cases::journal::notes_of(&db, last_id).await.expect("notes").len(), 1);
     assert_eq!(secondlook::cases::journal::contacts_of(&db, last_id).await.expect("contacts").len(), 1);
+    assert!(secondlook::documents::store::of_case(&db, last_id, true).await.expect("documents").is_empty());
     let reminders = secondlook::reminders::Reminders::new(db.clone(), std::sync::Arc::new(app.settings.clone()))
         .expect("reminders");
     let scanned = secondlook::reminders::scan::scan(&reminders, now, false).await.expect("scan");
