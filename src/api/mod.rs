@@ -61,6 +61,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/documents/{doc_id}/content", get(documents::content))
         .route("/documents/{doc_id}/restore", post(documents::restore))
         .route("/cases/{id}/export", get(privacy::export))
+        .route("/cases/{id}/export.zip", get(privacy::export_archive))
         .route("/cases/{id}/erase", post(privacy::erase))
         .route("/specialists", get(directory::list_specialists).post(directory::create_specialist))
         .route("/specialists/{id}", get(directory::get_specialist).put(directory::update_specialist))

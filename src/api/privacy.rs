@@ -16,6 +16,26 @@ use crate::{
     state::AppState,
 };
 
+/// The export with every document's file, as a ZIP archive.
+pub async fn export_archive(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id<CaseId>,
+) -> ApiResult<axum::response::Response> {
+    use axum::{
+        http::{HeaderValue, header},
+        response::IntoResponse,
+    };
+    let (name, bytes) = privacy::archive::archive(&state.db, &state.documents, &actor, id).await?;
+    let mut response = axum::body::Body::from_stream(bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    if let Ok(value) = HeaderValue::from_str(&crate::documents::sniff::disposition("attachment", &name)) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
 pub async fn export(
     State(state): State<AppState>,
     Caller(actor): Caller,

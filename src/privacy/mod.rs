@@ -2,6 +2,7 @@
 //! request), erasure of a closed case's identifying data and free text, and
 //! the retention rule that erases closed cases after a configured time.
 
+pub mod archive;
 pub mod case_export;
 pub mod erasure;
 pub mod retention;

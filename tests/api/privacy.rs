@@ -6,6 +6,7 @@
 use reqwest::StatusCode;
 use secondlook::reminders::outbox;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use crate::{
     common::{Backend, TestApp, hours_from_now},
@@ -153,6 +154,36 @@ async fn a_case_export_holds_everything_and_only_admins_get_it(backend: Backend)
     let response = app.client.get(format!("{}{content}", app.base)).bearer_auth(&app.admin.token).send().await;
     let bytes = response.expect("content").bytes().await.expect("bytes");
     assert_eq!(bytes.len(), 20_000, "the export's link fetches the document");
+
+    // The same export with the documents' files, as one ZIP archive.
+    let archive = format!("{path}.zip");
+    let (s, _) = app.get(&app.advocate.token, &archive).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let response = app.client.get(format!("{}{archive}", app.base)).bearer_auth(&app.admin.token).send().await;
+    let response = response.expect("archive");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/zip");
+    let zipped = response.bytes().await.expect("bytes").to_vec();
+    // Read back by another implementation: Python's zipfile, checking every CRC.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("export.zip");
+    std::fs::write(&file, &zipped).expect("write");
+    let script = "import hashlib, json, sys, zipfile\n\
+                  z = zipfile.ZipFile(sys.argv[1])\n\
+                  assert z.testzip() is None\n\
+                  print(json.dumps({n: (hashlib.sha256(z.read(n)).hexdigest(), z.read(n).decode('utf-8', 'replace') if n.endswith('.json') else '') for n in z.namelist()}))";
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&file).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries: serde_json::Map<String, Value> = serde_json::from_slice(&out.stdout).expect("listing");
+    let names: Vec<&String> = entries.keys().collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let document = names.iter().find(|n| n.starts_with("documents/")).expect("the document");
+    assert!(document.ends_with("pathology.pdf"), "{document}");
+    let original = crate::documents::pdf(SECRETS[0], 20_000);
+    let want: String = sha2::Sha256::digest(&original).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(entries[document.as_str()][0], want, "the document's own bytes");
+    let inside: Value = serde_json::from_str(entries["case.json"][1].as_str().expect("text")).expect("case.json");
+    assert_eq!(inside["case"]["patient"]["name"], SECRETS[0]);
     assert_eq!(case["medical_history"], SECRETS[3]);
     assert_eq!(case["records"].as_array().expect("records").len(), 9);
     assert_eq!(case["history"].as_array().expect("history").len(), 5);
