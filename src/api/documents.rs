@@ -5,14 +5,14 @@
 
 use axum::{
     Json,
-    extract::{Multipart, State},
+    extract::{Multipart, State, multipart::MultipartRejection},
     http::StatusCode,
     response::Response,
 };
 use serde_json::{Value, json};
 
 use super::{
-    error::ApiResult,
+    error::{ApiError, ApiResult},
     extract::{ApiJson, Caller, DocumentIdParam, Id},
 };
 use crate::{
@@ -26,9 +26,16 @@ pub async fn upload(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Id(id): Id<CaseId>,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<DocumentView>)> {
     store::check_case(&state.db, &actor, id).await?;
+    let form = form.map_err(|_| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the document as multipart/form-data, with the file in a part named \"file\"",
+        )
+    })?;
     let (new, file) = receive_upload(&state, id, form, &mut Default::default()).await?;
     let added = store::add(&state.db, &state.documents, &actor, id, new, file).await?;
     Ok((StatusCode::CREATED, Json(added)))

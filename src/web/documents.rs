@@ -44,8 +44,11 @@ pub async fn upload(
     State(state): State<AppState>,
     staff: Staff,
     PathId(id): PathId<CaseId>,
-    form: Multipart,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> PageResult<Response> {
+    let Ok(form) = form else {
+        return Err(AppError::BadRequest("The upload form could not be read, so nothing was saved.".into()).into());
+    };
     let mut sent = std::collections::BTreeMap::new();
     let result = async {
         store::check_case(&state.db, &staff.actor, id).await?;

@@ -208,6 +208,10 @@ async fn documents_round_trip(app: &TestApp, stored: &Path, on_disk: &Path) {
     let (s, refused) = upload(app, &token, case, "big.pdf", pdf("big", LIMIT as usize + 1), &[("kind", "other")]).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{refused}");
     assert_eq!(refused["error"]["code"], "too_large");
+    // Not a form at all: the standard JSON error.
+    let (s, refused) = app.post(&token, &format!("/api/v1/cases/{case}/documents"), json!({"file": "x"})).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{refused}");
+    assert_eq!(refused["error"]["code"], "unsupported_media_type");
     // A form that does not say what the file is: nothing kept either.
     let (s, refused) = upload(app, &token, case, "x.pdf", pdf("x", 2000), &[("kind", "x-ray")]).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
