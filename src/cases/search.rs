@@ -13,8 +13,9 @@
 //! Names shared by many patients (a common surname with a common first
 //! name) would make even the rarest word a long read, so every ordered pair
 //! of a name's words is indexed too, as one entry (`~garcia maria`). When
-//! each word of a search is common, two of its words are looked up
-//! together as words of the patient's name: the read then follows how many
+//! each word of a search is common (its rarest begins more than a couple of
+//! hundred entries), two of its words are looked up together as words of
+//! the patient's name if that reads fewer: the read then follows how many
 //! patients share both.
 
 use std::collections::BTreeSet;
@@ -40,6 +41,9 @@ const CHOOSING_LIMIT: u64 = 2_000;
 const MOST_WORDS: usize = 6;
 /// Longer words are cut to this length, on both sides of the comparison.
 const LONGEST_WORD: usize = 64;
+/// Below this many entries for its rarest word a search reads them as
+/// they are; above, a pair of its words is tried, and read when fewer.
+const PAIRS_WORTH_IT: u64 = 200;
 /// Pairs are indexed among this many of a name's words at most.
 const MOST_PAIRED_WORDS: usize = 6;
 /// A paired lookup reads the pairs of at most this many indexed words
@@ -182,11 +186,16 @@ pub async fn matching<C: ConnectionTrait>(
         counted.push((entries_starting(conn, word, CHOOSING_LIMIT).await?, word.clone()));
     }
     counted.sort();
+    // Two common words read fewer entries together, as a pair of the name.
     let mut driver = None;
-    if counted[0].0 > CHOOSING_LIMIT
+    let rarest_entries = counted[0].0;
+    if rarest_entries > PAIRS_WORTH_IT
         && let Some((first, second)) = pairable(&words)
+        && let Some((paired, entries)) =
+            paired_lookup(conn, first, second, Ord::min(rarest_entries, SCAN_LIMIT)).await?
+        && entries < rarest_entries
     {
-        driver = paired_lookup(conn, first, second).await?;
+        driver = Some(paired);
     }
     if counted[0].0 > CHOOSING_LIMIT && driver.is_none() {
         for entry in counted.iter_mut() {
@@ -254,19 +263,25 @@ struct Lookup {
 }
 
 /// The pairs of a name beginning with a word that begins with `first`,
-/// followed by one beginning with `second`: `None` when `first` begins too
-/// many different words, or the pairs are still more than a search reads.
-async fn paired_lookup<C: ConnectionTrait>(conn: &C, first: &str, second: &str) -> AppResult<Option<Lookup>> {
+/// followed by one beginning with `second`, and how many entries they are:
+/// `None` when `first` begins too many different words, or the pairs are
+/// more than `at_most` entries.
+async fn paired_lookup<C: ConnectionTrait>(
+    conn: &C,
+    first: &str,
+    second: &str,
+    at_most: u64,
+) -> AppResult<Option<(Lookup, u64)>> {
     let Some(completions) = words_beginning(conn, first, MOST_COMPLETIONS).await? else { return Ok(None) };
     let ranges: Vec<(String, String)> = completions.iter().map(|word| range_of(&pair_term(word, second))).collect();
     let mut entries = 0;
     for range in &ranges {
-        entries += entries_in(conn, range.clone(), SCAN_LIMIT).await?;
-        if entries > SCAN_LIMIT {
+        entries += entries_in(conn, range.clone(), at_most).await?;
+        if entries > at_most {
             return Ok(None);
         }
     }
-    Ok(Some(Lookup { ranges, covers: vec![first.to_string(), second.to_string()] }))
+    Ok(Some((Lookup { ranges, covers: vec![first.to_string(), second.to_string()] }, entries)))
 }
 
 /// The different indexed words beginning with `word`, each found with one
