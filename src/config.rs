@@ -42,23 +42,6 @@ pub struct DocumentSettings {
     pub s3: S3Settings,
 }
 
-impl Settings {
-    /// Why a server must not start with these document settings: several
-    /// instances share a PostgreSQL database, so they must share the files.
-    pub fn unshared_documents(&self) -> Option<String> {
-        let documents = &self.documents;
-        (documents.storage == DocumentStorage::Local
-            && self.database.url.expose().starts_with("postgres")
-            && !documents.local_dir_shared)
-            .then(|| {
-                "documents.storage is \"local\" with a PostgreSQL database, where several instances may each \
-                 keep their own files. Use documents.storage = \"s3\", or a directory every instance shares \
-                 (then set documents.local_dir_shared = true)"
-                    .to_string()
-            })
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DocumentStorage {
@@ -347,6 +330,21 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// Why a server must not start with these document settings: several
+    /// instances share a PostgreSQL database, so they must share the files.
+    pub fn unshared_documents(&self) -> Option<String> {
+        let documents = &self.documents;
+        (documents.storage == DocumentStorage::Local
+            && self.database.url.expose().starts_with("postgres")
+            && !documents.local_dir_shared)
+            .then(|| {
+                "documents.storage is \"local\" with a PostgreSQL database, where several instances may each \
+                 keep their own files. Use documents.storage = \"s3\", or a directory every instance shares \
+                 (then set documents.local_dir_shared = true)"
+                    .to_string()
+            })
     }
 
     /// Base URL used in messages and links, without a trailing slash.

@@ -9,8 +9,12 @@ use crate::error::AppError;
 /// Hex SHA-256 of `text`: stored in place of tokens and session ids so a
 /// copy of the database hands out nothing that works.
 pub fn digest(text: &str) -> String {
-    let hash = Sha256::digest(text.as_bytes());
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// `bytes` as lower-case hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Fills `buf` from the operating system's secure random source.

@@ -65,7 +65,7 @@ pub fn entry_hash(entry: &audit_entry::Model) -> String {
     put(&mut buf, entry.case_id.map(|id| id.to_string()).as_deref().map(str::as_bytes));
     put(&mut buf, entry.ip.as_deref().map(str::as_bytes));
     put(&mut buf, Some(entry.detail.as_bytes()));
-    Sha256::digest(&buf).iter().map(|b| format!("{b:02x}")).collect()
+    crate::secrets::hex(&Sha256::digest(&buf))
 }
 
 /// Inserts `entry` at the end of the chain, inside `txn`.

@@ -367,7 +367,7 @@ pub fn unsubscribe_token() -> AppResult<String> {
 }
 
 fn hex_token() -> AppResult<String> {
-    Ok(crate::secrets::random_bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::secrets::hex(&crate::secrets::random_bytes::<8>()?))
 }
 
 /// Checks that the actor may see the case; a case they may not see answers
@@ -816,6 +816,24 @@ fn check_record_note(field: &str, update: &RecordUpdate) -> AppResult<()> {
 }
 
 /// Writes one record's status and note in the case's write; the audit detail.
+/// Marks a checklist item received inside a case write that is under way
+/// (a document filed for it), keeping its note. The change's audit detail,
+/// or `None` when the item is not on the checklist or already received.
+pub(crate) async fn mark_record_received(w: &CaseWrite, kind: RecordKind) -> AppResult<Option<serde_json::Value>> {
+    let existing = case_record::Entity::find()
+        .filter(case_record::Column::CaseId.eq(w.case.id))
+        .filter(case_record::Column::Kind.eq(kind))
+        .one(&w.txn)
+        .await?;
+    match existing {
+        Some(record) if record.status != RecordStatus::Received => {
+            let update = RecordUpdate { status: RecordStatus::Received, note: record.note };
+            Ok(Some(apply_record(w, kind, &update).await?))
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn apply_record(w: &CaseWrite, kind: RecordKind, update: &RecordUpdate) -> AppResult<serde_json::Value> {
     let case_id = w.case.id;
     let existing = case_record::Entity::find()

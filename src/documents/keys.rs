@@ -49,7 +49,7 @@ impl MasterKey {
             return Err(format!("a master key is 32 bytes; this one is {}", bytes.len()));
         }
         let digest = Sha256::new().chain_update(b"secondlook master key id\0").chain_update(&bytes[..]).finalize();
-        let id = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let id = crate::secrets::hex(&digest[..6]);
         Ok(Self { id, cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)) })
     }
 

@@ -40,7 +40,7 @@ use crate::{
     },
     error::{AppError, AppResult, FieldErrors},
     ids::{CaseId, DocumentId},
-    secrets::random_bytes,
+    secrets::{hex, random_bytes},
     validate::{check_text, limits},
     vocabulary::{DocumentKind, RecordKind, parse_round, round_name},
 };
@@ -57,9 +57,9 @@ pub const PURGED: &str = "document.purged";
 pub const MAX_LISTED: u64 = 500;
 /// Longest document name, in characters.
 const LONGEST_NAME: usize = 120;
-/// After refusing a file as too large, at most this much more of it is
-/// read (for at most [`DRAIN_FOR_AT_MOST`]), so the sender reads the answer
-/// instead of a reset connection.
+/// After refusing a file (too large, not accepted, storage down), at most
+/// this much more of it is read (for at most [`DRAIN_FOR_AT_MOST`]), so the
+/// sender reads the answer instead of a reset connection.
 const DRAIN_AT_MOST: u64 = 8 * 1024 * 1024;
 const DRAIN_FOR_AT_MOST: Duration = Duration::from_secs(5);
 
@@ -188,13 +188,25 @@ fn erased_case() -> AppError {
 
 /// Seals and stores a file as it arrives. Refuses a file whose first bytes
 /// are not an accepted kind (415) or that grows past the size limit (413),
-/// leaving nothing stored.
-pub async fn store_file<S, E>(documents: &Documents, case_id: i32, name: &str, body: S) -> AppResult<StoredFile>
+/// leaving nothing stored; whatever the refusal, the rest of the file is
+/// read for a while so that the sender gets the answer.
+pub async fn store_file<S, E>(documents: &Documents, case_id: i32, name: &str, mut body: S) -> AppResult<StoredFile>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Into<AppError>,
 {
-    let mut body = body;
+    let stored = seal_and_store(documents, case_id, name, &mut body).await;
+    if stored.is_err() {
+        drain(body).await;
+    }
+    stored
+}
+
+async fn seal_and_store<S, E>(documents: &Documents, case_id: i32, name: &str, mut body: S) -> AppResult<StoredFile>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<AppError>,
+{
     let name = sniff::clean_name(name);
     // The first bytes decide whether the file is taken at all.
     let mut first = Vec::with_capacity(sniff::SNIFF_BYTES);
@@ -210,7 +222,7 @@ where
     }
     let limit = documents.max_file_bytes;
     if first.len() as u64 > limit {
-        return Err(too_large(body, limit, first.len() as u64).await);
+        return Err(too_large(limit));
     }
     let Some(content_type) = sniff::accepted_type(&first, &name) else {
         return Err(AppError::UnsupportedType(
@@ -231,7 +243,7 @@ where
         loop {
             size += piece.len() as u64;
             if size > limit {
-                return Err(too_large(&mut body, limit, size).await);
+                return Err(too_large(limit));
             }
             hasher.update(&piece);
             sealer.push(&piece, &mut sealed)?;
@@ -275,13 +287,18 @@ where
     })
 }
 
-/// Reads on past the limit for a while, then says the file is too large.
-async fn too_large<S, E>(mut body: S, limit: u64, mut read: u64) -> AppError
+fn too_large(limit: u64) -> AppError {
+    AppError::TooLarge(format!("the file is larger than the {} limit", size_label(limit)))
+}
+
+/// Reads and drops what is left of a refused file, within bounds.
+async fn drain<S, E>(mut body: S)
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
+    let mut read = 0;
     let _ = tokio::time::timeout(DRAIN_FOR_AT_MOST, async {
-        while read < limit + DRAIN_AT_MOST {
+        while read < DRAIN_AT_MOST {
             match body.next().await {
                 Some(Ok(more)) => read += more.len() as u64,
                 _ => break,
@@ -289,7 +306,6 @@ where
         }
     })
     .await;
-    AppError::TooLarge(format!("the file is larger than the {} limit", size_label(limit)))
 }
 
 /// "200 MiB", "64 KiB", "900 bytes".
@@ -303,10 +319,6 @@ pub fn size_label(bytes: u64) -> String {
     } else {
         format!("{bytes} bytes")
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks what the uploader said against the case, adds the row and audits
@@ -323,10 +335,7 @@ pub async fn add(
     let case_id = case_id.get();
     let added = add_row(db, actor, case_id, &new, &file).await;
     match added {
-        Ok(row) => {
-            let authors = journal::authors(db, [row.uploaded_by]).await?;
-            Ok(view(row, &authors))
-        }
+        Ok(row) => described(db, row).await,
         Err(err) => {
             file.discard(documents).await;
             Err(err)
@@ -348,7 +357,11 @@ async fn add_row(
         let Some(kind) = new.record_kind else {
             return Err(FieldErrors::single("mark_received", "needs the checklist item (record_kind) the file is"));
         };
-        marked = mark_received(&w.txn, case_id, kind, w.now).await?;
+        // Recorded as the checklist itself records it.
+        if let Some(detail) = case_store::mark_record_received(&w, kind).await? {
+            audit::record_at(&w.txn, actor, "case.record", Subject::case(case_id), detail, w.now).await?;
+            marked = true;
+        }
     }
     let row = document::ActiveModel {
         case_id: Set(case_id),
@@ -377,28 +390,6 @@ async fn add_row(
     });
     w.commit_with(actor, Default::default(), UPLOADED, detail).await?;
     Ok(row)
-}
-
-/// Marks a checklist item received, unless it already is; whether it changed.
-async fn mark_received<C: ConnectionTrait>(
-    conn: &C,
-    case_id: i32,
-    kind: RecordKind,
-    now: chrono::DateTime<chrono::Utc>,
-) -> AppResult<bool> {
-    let changed = case_record::Entity::update_many()
-        .col_expr(
-            case_record::Column::Status,
-            sea_orm::sea_query::Expr::value(crate::vocabulary::RecordStatus::Received),
-        )
-        .col_expr(case_record::Column::ReceivedAt, sea_orm::sea_query::Expr::value(Some(now)))
-        .col_expr(case_record::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
-        .filter(case_record::Column::CaseId.eq(case_id))
-        .filter(case_record::Column::Kind.eq(kind))
-        .filter(case_record::Column::Status.ne(crate::vocabulary::RecordStatus::Received))
-        .exec(conn)
-        .await?;
-    Ok(changed.rows_affected > 0)
 }
 
 /// A document links only to a checklist item of its case and to one of its
@@ -462,6 +453,12 @@ pub async fn of_case<C: ConnectionTrait>(conn: &C, case_id: i32, with_deleted: b
     Ok(rows.into_iter().map(|row| view(row, &authors)).collect())
 }
 
+/// One document as it is shown, its uploader named.
+async fn described<C: ConnectionTrait>(conn: &C, row: document::Model) -> AppResult<DocumentView> {
+    let authors = journal::authors(conn, [row.uploaded_by]).await?;
+    Ok(view(row, &authors))
+}
+
 fn view(row: document::Model, authors: &[Author]) -> DocumentView {
     let uploaded_by = row.uploaded_by.and_then(|id| authors.iter().find(|a| a.id == id).cloned());
     DocumentView {
@@ -505,8 +502,7 @@ pub async fn get(db: &DatabaseConnection, reads: &ReadTrail, actor: &Actor, id: 
     reads
         .record(actor, VIEWED, Subject::case(row.case_id), json!({ "part": "document", "document_id": id.get() }))
         .await?;
-    let authors = journal::authors(db, [row.uploaded_by]).await?;
-    Ok(view(row, &authors))
+    described(db, row).await
 }
 
 /// A document's bytes as they are opened, a chunk at a time.
@@ -553,8 +549,7 @@ pub async fn open(
     )
     .await?;
     let opened = opened_stream(stream, Opener::new(&file_key), row.id);
-    let authors = journal::authors(db, [row.uploaded_by]).await?;
-    Ok((view(row, &authors), opened))
+    Ok((described(db, row).await?, opened))
 }
 
 fn damaged() -> AppError {
@@ -673,8 +668,7 @@ pub async fn update(
         w.commit_with(actor, Default::default(), UPDATED, json!({ "document_id": row.id, "changed": changed })).await?;
         row
     };
-    let authors = journal::authors(db, [row.uploaded_by]).await?;
-    Ok(view(row, &authors))
+    described(db, row).await
 }
 
 /// Deletes a document: gone from the case at once, its file kept until the
@@ -707,8 +701,7 @@ async fn set_deleted(db: &DatabaseConnection, actor: &Actor, id: DocumentId, del
         w.commit_with(actor, Default::default(), action, json!({ "document_id": row.id })).await?;
         row
     };
-    let authors = journal::authors(db, [row.uploaded_by]).await?;
-    Ok(view(row, &authors))
+    described(db, row).await
 }
 
 /// Documents purged per run of [`purge_deleted`].

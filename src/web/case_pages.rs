@@ -498,7 +498,7 @@ pub fn human_size(bytes: i64) -> String {
 
 /// After a form on the case page: back to the case with a message, or the
 /// page again with the form as it was sent and what was wrong with it.
-async fn finish<T>(
+pub(super) async fn finish<T>(
     state: &AppState,
     staff: &Staff,
     id: CaseId,

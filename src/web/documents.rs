@@ -11,7 +11,7 @@ use axum::{
 
 use super::{
     FormFields, FormState, Nav, PathId, Staff,
-    case_pages::render_case_page,
+    case_pages::{self, render_case_page},
     error::{PageError, PageResult},
     render,
 };
@@ -214,22 +214,13 @@ async fn after(
     result: crate::error::AppResult<store::DocumentView>,
     done: &str,
 ) -> PageResult<Response> {
-    match result {
-        Ok(document) => {
-            staff.flash_at("documents", done).await;
-            Ok(Redirect::to(&format!("/cases/{}#documents", document.case_id)).into_response())
-        }
-        Err(err) => {
-            let case_id = fields.text("case_id").trim().parse::<i32>().ok().filter(|id| *id > 0);
-            let Some(case_id) = case_id else { return Err(err.into()) };
-            let status = match &err {
-                AppError::Conflict { .. } => StatusCode::CONFLICT,
-                AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-                AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                _ => return Err(err.into()),
-            };
-            let form = FormState::refused("documents", fields, err)?;
-            Ok((status, render_case_page(state, staff, CaseId(case_id), form).await?).into_response())
-        }
+    // A refusal is shown on the case the form was sent from.
+    let case_id = match &result {
+        Ok(document) => Some(document.case_id),
+        Err(_) => fields.text("case_id").trim().parse::<i32>().ok().filter(|id| *id > 0),
+    };
+    match case_id {
+        Some(id) => case_pages::finish(state, staff, CaseId(id), "documents", fields, result, done).await,
+        None => Err(result.err().unwrap_or(AppError::NotFound).into()),
     }
 }

@@ -246,8 +246,7 @@ const STYLESHEET: &str = include_str!("../../static/app.css");
 static STYLESHEET_TAG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(STYLESHEET.as_bytes());
-    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", crate::secrets::hex(&digest[..12]))
 });
 
 /// Browsers keep the stylesheet for an hour, then ask again with its tag and
