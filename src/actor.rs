@@ -11,6 +11,10 @@ pub enum Scope {
     Everything,
     /// An advocate: only the cases assigned to them.
     OwnCases(i32),
+    /// A patient or care partner in the portal: their one case, and only
+    /// through the portal's own operations (staff operations look for a
+    /// staff member and find none).
+    OneCase(i32),
 }
 
 /// Who is acting, for access checks and the audit trail.
@@ -43,14 +47,21 @@ impl Actor {
         Self { user_id: None, label: "anonymous".into(), scope: Scope::OwnCases(0), ip }
     }
 
+    /// The patient or one of their care partners, signed in to the portal
+    /// for `case_id`; `label` says which in the audit trail.
+    pub fn portal(case_id: i32, label: String, ip: Option<String>) -> Self {
+        Self { user_id: None, label, scope: Scope::OneCase(case_id), ip }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.scope == Scope::Everything
     }
 
-    pub fn may_see_case(&self, advocate_id: Option<i32>) -> bool {
+    pub fn may_see_case(&self, case_id: i32, advocate_id: Option<i32>) -> bool {
         match self.scope {
             Scope::Everything => true,
             Scope::OwnCases(me) => advocate_id == Some(me),
+            Scope::OneCase(only) => case_id == only,
         }
     }
 }

@@ -24,6 +24,19 @@ pub struct Settings {
     pub service_levels: ServiceLevelSettings,
     pub retention: RetentionSettings,
     pub documents: DocumentSettings,
+    pub portal: PortalSettings,
+}
+
+/// The patient portal; see `[portal]` in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PortalSettings {
+    #[serde(with = "humantime_serde")]
+    pub link_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    pub consent_required: bool,
+    pub uploads_per_hour: u32,
+    pub new_links_per_hour: u32,
 }
 
 /// Where document files live and how big they may be; see `[documents]` in

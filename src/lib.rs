@@ -32,6 +32,7 @@ pub mod http;
 pub mod ids;
 pub mod mail;
 pub mod portability;
+pub mod portal;
 pub mod privacy;
 pub mod refusals;
 pub mod reminders;

@@ -24,6 +24,23 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
     Ok(buf)
 }
 
+const LINK_TOKEN_BYTES: usize = 32;
+/// Characters of a link token: base64 of [`LINK_TOKEN_BYTES`], without padding.
+const LINK_TOKEN_LENGTH: usize = 43;
+
+/// A fresh token for a link sent by email: 256 random bits, URL-safe.
+pub fn link_token() -> Result<String, AppError> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<LINK_TOKEN_BYTES>()?))
+}
+
+/// Whether `token` could be one of [`link_token`]'s. Anything else —
+/// typically a link a mail program cut short — names no link and is never
+/// looked up.
+pub fn is_link_token(token: &str) -> bool {
+    token.len() == LINK_TOKEN_LENGTH && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A setting that must never reach a log or an error message — a database
 /// URL with its password, the SMTP password. It prints as `Secret(…)`;
 /// `expose` hands out the value where it is really used.

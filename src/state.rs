@@ -36,6 +36,10 @@ impl AppState {
 
     /// The case rules the settings give.
     pub fn case_rules(settings: &Settings) -> CaseRules {
-        CaseRules { levels: ServiceLevels::from_settings(&settings.service_levels), defaults: settings.cases.clone() }
+        CaseRules {
+            levels: ServiceLevels::from_settings(&settings.service_levels),
+            defaults: settings.cases.clone(),
+            consent_required: settings.portal.consent_required,
+        }
     }
 }

@@ -20,6 +20,7 @@ mod m20261207_000011_case_search;
 mod m20261207_000012_password_resets;
 mod m20261207_000013_caseload_sorts;
 mod m20261207_000014_documents;
+mod m20261207_000015_patient_portal;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000012_password_resets::Migration),
             Box::new(m20261207_000013_caseload_sorts::Migration),
             Box::new(m20261207_000014_documents::Migration),
+            Box::new(m20261207_000015_patient_portal::Migration),
         ]
     }
 }

@@ -13,7 +13,6 @@
 //! active accounts; deactivating an account or changing its password
 //! withdraws its open links.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
@@ -24,7 +23,7 @@ use serde_json::json;
 use crate::{
     audit::{self, Subject},
     auth::{
-        Actor, passwords, random_bytes,
+        Actor, passwords,
         throttle::{self, Verdict},
     },
     db::{
@@ -71,18 +70,13 @@ pub const REQUESTS_PER_EMAIL: i32 = 3;
 pub const REQUESTS_PER_ADDRESS: i32 = 20;
 pub const REQUEST_WINDOW: Duration = Duration::hours(1);
 
-const TOKEN_BYTES: usize = 32;
-/// Characters of a token: base64 of [`TOKEN_BYTES`], without padding.
-const TOKEN_LENGTH: usize = 43;
-
 fn new_token() -> AppResult<String> {
-    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<TOKEN_BYTES>()?))
+    crate::secrets::link_token()
 }
 
-/// Whether `token` could be one of ours. Anything else — typically a link
-/// a mail program cut short — names no link and is never looked up.
+/// Whether `token` could be one of ours (see [`crate::secrets::is_link_token`]).
 pub fn well_formed(token: &str) -> bool {
-    token.len() == TOKEN_LENGTH && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    crate::secrets::is_link_token(token)
 }
 
 /// A link is usable while it is neither used nor withdrawn and has not expired.
@@ -392,8 +386,8 @@ mod tests {
         let b = new_token().expect("random");
         assert_ne!(a, b);
         assert!(well_formed(&a), "{a}");
-        assert!(!well_formed(&a[..TOKEN_LENGTH - 1]), "a link cut short");
-        assert!(!well_formed(&format!("{}=", &a[..TOKEN_LENGTH - 1])));
+        assert!(!well_formed(&a[..a.len() - 1]), "a link cut short");
+        assert!(!well_formed(&format!("{}=", &a[..a.len() - 1])));
         assert!(!well_formed("../../etc/passwd"));
         assert_eq!(link("https://example.org", "abc"), "https://example.org/reset-password/abc");
     }

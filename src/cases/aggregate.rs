@@ -129,6 +129,8 @@ impl CaseState {
             current_round_opinion: self.has_opinion(self.row.round),
             comparison: round.is_some_and(|r| r.compared_at.is_some()),
             decision: self.row.chosen_opinion.is_some(),
+            // Known only to the store, which reads the consents.
+            consent_missing: false,
         }
     }
 

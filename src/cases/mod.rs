@@ -1,9 +1,10 @@
 //! Second-opinion cases: the stage machine and due dates (pure), the
 //! vocabulary of a case, the operations that read and change cases, and
 //! the case journal (notes and contact log), and finding cases by name,
-//! email, phone or reference.
+//! email, phone or reference, and the patient's consent to share records.
 
 pub mod aggregate;
+pub mod consent;
 pub mod journal;
 pub mod schedule;
 pub mod scope;

@@ -22,8 +22,11 @@ impl CaseScope {
     /// advocate's (for an advocate, asking for another's shows nothing).
     pub fn of(actor: &Actor, requested_advocate: Option<i32>) -> Self {
         let mut advocates = Vec::new();
-        if let Scope::OwnCases(me) = actor.scope {
-            advocates.push(me);
+        match actor.scope {
+            Scope::OwnCases(me) => advocates.push(me),
+            // The portal lists nothing through staff lists: no user has id 0.
+            Scope::OneCase(_) => advocates.push(0),
+            Scope::Everything => {}
         }
         advocates.extend(requested_advocate);
         advocates.dedup();

@@ -56,6 +56,8 @@ pub struct Readiness {
     pub current_round_opinion: bool,
     pub comparison: bool,
     pub decision: bool,
+    /// Consent is required and the patient has not signed it for this round.
+    pub consent_missing: bool,
 }
 
 /// One thing a move needs and the case does not have yet.
@@ -71,6 +73,7 @@ pub enum Requirement {
     Decision,
     Note,
     RoundsRemaining,
+    Consent,
 }
 
 impl Requirement {
@@ -85,6 +88,9 @@ impl Requirement {
             Requirement::Decision => "record the decision first",
             Requirement::Note => "a note saying why is required",
             Requirement::RoundsRemaining => "no further opinion round is allowed on this case",
+            Requirement::Consent => {
+                "the patient has not signed the authorization to share their records with the specialist"
+            }
         }
     }
 }
@@ -137,11 +143,16 @@ pub fn plan_move(
                     unmet.push(Requirement::Specialist);
                 }
             }
-            Stage::ConsultationHeld => match ready.consultation_at {
-                None => unmet.push(Requirement::Consultation),
-                Some(at) if at > now => unmet.push(Requirement::ConsultationNotYetHeld),
-                Some(_) => {}
-            },
+            Stage::ConsultationHeld => {
+                match ready.consultation_at {
+                    None => unmet.push(Requirement::Consultation),
+                    Some(at) if at > now => unmet.push(Requirement::ConsultationNotYetHeld),
+                    Some(_) => {}
+                }
+                if ready.consent_missing {
+                    unmet.push(Requirement::Consent);
+                }
+            }
             Stage::OpinionsCompared => {
                 if !ready.original_opinion {
                     unmet.push(Requirement::OriginalOpinion);
@@ -217,6 +228,7 @@ mod tests {
             current_round_opinion: true,
             comparison: true,
             decision: true,
+            consent_missing: false,
         }
     }
 
@@ -334,6 +346,7 @@ mod tests {
             current_round_opinion: flags[2],
             comparison: flags[3],
             decision: flags[4],
+            consent_missing: false,
         })
     }
 

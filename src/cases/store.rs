@@ -42,6 +42,9 @@ use crate::{
 pub struct CaseRules {
     pub levels: ServiceLevels,
     pub defaults: CaseSettings,
+    /// The consultation may be marked held only once the patient has signed
+    /// the authorization to share their records.
+    pub consent_required: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +241,7 @@ pub async fn create(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, n
             Some(me)
         }
         Scope::Everything => new.advocate_id,
+        Scope::OneCase(_) => return Err(AppError::Forbidden("only staff can open cases".into())),
     };
     errors.into_result()?;
 
@@ -377,7 +381,7 @@ pub(crate) async fn check_access(db: &DatabaseConnection, actor: &Actor, case_id
         case::Entity::find_by_id(case_id).select_only().column(case::Column::AdvocateId).into_tuple().one(db).await?;
     match advocate_id {
         None => Err(AppError::NotFound),
-        Some(owner) if actor.may_see_case(owner) => Ok(()),
+        Some(owner) if actor.may_see_case(case_id, owner) => Ok(()),
         Some(_) => {
             audit::record_denied(db, actor, Subject::case(case_id), what).await;
             Err(AppError::NotFound)
@@ -494,7 +498,7 @@ pub(crate) async fn begin_case_write(
     let txn = db::begin_write(db).await?;
     let case = lock_case(&txn, case_id).await?;
     // The case may have been reassigned between the access check and the lock.
-    if !actor.may_see_case(case.advocate_id) {
+    if !actor.may_see_case(case.id, case.advocate_id) {
         return Err(AppError::NotFound);
     }
     // Nothing may be written back into a case whose patient data was erased.
@@ -577,6 +581,10 @@ impl CaseWrite {
         // Whatever changed may change what is due: the reminder scan looks
         // at the case on its next tick.
         changes.remind_at = Set(Some(self.now));
+        // What a patient or care partner does waits for an advocate to look.
+        if matches!(actor.scope, Scope::OneCase(_)) && self.case.portal_activity_at.is_none() {
+            changes.portal_activity_at = Set(Some(self.now));
+        }
         let after = changes.update(&self.txn).await?;
         tallies::apply(&self.txn, &tallies::due_moved(Some(&self.case), &after)).await?;
         audit::record_at(&self.txn, actor, action, Subject::case(self.case.id), detail, self.now).await?;
@@ -618,7 +626,10 @@ pub async fn transition(
         Some(id) => Some(find_specialist(&w.txn, "specialist_id", id).await?),
         None => None,
     };
-    let ready = state.readiness(request.to, chosen_specialist.is_some());
+    let mut ready = state.readiness(request.to, chosen_specialist.is_some());
+    if rules.consent_required && request.to == Stage::ConsultationHeld {
+        ready.consent_missing = super::consent::for_round(&w.txn, case_id, w.case.round).await?.is_none();
+    }
     let note = request.note.clone().filter(|n| !n.trim().is_empty());
     let step = stage::plan_move(from, request.to, &ready, note.as_deref(), w.now).map_err(refusal_error)?;
 

@@ -351,6 +351,21 @@ async fn add_row(
     file: &StoredFile,
 ) -> AppResult<document::Model> {
     let w = case_store::begin_case_write(db, actor, case_id, UPLOADED).await?;
+    let (row, detail) = insert_row(&w, actor, new, file).await?;
+    w.commit_with(actor, Default::default(), UPLOADED, detail).await?;
+    Ok(row)
+}
+
+/// Adds the document row inside the case write `w` (marking the checklist
+/// item received when asked) and returns it with the detail of its audit
+/// entry; the caller commits.
+pub(crate) async fn insert_row(
+    w: &case_store::CaseWrite,
+    actor: &Actor,
+    new: &NewDocument,
+    file: &StoredFile,
+) -> AppResult<(document::Model, serde_json::Value)> {
+    let case_id = w.case.id;
     check_links(&w.txn, &w.case, new.record_kind, new.round).await?;
     let mut marked = false;
     if new.mark_received {
@@ -358,7 +373,7 @@ async fn add_row(
             return Err(FieldErrors::single("mark_received", "needs the checklist item (record_kind) the file is"));
         };
         // Recorded as the checklist itself records it.
-        if let Some(detail) = case_store::mark_record_received(&w, kind).await? {
+        if let Some(detail) = case_store::mark_record_received(w, kind).await? {
             audit::record_at(&w.txn, actor, "case.record", Subject::case(case_id), detail, w.now).await?;
             marked = true;
         }
@@ -380,6 +395,7 @@ async fn add_row(
         deleted_at: Set(None),
         deleted_by: Set(None),
         damaged_at: Set(None),
+        uploaded_via: Set(matches!(actor.scope, crate::actor::Scope::OneCase(_)).then(|| actor.label.clone())),
         ..Default::default()
     }
     .insert(&w.txn)
@@ -388,8 +404,7 @@ async fn add_row(
         "document_id": row.id, "kind": row.kind, "record_kind": row.record_kind, "round": row.round,
         "size": row.size, "content_type": row.content_type, "marked_received": marked,
     });
-    w.commit_with(actor, Default::default(), UPLOADED, detail).await?;
-    Ok(row)
+    Ok((row, detail))
 }
 
 /// A document links only to a checklist item of its case and to one of its

@@ -29,7 +29,7 @@ async fn admins_only(db: &DatabaseConnection, actor: &Actor, case_id: i32, what:
         return Ok(());
     }
     audit::record_denied(db, actor, Subject::case(case_id), what).await;
-    if actor.may_see_case(owner) {
+    if actor.may_see_case(case_id, owner) {
         Err(AppError::Forbidden(format!("only admins may do this ({what})")))
     } else {
         Err(AppError::NotFound)

@@ -4,12 +4,13 @@
 //! outbox rows and mails them. A scheduler tick only starts a scan and a
 //! send; correctness comes from the outbox, so restarts, missed ticks and
 //! several instances never lose or double a reminder. The outbox also
-//! carries password reset emails (`reset_mail`), whose links get their
-//! tokens only as they are sent.
+//! carries password reset emails (`reset_mail`) and portal links
+//! (`portal_mail`), whose links get their tokens only as they are sent.
 
 pub mod jobs;
 pub mod outbox;
 pub mod planner;
+pub mod portal_mail;
 pub mod render;
 pub mod reset_mail;
 pub mod scan;
@@ -237,6 +238,16 @@ impl Reminders {
         row: outbox_message::Model,
         base: Duration,
     ) -> Result<outbox_message::Model, outbox::Outcome> {
+        if portal_mail::carries_link(&row) {
+            return match portal_mail::fill(&self.db, &self.settings, &row).await {
+                Ok(portal_mail::Filled::Ready(ready)) => Ok(*ready),
+                Ok(portal_mail::Filled::Pointless(error)) => Err(outbox::Outcome::Failed { error }),
+                Err(err) => Err(outbox::Outcome::Retry {
+                    error: format!("could not make the portal link: {err}"),
+                    next: outbox::next_attempt(crate::db::now(), base, row.attempts, fastrand::f64()),
+                }),
+            };
+        }
         if row.kind != reset_mail::KIND {
             return Ok(row);
         }

@@ -80,6 +80,8 @@ pub struct CaseFacts {
     pub consultation: Option<Consultation>,
     pub specialist_name: Option<String>,
     pub current_round_opinion: bool,
+    /// The patient's own questions for the consultation.
+    pub patient_questions: Vec<String>,
 }
 
 impl CaseFacts {
@@ -112,6 +114,7 @@ impl CaseFacts {
             consultation,
             specialist_name,
             current_round_opinion: state.has_opinion(c.round),
+            patient_questions: crate::portal::questions::split(&c.patient_questions).0,
         }
     }
 }
@@ -449,6 +452,7 @@ mod tests {
             consultation: None,
             specialist_name: None,
             current_round_opinion: false,
+            patient_questions: Vec::new(),
         }
     }
 

@@ -85,6 +85,8 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
     let stage = case.stage.label();
     let due = case.stage_due_at.map(|d| when(d, tz)).unwrap_or_default();
     let patient_unsubscribe = unsubscribe_url.clone().unwrap_or_default();
+    // Every patient email leads to the patient's own page.
+    let portal = Some(("Open your page".to_string(), super::portal_mail::queued_link(public_url)));
     match &planned.kind {
         Kind::DueSoon => Content {
             subject: format!("Case {} is due within a day", case.reference),
@@ -122,9 +124,11 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
             ],
             list_title: Some("Still needed".into()),
             items: case.records_outstanding.iter().map(|k| k.label().to_string()).collect(),
+            action: portal.clone(),
             footer: {
                 let mut footer = vec![
-                    "Ask the clinic or hospital that holds them to send copies to your advocate."
+                    "Send copies you have from your page (the button above), or ask the clinic or hospital that \
+                     holds them to send copies to your advocate."
                         .to_string(),
                 ];
                 footer.extend(patient_footer(&patient_unsubscribe));
@@ -162,8 +166,17 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
                     WHAT_TO_BRING.to_string(),
                     "A calendar entry is attached.".to_string(),
                 ],
-                list_title: Some("Questions to ask".into()),
-                items: QUESTIONS_TO_ASK.iter().map(|q| (*q).to_string()).collect(),
+                // The patient's own list, which they keep on their page; until
+                // they write one, questions most people want answered.
+                list_title: Some(
+                    if case.patient_questions.is_empty() { "Questions to ask" } else { "Your questions" }.into(),
+                ),
+                items: if case.patient_questions.is_empty() {
+                    QUESTIONS_TO_ASK.iter().map(|q| (*q).to_string()).collect()
+                } else {
+                    case.patient_questions.clone()
+                },
+                action: portal.clone(),
                 footer: patient_footer(&patient_unsubscribe),
                 ics: Some(calendar_entry(case, visit.scheduled_at, &with)),
                 unsubscribe_url,
@@ -175,8 +188,9 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
             greeting,
             paragraphs: vec![
                 "Thank you for attending your second-opinion appointment.".into(),
-                "When the specialist's written report reaches you, please pass it to your advocate, so the two opinions can be put side by side.".into(),
+                "When the specialist's written report reaches you, please send it from your page, so the two opinions can be put side by side.".into(),
             ],
+            action: portal,
             footer: patient_footer(&patient_unsubscribe),
             unsubscribe_url,
             ..Content::default()

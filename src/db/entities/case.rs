@@ -51,6 +51,9 @@ pub struct Model {
     pub erased_at: Option<DateTimeUtc>,
     /// When the reminder scan should next look at the case (open cases only).
     pub remind_at: Option<DateTimeUtc>,
+    /// Since when the patient or a care partner has done something in the
+    /// portal that no advocate has looked at yet.
+    pub portal_activity_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,8 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     pub deleted_by: Option<i32>,
     pub damaged_at: Option<DateTimeUtc>,
+    /// Who sent it through the patient portal (`patient`, or a care partner).
+    pub uploaded_via: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
