@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .nest("/api/v1", api::router(&state))
         .merge(web::router(&state))
+        .merge(web::portal::router(&state))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), read_whole_body))
         .layer(CatchPanicLayer::custom(api::error::panicked))

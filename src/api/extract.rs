@@ -254,6 +254,17 @@ impl FromRequestParts<AppState> for ContactIdParam {
     }
 }
 
+/// The `{partner_id}` of a care partner address.
+pub struct PartnerIdParam(pub i32);
+
+impl FromRequestParts<AppState> for PartnerIdParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        path_id(parts, "partner_id").await.map(PartnerIdParam).ok_or_else(ApiError::not_found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

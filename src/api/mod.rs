@@ -8,6 +8,7 @@ pub mod documents;
 pub mod error;
 pub mod extract;
 pub mod journal;
+pub mod portal;
 pub mod privacy;
 pub mod reports;
 
@@ -48,6 +49,12 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/opinions", post(cases::record_opinion))
         .route("/cases/{id}/comparison", put(cases::set_comparison))
         .route("/cases/{id}/decision", put(cases::set_decision))
+        .route("/cases/{id}/portal", get(portal::summary))
+        .route("/cases/{id}/portal-link", post(portal::send_link))
+        .route("/cases/{id}/portal-links", axum::routing::delete(portal::withdraw_links))
+        .route("/cases/{id}/portal/partners", post(portal::invite_partner))
+        .route("/cases/{id}/portal/partners/{partner_id}", axum::routing::delete(portal::remove_partner))
+        .route("/cases/{id}/consent", post(portal::paper_consent))
         .route("/cases/{id}/notes", get(journal::notes).post(journal::add_note))
         .route("/cases/{id}/contacts", get(journal::contacts).post(journal::add_contact))
         .route("/cases/{id}/contacts/{contact_id}/done", post(journal::follow_up_done))

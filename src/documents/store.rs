@@ -135,6 +135,8 @@ pub struct DocumentView {
     pub size: i64,
     pub sha256: String,
     pub uploaded_by: Option<Author>,
+    /// Sent through the patient portal by `patient` or a care partner.
+    pub uploaded_via: Option<String>,
     pub uploaded_at: chrono::DateTime<chrono::Utc>,
     pub deleted_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Its stored file is missing or does not open.
@@ -489,6 +491,7 @@ fn view(row: document::Model, authors: &[Author]) -> DocumentView {
         size: row.size,
         sha256: row.sha256,
         uploaded_by,
+        uploaded_via: row.uploaded_via.clone(),
         uploaded_at: row.uploaded_at,
         deleted_at: row.deleted_at,
         damaged: row.damaged_at.is_some(),

@@ -245,6 +245,24 @@ pub async fn answer_survey(
     w.commit_with(actor, Default::default(), "case.survey_answered", detail).await
 }
 
+/// Staff withdraw every portal link of the case: whoever holds one is
+/// signed out of the portal at their next page. Returns how many worked.
+pub async fn withdraw_links(db: &DatabaseConnection, actor: &Actor, case_id: CaseId) -> AppResult<u64> {
+    case_store::check_access(db, actor, case_id.get(), "case.portal_links_withdrawn").await?;
+    let txn = crate::db::begin_write(db).await?;
+    let withdrawn = super::links::withdraw_all(&txn, case_id.get(), crate::db::now()).await?;
+    crate::audit::record(
+        &txn,
+        actor,
+        "case.portal_links_withdrawn",
+        crate::audit::Subject::case(case_id.get()),
+        json!({ "links": withdrawn }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(withdrawn)
+}
+
 /// Removes a care partner: by the patient in the portal, or by staff.
 pub async fn remove_partner(db: &DatabaseConnection, actor: &Actor, case_id: CaseId, partner_id: i32) -> AppResult<()> {
     let w = case_store::begin_case_write(db, actor, case_id.get(), "case.partner_removed").await?;

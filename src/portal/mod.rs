@@ -23,6 +23,81 @@ use crate::{db::entities::case, error::AppResult};
 /// The audit label of a patient acting in the portal.
 pub const PATIENT: &str = "patient";
 
+/// What staff see of a case's portal.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PortalSummary {
+    /// The consent of the current round, if signed.
+    pub consent: Option<crate::db::entities::portal_consent::Model>,
+    pub consent_required: bool,
+    pub partners: Vec<crate::db::entities::portal_partner::Model>,
+    /// Links that still work (not withdrawn, not expired).
+    pub working_links: u64,
+    /// When a link of the case was last opened.
+    pub last_opened_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Portal activity no advocate has looked at yet, since when.
+    pub needs_review_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The portal of the case as staff see it (the caller has checked access).
+pub async fn summary(
+    db: &DatabaseConnection,
+    case_row: &case::Model,
+    consent_required: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<PortalSummary> {
+    use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
+
+    use crate::db::entities::portal_link;
+    let working_links = portal_link::Entity::find()
+        .filter(portal_link::Column::CaseId.eq(case_row.id))
+        .filter(portal_link::Column::RevokedAt.is_null())
+        .filter(portal_link::Column::ExpiresAt.gt(now))
+        .count(db)
+        .await?;
+    let last_opened_at: Option<Option<chrono::DateTime<chrono::Utc>>> = portal_link::Entity::find()
+        .select_only()
+        .column(portal_link::Column::OpenedAt)
+        .filter(portal_link::Column::CaseId.eq(case_row.id))
+        .filter(portal_link::Column::OpenedAt.is_not_null())
+        .order_by_desc(portal_link::Column::OpenedAt)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(PortalSummary {
+        consent: crate::cases::consent::for_round(db, case_row.id, case_row.round).await?,
+        consent_required,
+        partners: partners::current(db, case_row.id).await?,
+        working_links,
+        last_opened_at: last_opened_at.flatten(),
+        needs_review_since: case_row.portal_activity_at,
+    })
+}
+
+/// The portal of the case for staff who asked for it: checked against
+/// their access and audited as a read of the case.
+pub async fn summary_for(
+    db: &DatabaseConnection,
+    reads: &crate::audit::reads::ReadTrail,
+    actor: &crate::actor::Actor,
+    case_id: crate::ids::CaseId,
+    consent_required: bool,
+) -> AppResult<PortalSummary> {
+    use crate::cases::store as case_store;
+    case_store::check_access(db, actor, case_id.get(), case_store::VIEWED).await?;
+    let row = case::Entity::find_by_id(case_id.get()).one(db).await?.ok_or(crate::error::AppError::NotFound)?;
+    let found = summary(db, &row, consent_required, crate::db::now()).await?;
+    reads
+        .record(
+            actor,
+            case_store::VIEWED,
+            crate::audit::Subject::case(case_id.get()),
+            serde_json::json!({ "part": "portal" }),
+        )
+        .await?;
+    Ok(found)
+}
+
 /// An advocate opened the case: its portal activity has been seen. Writes
 /// only when there was something to see.
 pub async fn activity_seen(db: &DatabaseConnection, case_id: i32) -> AppResult<()> {

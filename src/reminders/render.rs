@@ -202,15 +202,22 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
 /// A calendar entry for the appointment: no medical detail, a stable UID
 /// so a later reminder updates the same entry.
 fn calendar_entry(case: &CaseFacts, at: DateTime<Utc>, with: &str) -> String {
+    let place = case.consultation.as_ref().and_then(|v| v.location.as_deref());
+    consultation_calendar(case.case_id, case.round, at, with, place)
+}
+
+/// The calendar entry of the consultation of `round` of a case at `at`
+/// (the same entry the reminders attach, so calendars keep one).
+pub fn consultation_calendar(case_id: i32, round: i32, at: DateTime<Utc>, with: &str, place: Option<&str>) -> String {
     use icalendar::{Calendar, Component, Event, EventLike};
     let mut event = Event::new();
     event
-        .uid(&format!("consultation-{}-{}-{}@secondlook", case.case_id, case.round, at.timestamp()))
+        .uid(&format!("consultation-{case_id}-{round}-{}@secondlook", at.timestamp()))
         .summary(&format!("Second-opinion appointment{with}"))
         .description(WHAT_TO_BRING)
         .starts(at)
         .ends(at + chrono::Duration::hours(1));
-    if let Some(place) = case.consultation.as_ref().and_then(|v| v.location.as_deref()) {
+    if let Some(place) = place {
         event.location(place);
     }
     Calendar::new().push(event.done()).done().to_string()

@@ -92,6 +92,8 @@ pub struct ListedCase {
     pub closed_at: Option<DateTime<Utc>>,
     pub erased_at: Option<DateTime<Utc>>,
     pub advocate_id: Option<i32>,
+    /// The patient did something in the portal no advocate has looked at.
+    pub portal_activity_at: Option<DateTime<Utc>>,
 }
 
 /// One line of recent activity on the caseload.
@@ -277,6 +279,7 @@ fn listed_cases() -> sea_orm::Select<case::Entity> {
         case::Column::ClosedAt,
         case::Column::ErasedAt,
         case::Column::AdvocateId,
+        case::Column::PortalActivityAt,
     ])
 }
 

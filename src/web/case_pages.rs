@@ -143,6 +143,7 @@ struct CasePage {
     records_waiting: Vec<String>,
     stage_label: &'static str,
     reason_label: &'static str,
+    portal: super::case_portal::PortalPanel,
 }
 
 impl CasePage {
@@ -305,7 +306,7 @@ pub async fn render_case_page(
 }
 
 async fn case_page(state: &AppState, staff: &Staff, id: CaseId, form: FormState) -> PageResult<CasePage> {
-    case_page_for(state, staff, id, form, None).await
+    case_page_for(state, staff, id, form, None, false).await
 }
 
 async fn case_page_for(
@@ -314,9 +315,11 @@ async fn case_page_for(
     id: CaseId,
     form: FormState,
     upload_for: Option<RecordKind>,
+    looking: bool,
 ) -> PageResult<CasePage> {
     let (case, rules_state) = store::view_with_state(&state.db, &state.reads, &staff.actor, id).await?;
     let clock = staff.clock();
+    let portal = super::case_portal::panel(state, &clock, &case, looking).await?;
     let current = case.stage;
     let position = Stage::PATH.iter().position(|s| *s == current);
     let progress = Stage::PATH
@@ -401,7 +404,11 @@ async fn case_page_for(
         uploaded: format!(
             "{} by {}",
             clock.at(&d.uploaded_at),
-            d.uploaded_by.map_or_else(|| "someone".to_string(), |a| a.name)
+            match (d.uploaded_via, d.uploaded_by) {
+                (Some(via), _) => format!("the {via}, in the portal"),
+                (None, Some(author)) => author.name,
+                (None, None) => "someone".to_string(),
+            }
         ),
         deleted: d.deleted_at.map(|at| clock.at(&at)),
         damaged: d.damaged,
@@ -463,6 +470,7 @@ async fn case_page_for(
             .collect(),
         stage_label: current.label(),
         reason_label: case.reason.label(),
+        portal,
         case,
     })
 }
@@ -481,7 +489,7 @@ pub async fn show(
     axum::extract::Query(query): axum::extract::Query<ShowQuery>,
 ) -> PageResult<Html<String>> {
     let upload_for = query.upload_for.as_deref().and_then(RecordKind::parse);
-    render(&case_page_for(&state, &staff, id, FormState::default(), upload_for).await?)
+    render(&case_page_for(&state, &staff, id, FormState::default(), upload_for, true).await?)
 }
 
 /// "1.4 MB", "820 KB", "312 bytes": sizes as people read them.

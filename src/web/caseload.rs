@@ -48,6 +48,8 @@ pub struct Row {
     pub due: DueLabel,
     /// Who has the case (shown to admins), or "Unassigned".
     pub advocate: String,
+    /// The patient did something in the portal that no one has looked at yet.
+    pub news: bool,
 }
 
 #[derive(Template)]
@@ -242,6 +244,12 @@ pub fn describe_action(action: &str) -> &'static str {
         "document.deleted" => "document deleted",
         "document.restored" => "document restored",
         "document.purged" => "deleted document purged",
+        "case.consent_signed" => "consent to share records signed",
+        "case.partner_invited" => "care partner invited",
+        "case.partner_removed" => "care partner removed",
+        "case.portal_link_sent" => "portal link emailed",
+        "case.portal_links_withdrawn" => "portal links withdrawn",
+        "case.survey_answered" => "survey answered",
         _ => "changed",
     }
 }
@@ -361,6 +369,7 @@ pub async fn home(
                 None => clock.due(&c.stage_due_at, c.held_since.is_some()),
             },
             advocate: advocate_name(c.advocate_id),
+            news: c.portal_activity_at.is_some(),
         })
         .collect();
     let page = HomePage {

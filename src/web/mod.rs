@@ -6,12 +6,14 @@ pub mod account;
 pub mod admin;
 pub mod audit_log;
 pub mod case_pages;
+pub mod case_portal;
 pub mod caseload;
 pub mod charts;
 pub mod directory;
 pub mod documents;
 pub mod error;
 pub mod password_reset;
+pub mod portal;
 pub mod sign_in;
 pub mod unsubscribe;
 
@@ -60,13 +62,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .with_same_site(SameSite::Lax)
         .with_secure(web.secure_cookies || state.settings.public_url().starts_with("https://"))
         .with_expiry(Expiry::OnSessionEnd);
-    let mut csrf = CsrfLayer::new();
-    let public_url = state.settings.public_url();
-    match csrf.clone().add_trusted_origin(&public_url) {
-        Ok(with_origin) => csrf = with_origin,
-        Err(err) => tracing::warn!(%public_url, error = %err, "server.public_url is not a usable origin"),
-    }
-    Router::new()
+    let pages = Router::new()
         .route("/", get(caseload::home))
         .route("/login", get(sign_in::form).post(sign_in::submit))
         .route("/logout", post(sign_in::sign_out))
@@ -104,6 +100,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/documents/{doc_id}/rename", post(documents::rename))
         .route("/documents/{doc_id}/delete", post(documents::delete))
         .route("/documents/{doc_id}/restore", post(documents::restore))
+        .route("/cases/{id}/portal/link", post(case_portal::send_link))
+        .route("/cases/{id}/portal/withdraw", post(case_portal::withdraw_links))
+        .route("/cases/{id}/portal/consent", post(case_portal::paper_consent))
+        .route("/cases/{id}/portal/partners", post(case_portal::invite_partner))
+        .route("/cases/{id}/portal/partners/{partner_id}/remove", post(case_portal::remove_partner))
         .route("/cases/{id}/notes", post(case_pages::add_note))
         .route("/cases/{id}/contacts", post(case_pages::add_contact))
         .route("/cases/{id}/contacts/{contact_id}/done", post(case_pages::follow_up_done))
@@ -128,9 +129,23 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .method_not_allowed_fallback(only_posted)
         .layer(axum::middleware::from_fn_with_state(state.clone(), keep_unsent_form))
         .layer(CatchPanicLayer::custom(error::panicked))
-        .layer(csrf.with_rejection_response(forgery_refused))
         .layer(axum::middleware::from_fn(keep_session_alive))
-        .layer(sessions)
+        .layer(sessions);
+    protected(pages, state)
+}
+
+/// The protections every page has, staff and portal alike: cross-site
+/// forms refused, a readable page for bare failures, nothing cached, no
+/// framing, and a content policy that runs only this site's scripts.
+pub fn protected(pages: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let mut csrf = CsrfLayer::new();
+    let public_url = state.settings.public_url();
+    match csrf.clone().add_trusted_origin(&public_url) {
+        Ok(with_origin) => csrf = with_origin,
+        Err(err) => tracing::warn!(%public_url, error = %err, "server.public_url is not a usable origin"),
+    }
+    pages
+        .layer(csrf.with_rejection_response(forgery_refused))
         .layer(axum::middleware::map_response(error::explain_bare_failures))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::if_not_present(
