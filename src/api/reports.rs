@@ -23,6 +23,8 @@ pub struct OverviewAnswer {
     outcomes: Outcomes,
     workload: Vec<Workload>,
     weekly: Vec<Week>,
+    /// Mean satisfaction (1–5), net promoter score and response rate of the patient survey.
+    survey: crate::portal::survey::Figures,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,5 +83,13 @@ pub async fn overview(State(state): State<AppState>, Caller(actor): Caller) -> A
         .collect();
     let weekly =
         figures.weekly.iter().map(|w| Week { week_start: w.week_start, opened: w.opened, closed: w.closed }).collect();
-    Ok(Json(OverviewAnswer { as_of: now, pipeline, stage_times, outcomes: figures.outcomes, workload, weekly }))
+    Ok(Json(OverviewAnswer {
+        as_of: now,
+        pipeline,
+        stage_times,
+        outcomes: figures.outcomes,
+        workload,
+        weekly,
+        survey: figures.survey,
+    }))
 }

@@ -205,6 +205,7 @@ mod tests {
             nudges_stopped_at: None,
             erased_at: None,
             remind_at: None,
+            portal_activity_at: None,
         };
         let round_row = case_round::Model {
             id: 1,

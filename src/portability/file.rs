@@ -22,7 +22,7 @@ use crate::db::{
     self,
     entities::{
         api_token, audit_entry, case, case_contact, case_note, case_record, case_round, document, opinion,
-        outbox_message, specialist, stage_change, user,
+        outbox_message, portal_consent, portal_partner, portal_survey, specialist, stage_change, user,
     },
 };
 
@@ -33,7 +33,7 @@ pub const VERSION: u32 = 1;
 const BATCH: u64 = 200;
 
 /// The tables carried, in foreign-key order (a table comes after those it refers to).
-pub fn tables() -> [&'static str; 13] {
+pub fn tables() -> [&'static str; 16] {
     [
         user::Entity.table_name(),
         api_token::Entity.table_name(),
@@ -46,20 +46,25 @@ pub fn tables() -> [&'static str; 13] {
         case_note::Entity.table_name(),
         case_contact::Entity.table_name(),
         document::Entity.table_name(),
+        portal_partner::Entity.table_name(),
+        portal_consent::Entity.table_name(),
+        portal_survey::Entity.table_name(),
         outbox_message::Entity.table_name(),
         audit_entry::Entity.table_name(),
     ]
 }
 
-/// Tables left out on purpose: signed-in sessions, sign-in throttling and
-/// password reset links are short-lived (after a move people simply sign in
-/// again, or ask for a new link), the health check's probe row is rewritten
-/// by every `/healthz`, and the tallies and search words are recomputed from
-/// the imported cases.
-pub const NOT_CARRIED: [&str; 12] = [
+/// Tables left out on purpose: signed-in sessions, sign-in throttling,
+/// password reset links and portal links are short-lived (after a move
+/// people simply sign in again, or ask for a new link), the health check's
+/// probe row is rewritten by every `/healthz`, and the tallies and search
+/// words are recomputed from the imported cases and survey answers.
+pub const NOT_CARRIED: [&str; 14] = [
     "sessions",
     "sign_in_failures",
     "password_resets",
+    "portal_links",
+    "tally_survey",
     "health_probe",
     "tally_stage",
     "tally_hour",
@@ -141,6 +146,9 @@ async fn write_all(db: &DatabaseConnection, file: File) -> Result<Counts, Portab
     counts.insert(case_note::Entity.table_name().into(), dump::<case_note::Entity, _>(&txn, &mut w).await?);
     counts.insert(case_contact::Entity.table_name().into(), dump::<case_contact::Entity, _>(&txn, &mut w).await?);
     counts.insert(document::Entity.table_name().into(), dump::<document::Entity, _>(&txn, &mut w).await?);
+    counts.insert(portal_partner::Entity.table_name().into(), dump::<portal_partner::Entity, _>(&txn, &mut w).await?);
+    counts.insert(portal_consent::Entity.table_name().into(), dump::<portal_consent::Entity, _>(&txn, &mut w).await?);
+    counts.insert(portal_survey::Entity.table_name().into(), dump::<portal_survey::Entity, _>(&txn, &mut w).await?);
     counts.insert(outbox_message::Entity.table_name().into(), dump::<outbox_message::Entity, _>(&txn, &mut w).await?);
     counts.insert(audit_entry::Entity.table_name().into(), dump::<audit_entry::Entity, _>(&txn, &mut w).await?);
     txn.commit().await?;
@@ -297,6 +305,10 @@ pub async fn import(db: &DatabaseConnection, from: &Path) -> Result<Counts, Port
         crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
         other => PortabilityError::Refused(format!("the cases were imported but their figures were not: {other}")),
     })?;
+    crate::portal::survey::rebuild(db).await.map_err(|err| match err {
+        crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
+        other => PortabilityError::Refused(format!("the survey answers were imported but not counted: {other}")),
+    })?;
     crate::cases::search::rebuild(db).await.map_err(|err| match err {
         crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
         other => PortabilityError::Refused(format!("the cases were imported but cannot be searched yet: {other}")),
@@ -340,6 +352,9 @@ async fn load<C: ConnectionTrait>(conn: &C, table: &str, rows: Vec<Value>) -> Re
         t if t == case_note::Entity.table_name() => insert::<case_note::Entity, _>(conn, rows).await,
         t if t == case_contact::Entity.table_name() => insert::<case_contact::Entity, _>(conn, rows).await,
         t if t == document::Entity.table_name() => insert::<document::Entity, _>(conn, rows).await,
+        t if t == portal_partner::Entity.table_name() => insert::<portal_partner::Entity, _>(conn, rows).await,
+        t if t == portal_consent::Entity.table_name() => insert::<portal_consent::Entity, _>(conn, rows).await,
+        t if t == portal_survey::Entity.table_name() => insert::<portal_survey::Entity, _>(conn, rows).await,
         t if t == case_record::Entity.table_name() => insert::<case_record::Entity, _>(conn, rows).await,
         t if t == stage_change::Entity.table_name() => insert::<stage_change::Entity, _>(conn, rows).await,
         t if t == outbox_message::Entity.table_name() => insert::<outbox_message::Entity, _>(conn, rows).await,

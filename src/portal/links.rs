@@ -37,11 +37,13 @@ impl Visitor {
         self.partner.is_none()
     }
 
-    /// How the visitor appears in the audit trail and on the case page.
+    /// How the visitor appears in the audit trail: `patient`, or a care
+    /// partner by number, so the trail (which is never rewritten) keeps no
+    /// name an erasure would have to remove. Pages show the name.
     pub fn label(&self) -> String {
         match &self.partner {
             None => super::PATIENT.to_string(),
-            Some(p) => format!("care partner {} <{}>", p.name, p.email),
+            Some(p) => super::partner_label(p.id),
         }
     }
 

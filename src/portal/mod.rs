@@ -22,6 +22,43 @@ use crate::{db::entities::case, error::AppResult};
 
 /// The audit label of a patient acting in the portal.
 pub const PATIENT: &str = "patient";
+const PARTNER_LABEL: &str = "care-partner:";
+
+/// The audit label of care partner `id` acting in the portal.
+pub fn partner_label(id: i32) -> String {
+    format!("{PARTNER_LABEL}{id}")
+}
+
+/// Who an audit label names, in words for staff pages: the patient, a care
+/// partner by name (from `names`, the case's care partners), or the label
+/// itself for staff and the system.
+pub fn who(label: &str, names: &std::collections::HashMap<i32, String>) -> String {
+    if label == PATIENT {
+        return "the patient".to_string();
+    }
+    match label.strip_prefix(PARTNER_LABEL).and_then(|id| id.parse::<i32>().ok()) {
+        Some(id) => match names.get(&id).filter(|n| !n.is_empty()) {
+            Some(name) => format!("care partner {name}"),
+            None => "a care partner".to_string(),
+        },
+        None => label.to_string(),
+    }
+}
+
+/// The names of every care partner the case has had, by id.
+pub async fn partner_names(db: &DatabaseConnection, case_id: i32) -> AppResult<std::collections::HashMap<i32, String>> {
+    use sea_orm::QuerySelect;
+    let rows: Vec<(i32, String)> = crate::db::entities::portal_partner::Entity::find()
+        .select_only()
+        .column(crate::db::entities::portal_partner::Column::Id)
+        .column(crate::db::entities::portal_partner::Column::Name)
+        .filter(crate::db::entities::portal_partner::Column::CaseId.eq(case_id))
+        .limit(200)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
 
 /// What staff see of a case's portal.
 #[derive(Debug, Clone, serde::Serialize)]

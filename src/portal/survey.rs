@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, prelude::Expr,
-    sea_query::ExprTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    prelude::Expr, sea_query::ExprTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +114,38 @@ pub async fn totals<C: ConnectionTrait>(conn: &C) -> AppResult<tally_survey::Mod
         promoters: 0,
         detractors: 0,
     }))
+}
+
+/// The totals counted from every answer, to check the kept ones against.
+pub async fn totals_by_scan<C: ConnectionTrait>(conn: &C) -> AppResult<tally_survey::Model> {
+    let answers: Vec<(i32, i32)> = portal_survey::Entity::find()
+        .select_only()
+        .column(portal_survey::Column::Satisfaction)
+        .column(portal_survey::Column::Recommend)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(tally_survey::Model {
+        id: 1,
+        responses: answers.len() as i64,
+        satisfaction_sum: answers.iter().map(|(s, _)| i64::from(*s)).sum(),
+        promoters: answers.iter().filter(|(_, r)| *r >= 9).count() as i64,
+        detractors: answers.iter().filter(|(_, r)| *r <= 6).count() as i64,
+    })
+}
+
+/// Counts the kept totals anew from every answer (after an import).
+pub async fn rebuild(db: &sea_orm::DatabaseConnection) -> AppResult<()> {
+    let counted = totals_by_scan(db).await?;
+    tally_survey::Entity::update_many()
+        .col_expr(tally_survey::Column::Responses, Expr::value(counted.responses))
+        .col_expr(tally_survey::Column::SatisfactionSum, Expr::value(counted.satisfaction_sum))
+        .col_expr(tally_survey::Column::Promoters, Expr::value(counted.promoters))
+        .col_expr(tally_survey::Column::Detractors, Expr::value(counted.detractors))
+        .filter(tally_survey::Column::Id.eq(1))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

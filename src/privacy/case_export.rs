@@ -51,6 +51,9 @@ pub struct CaseExport {
     /// The case's documents, deleted ones included, each with where its
     /// content is fetched (`content`), since files do not fit in this text.
     pub documents: Vec<DocumentExport>,
+    /// The patient portal: care partners (removed ones too), signed
+    /// consents and the survey answer.
+    pub portal: PortalExport,
     /// Emails queued or sent about the case.
     pub emails: Vec<EmailExport>,
     /// The case's audit trail, oldest first (including this export).
@@ -63,6 +66,13 @@ pub struct DocumentExport {
     pub document: crate::documents::store::DocumentView,
     /// The API path of the document's bytes.
     pub content: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PortalExport {
+    pub care_partners: Vec<crate::db::entities::portal_partner::Model>,
+    pub consents: Vec<crate::db::entities::portal_consent::Model>,
+    pub survey: Option<crate::db::entities::portal_survey::Model>,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,6 +134,7 @@ pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: Ca
         .into_iter()
         .map(|document| DocumentExport { content: format!("/api/v1/documents/{}/content", document.id), document })
         .collect();
+    let portal = portal_of(&txn, case_id).await?;
     let emails = emails(&txn, case_id).await?;
     let audit = trail(&txn, case_id).await?;
     txn.commit().await?;
@@ -136,8 +147,27 @@ pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: Ca
         notes,
         contacts,
         documents,
+        portal,
         emails,
         audit,
+    })
+}
+
+async fn portal_of<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<PortalExport> {
+    use crate::db::entities::{portal_consent, portal_partner};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    Ok(PortalExport {
+        care_partners: portal_partner::Entity::find()
+            .filter(portal_partner::Column::CaseId.eq(case_id))
+            .order_by_asc(portal_partner::Column::Id)
+            .all(conn)
+            .await?,
+        consents: portal_consent::Entity::find()
+            .filter(portal_consent::Column::CaseId.eq(case_id))
+            .order_by_asc(portal_consent::Column::Id)
+            .all(conn)
+            .await?,
+        survey: crate::portal::survey::of_case(conn, case_id).await?,
     })
 }
 

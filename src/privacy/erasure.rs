@@ -1,8 +1,9 @@
 //! Erasure: a closed case keeps its pseudonymous reference, dates, stages,
 //! enum values and figures (so reports stay true) and loses everything that
 //! names or describes the patient — identity, contact details, free text,
-//! the unsubscribe secret, the addresses and bodies of its emails, and its
-//! documents (rows and stored files).
+//! the unsubscribe secret, the addresses and bodies of its emails, its
+//! documents (rows and stored files), and its portal: links, care partners'
+//! names and addresses, signers' names and the survey comment.
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -16,7 +17,10 @@ use crate::{
     cases::view::{self, CaseView},
     db::{
         self,
-        entities::{case, case_contact, case_note, case_record, case_round, opinion, outbox_message, stage_change},
+        entities::{
+            case, case_contact, case_note, case_record, case_round, opinion, outbox_message, portal_consent,
+            portal_partner, portal_survey, stage_change,
+        },
     },
     documents::store::Documents,
     error::{AppError, AppResult},
@@ -187,9 +191,33 @@ async fn scrub<C: ConnectionTrait>(
         .exec(conn)
         .await?
         .rows_affected;
+    // The portal: links stop, care partners lose their names and addresses,
+    // signatures their typed names and addresses, the survey its comment.
+    crate::portal::links::withdraw_all(conn, case_id, now).await?;
+    let partners = portal_partner::Entity::update_many()
+        .col_expr(portal_partner::Column::Name, Expr::value(""))
+        .col_expr(portal_partner::Column::Email, Expr::value(""))
+        .col_expr(portal_partner::Column::RevokedAt, Expr::value(now))
+        .filter(portal_partner::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    let consents = portal_consent::Entity::update_many()
+        .col_expr(portal_consent::Column::SignerName, Expr::value(""))
+        .col_expr(portal_consent::Column::Ip, Expr::value(Option::<String>::None))
+        .col_expr(portal_consent::Column::DocumentId, Expr::value(Option::<i32>::None))
+        .filter(portal_consent::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    portal_survey::Entity::update_many()
+        .col_expr(portal_survey::Column::Comment, Expr::value(""))
+        .filter(portal_survey::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?;
     Ok(json!({
         "rounds": rounds, "opinions": opinions, "records": records, "notes": notes, "contacts": contacts,
         "history": history,
-        "emails": emails, "emails_cancelled": cancelled,
+        "emails": emails, "emails_cancelled": cancelled, "care_partners": partners, "consents": consents,
     }))
 }

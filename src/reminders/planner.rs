@@ -175,6 +175,8 @@ pub struct DigestFacts {
     pub consultations_this_week: usize,
     /// Contact follow-ups due today or earlier and not yet done.
     pub follow_ups_due: usize,
+    /// Cases where the patient did something in the portal not yet looked at.
+    pub portal_news: usize,
 }
 
 fn ts(t: DateTime<Utc>) -> i64 {
@@ -360,7 +362,7 @@ pub fn plan_digests(
 ) -> Vec<Planned> {
     advocates
         .iter()
-        .filter(|d| d.due_today + d.overdue + d.consultations_this_week + d.follow_ups_due > 0)
+        .filter(|d| d.due_today + d.overdue + d.consultations_this_week + d.follow_ups_due + d.portal_news > 0)
         .filter_map(|d| {
             let (key, due) = digest_slot(rules, &d.advocate, now);
             (due && !queued.contains(&key)).then(|| Planned {
@@ -676,6 +678,7 @@ mod tests {
             overdue: 0,
             consultations_this_week: 0,
             follow_ups_due: 0,
+            portal_news: 0,
         };
         // 07:30 in New York on 10 June (EDT, UTC-4) is 11:30 UTC.
         assert!(
@@ -697,8 +700,11 @@ mod tests {
             plan_digests(&rules(), std::slice::from_ref(&quiet), &HashSet::new(), utc(2026, 6, 10, 12, 0)).is_empty()
         );
         // A follow-up alone is worth a digest.
-        let calling = DigestFacts { follow_ups_due: 1, ..quiet };
+        let calling = DigestFacts { follow_ups_due: 1, ..quiet.clone() };
         assert_eq!(plan_digests(&rules(), &[calling], &HashSet::new(), utc(2026, 6, 10, 12, 0)).len(), 1);
+        // So is something a patient did in the portal.
+        let news = DigestFacts { portal_news: 1, ..quiet };
+        assert_eq!(plan_digests(&rules(), &[news], &HashSet::new(), utc(2026, 6, 10, 12, 0)).len(), 1);
     }
 
     #[test]

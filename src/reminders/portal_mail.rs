@@ -45,9 +45,21 @@ fn key(case_id: i32, partner: Option<i32>) -> AppResult<String> {
     Ok(format!("{KEY_PREFIX}{case_id}:{}:{}", partner.unwrap_or(0), hex(&random_bytes::<8>()?)))
 }
 
+/// Marks the key of a reminder's copy for a care partner.
+const PARTNER_MARK: &str = "#partner:";
+
+/// The key of the copy of reminder `key` for care partner `partner_id`.
+pub fn partner_copy_key(key: &str, partner_id: i32) -> String {
+    format!("{key}{PARTNER_MARK}{partner_id}")
+}
+
 /// The care partner a queued email is for, from its key; `None` for the patient.
 fn partner_of(dedupe_key: &str) -> Option<i32> {
-    dedupe_key.strip_prefix(KEY_PREFIX)?.split(':').nth(1)?.parse::<i32>().ok().filter(|id| *id > 0)
+    let id = match dedupe_key.strip_prefix(KEY_PREFIX) {
+        Some(rest) => rest.split(':').nth(1)?,
+        None => dedupe_key.rsplit_once(PARTNER_MARK)?.1,
+    };
+    id.parse::<i32>().ok().filter(|id| *id > 0)
 }
 
 fn lifetime(settings: &Settings) -> Duration {
@@ -166,15 +178,17 @@ pub async fn invite(
         subject: format!("{} invited you to follow their second opinion", first_name(&patient)),
         greeting: format!("Hello {},", first_name(&partner.name)),
         paragraphs: vec![format!(
-            "{patient} asked SecondLook to let you help with their second medical opinion. With the link below you can:"
+            "{} asked SecondLook to let you help with their second medical opinion.",
+            first_name(&patient)
         )],
-        list_title: None,
+        list_title: Some("With your own link you can".to_string()),
         items: can,
         action: Some(("Open the page".to_string(), queued_link(&settings.public_url()))),
         footer: vec![
             format!(
-                "The link works for {} and is meant for you alone. {patient} or their advocate can stop your access at any time.",
-                lifetime_words(settings)
+                "The link works for {} and is meant for you alone. {} or their advocate can stop your access at any time.",
+                lifetime_words(settings),
+                first_name(&patient)
             ),
             "This email was sent by SecondLook on behalf of the patient's advocate.".to_string(),
         ],
@@ -234,6 +248,7 @@ mod tests {
         assert_eq!(partner_of(&patient), None);
         assert_eq!(partner_of(&partner), Some(12));
         assert_eq!(partner_of("consultation_soon:7:1:24"), None);
+        assert_eq!(partner_of(&partner_copy_key("consultation_soon:7:1:24", 5)), Some(5));
         assert!(!crate::secrets::is_link_token(TOKEN_SLOT), "the placeholder opens nothing");
     }
 }

@@ -199,6 +199,38 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
     }
 }
 
+/// The consultation reminder of a patient as a care partner they chose
+/// gets it: addressed to the partner, about the patient's appointment, with
+/// the partner's own link and no way to stop the patient's reminders.
+pub fn for_care_partner(patient_content: &Content, patient_name: &str, partner_name: &str) -> Content {
+    let patient = patient_name.split_whitespace().next().unwrap_or("The patient");
+    let partner = partner_name.split_whitespace().next().unwrap_or("there");
+    let theirs = |text: &str| {
+        text.replacen("Your appointment", &format!("{patient}'s appointment"), 1).replacen(
+            "Your second-opinion appointment",
+            &format!("{patient}'s second-opinion appointment"),
+            1,
+        )
+    };
+    Content {
+        subject: theirs(&patient_content.subject),
+        greeting: format!("Hello {partner},"),
+        paragraphs: patient_content.paragraphs.iter().map(|p| theirs(p)).collect(),
+        list_title: patient_content
+            .list_title
+            .as_ref()
+            .map(|t| t.replacen("Your questions", &format!("{patient}'s questions"), 1)),
+        items: patient_content.items.clone(),
+        action: patient_content.action.as_ref().map(|(_, link)| ("Open the page".to_string(), link.clone())),
+        footer: vec![
+            format!("You get this reminder because {patient} asked SecondLook to send it to you as well."),
+            format!("{patient} or their advocate can stop it at any time."),
+        ],
+        ics: patient_content.ics.clone(),
+        unsubscribe_url: None,
+    }
+}
+
 /// A calendar entry for the appointment: no medical detail, a stable UID
 /// so a later reminder updates the same entry.
 fn calendar_entry(case: &CaseFacts, at: DateTime<Utc>, with: &str) -> String {
@@ -256,6 +288,8 @@ pub struct DigestContent {
     pub consultations: Vec<String>,
     /// Contact follow-ups due today or earlier: reference, with whom and how, since when.
     pub follow_ups: Vec<String>,
+    /// References of cases with portal activity no one has looked at yet.
+    pub portal_news: Vec<String>,
 }
 
 pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str) -> Content {
@@ -266,6 +300,7 @@ pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str
     items.extend(facts.due_today.iter().map(|(reference, stage)| format!("Due today: {reference} — {stage}")));
     items.extend(facts.consultations.iter().map(|c| format!("Consultation: {c}")));
     items.extend(facts.follow_ups.iter().map(|f| format!("Follow-up: {f}")));
+    items.extend(facts.portal_news.iter().map(|r| format!("New from the patient: {r}")));
     Content {
         subject: format!(
             "Your caseload for {date}: {} due today, {} overdue",
@@ -339,6 +374,7 @@ mod tests {
             }),
             specialist_name: None,
             current_round_opinion: false,
+            patient_questions: Vec::new(),
         };
         // The slot for visits one to three days ahead.
         let planned = Planned {

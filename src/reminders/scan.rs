@@ -17,7 +17,7 @@ use super::{
 use crate::{
     auth::Role,
     cases::{Stage, aggregate::CaseState},
-    db::entities::{case, case_round, specialist, user},
+    db::entities::{case, case_round, portal_partner, specialist, user},
     error::AppResult,
     reports,
 };
@@ -64,6 +64,7 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
         let room = usize::try_from(limit).unwrap_or(usize::MAX).saturating_sub(report.planned);
         let complete = planned.len() <= room;
         let mut drafts = Vec::new();
+        let partners = reminded_partners(db, &ids).await?;
         for p in planned.into_iter().take(room) {
             let Some(case_facts) = facts.iter().find(|f| Some(f.case_id) == p.case_id) else { continue };
             let row = chunk.iter().find(|c| Some(c.id) == p.case_id);
@@ -72,6 +73,22 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
                 _ => None,
             };
             let content = render::case_content(&p, case_facts, &public_url, unsubscribe);
+            // Care partners the patient chose get the appointment reminders too.
+            if matches!(p.kind, planner::Kind::ConsultationSoon { .. }) {
+                for partner in partners.iter().filter(|partner| partner.case_id == case_facts.case_id) {
+                    let copy = Planned {
+                        key: super::portal_mail::partner_copy_key(&p.key, partner.id),
+                        recipient: planner::Recipient {
+                            name: partner.name.clone(),
+                            email: partner.email.clone(),
+                            ..p.recipient.clone()
+                        },
+                        ..p.clone()
+                    };
+                    let theirs = render::for_care_partner(&content, &case_facts.patient_name, &partner.name);
+                    drafts.push(render::draft(&copy, theirs)?);
+                }
+            }
             drafts.push(render::draft(&p, content)?);
         }
         report.planned += drafts.len();
@@ -97,6 +114,16 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
         plan_people(reminders, now, dry_run, &mut report).await?;
     }
     Ok(report)
+}
+
+/// The care partners of `case_ids` who asked for the appointment reminders.
+async fn reminded_partners(db: &DatabaseConnection, case_ids: &[i32]) -> AppResult<Vec<portal_partner::Model>> {
+    Ok(portal_partner::Entity::find()
+        .filter(portal_partner::Column::CaseId.is_in(case_ids.to_vec()))
+        .filter(portal_partner::Column::GetsReminders.eq(true))
+        .filter(portal_partner::Column::RevokedAt.is_null())
+        .all(db)
+        .await?)
 }
 
 /// Cases read per step of a scan.
@@ -219,6 +246,7 @@ async fn plan_people(
                     overdue: content.overdue.len(),
                     consultations_this_week: content.consultations.len(),
                     follow_ups_due: content.follow_ups.len(),
+                    portal_news: content.portal_news.len(),
                 };
                 for p in planner::plan_digests(rules, &[facts], &HashSet::new(), now) {
                     queue(db, &p, render::digest_content(&p, &content, &public_url), dry_run, report).await?;
@@ -323,5 +351,16 @@ async fn digest_of(
                 format!("{} — {}, {when}", f.reference, f.with_whom())
             })
             .collect();
-    Ok(render::DigestContent { due_today, overdue, consultations, follow_ups })
+    // Along the partial index of cases with portal activity, per advocate.
+    let portal_news = case::Entity::find()
+        .select_only()
+        .column(case::Column::Reference)
+        .filter(case::Column::AdvocateId.eq(advocate_id))
+        .filter(case::Column::PortalActivityAt.is_not_null())
+        .order_by_asc(case::Column::PortalActivityAt)
+        .limit(50)
+        .into_tuple::<String>()
+        .all(db)
+        .await?;
+    Ok(render::DigestContent { due_today, overdue, consultations, follow_ups, portal_news })
 }

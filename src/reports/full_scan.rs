@@ -108,6 +108,7 @@ pub async fn overview_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) -> Ap
         .collect();
 
     let outcomes = crate::cases::tallies::outcomes_by_scan(db).await?;
+    let survey = crate::portal::survey::figures(&crate::portal::survey::totals_by_scan(db).await?, outcomes.decided);
 
     Ok(Overview {
         open_per_stage: per_open_stage(&open),
@@ -116,5 +117,6 @@ pub async fn overview_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) -> Ap
         time_in_stage,
         weekly,
         outcomes,
+        survey,
     })
 }

@@ -391,6 +391,8 @@ pub struct Overview {
     /// Oldest week first; the last entry is the current week.
     pub weekly: Vec<WeekCounts>,
     pub outcomes: Outcomes,
+    /// What patients said in the survey after their decision.
+    pub survey: crate::portal::survey::Figures,
 }
 
 #[derive(Debug, Clone, Serialize, FromQueryResult)]
@@ -656,7 +658,8 @@ pub async fn overview_with(
     .await?
     .unwrap_or_default();
 
-    Ok(Overview { open_per_stage, overdue_per_stage, per_advocate, time_in_stage, weekly, outcomes })
+    let survey = crate::portal::survey::figures(&crate::portal::survey::totals(db).await?, outcomes.decided);
+    Ok(Overview { open_per_stage, overdue_per_stage, per_advocate, time_in_stage, weekly, outcomes, survey })
 }
 
 #[derive(Debug, FromQueryResult)]

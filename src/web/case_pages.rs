@@ -349,13 +349,14 @@ async fn case_page_for(
     let mut decision_choices: Vec<(String, String)> =
         case.opinions.iter().map(|o| (o.round.clone(), round_label(parse_round(&o.round).unwrap_or(1)))).collect();
     decision_choices.push((OpinionChoice::Other.to_string(), OTHER_COURSE.into()));
+    let partner_names = crate::portal::partner_names(&state.db, id.get()).await?;
     let activity = audit::for_case(&state.db, id.get(), &[store::VIEWED], 200)
         .await?
         .iter()
         .map(|a| ActivityLine {
             when: clock.at(&a.at),
             what: describe_entry(&a.action, &a.detail),
-            who: a.actor.clone(),
+            who: crate::portal::who(&a.actor, &partner_names),
         })
         .collect();
     // Read under the case view's own access check and audit entry.
@@ -405,7 +406,7 @@ async fn case_page_for(
             "{} by {}",
             clock.at(&d.uploaded_at),
             match (d.uploaded_via, d.uploaded_by) {
-                (Some(via), _) => format!("the {via}, in the portal"),
+                (Some(via), _) => format!("{}, in the portal", crate::portal::who(&via, &partner_names)),
                 (None, Some(author)) => author.name,
                 (None, None) => "someone".to_string(),
             }

@@ -21,6 +21,7 @@ mod mail;
 mod password_reset;
 mod plans;
 mod portability;
+mod portal;
 mod privacy;
 mod reports;
 mod search;

@@ -20,7 +20,7 @@ crate::on_both_databases!(
 );
 
 /// Free text and identity put on the case below; none may survive erasure.
-const SECRETS: [&str; 16] = [
+const SECRETS: [&str; 20] = [
     "Jordan Secretpatient",
     "jordan.secret@example.org",
     "555 010 2030",
@@ -37,6 +37,10 @@ const SECRETS: [&str; 16] = [
     "Patient decided after talking to her sister",
     "Husband drives her to appointments",
     "Mercy radiology promised the CD by Friday",
+    "Sam Secretpartner",
+    "sam.secretpartner@example.org",
+    "Jordan Secretsigner",
+    "The nurse on the phone was wonderful",
 ];
 
 /// A case walked to `decision_made`, with every free-text field filled and
@@ -66,6 +70,7 @@ pub async fn closed_case(app: &TestApp) -> i64 {
         ),
         ("POST", path("resume"), json!({}), StatusCode::OK),
         ("PUT", path("records/pathology_report"), json!({ "status": "received", "note": SECRETS[7] }), StatusCode::OK),
+        ("POST", path("portal/partners"), json!({ "name": SECRETS[16], "email": SECRETS[17] }), StatusCode::CREATED),
         ("PUT", path("specialist"), json!({ "specialist_id": specialist }), StatusCode::OK),
         ("POST", path("transition"), json!({ "to": "specialist_chosen" }), StatusCode::OK),
         (
@@ -74,6 +79,7 @@ pub async fn closed_case(app: &TestApp) -> i64 {
             json!({ "scheduled_at": hours_from_now(-2), "mode": "in_person", "location": SECRETS[8] }),
             StatusCode::OK,
         ),
+        ("POST", path("consent"), json!({ "signer_name": SECRETS[18] }), StatusCode::CREATED),
         ("POST", path("transition"), json!({ "to": "consultation_held" }), StatusCode::OK),
         (
             "POST",
@@ -125,6 +131,13 @@ pub async fn closed_case(app: &TestApp) -> i64 {
         send_after: chrono::Utc::now() + chrono::Duration::days(1),
     };
     assert!(outbox::enqueue(&app.db, draft).await.expect("queued"));
+    // The patient's survey answer, as the portal takes it.
+    let case_id = i32::try_from(id).expect("id");
+    let visitor = secondlook::portal::Visitor { link_id: 0, case_id, partner: None };
+    let answers = secondlook::portal::survey::Answers { satisfaction: 5, recommend: 10, comment: SECRETS[19].into() };
+    secondlook::portal::actions::answer_survey(&app.db, &visitor, &visitor.actor(None), &answers)
+        .await
+        .expect("answered");
     id
 }
 
@@ -201,10 +214,15 @@ async fn a_case_export_holds_everything_and_only_admins_get_it(backend: Backend)
     assert_eq!(doc["contacts"][0]["summary"], SECRETS[15]);
     assert_eq!(doc["contacts"][0]["with"], "provider");
     let emails = doc["emails"].as_array().expect("emails");
-    assert_eq!(emails.len(), 1, "{emails:?}");
-    assert_eq!(emails[0]["recipient_email"], SECRETS[1]);
-    assert_eq!(emails[0]["status"], "queued");
-    assert!(emails[0]["body_text"].as_str().is_some_and(|b| b.contains("please send your records")));
+    assert_eq!(emails.len(), 2, "the care partner's invitation and the nudge: {emails:?}");
+    assert_eq!(emails[0]["recipient_email"], SECRETS[17]);
+    assert_eq!(emails[1]["recipient_email"], SECRETS[1]);
+    assert_eq!(emails[1]["status"], "queued");
+    assert!(emails[1]["body_text"].as_str().is_some_and(|b| b.contains("please send your records")));
+    let portal = &doc["portal"];
+    assert_eq!(portal["care_partners"][0]["name"], SECRETS[16]);
+    assert_eq!(portal["consents"][0]["signer_name"], SECRETS[18]);
+    assert_eq!(portal["survey"]["comment"], SECRETS[19]);
     let actions: Vec<&str> =
         doc["audit"].as_array().expect("audit").iter().filter_map(|e| e["action"].as_str()).collect();
     for wanted in ["case.create", "case.hold", "case.opinion", "case.decision", "case.transition", "access.denied"] {
