@@ -16,17 +16,18 @@
           bar.value = Math.round((e.loaded / e.total) * 100);
         }
       });
+      var section = form.getAttribute("data-upload") || "documents";
       request.addEventListener("load", function () {
         // The answer is a whole page: the case with its message, or with
         // the problem marked. Show it as a normal submission would have.
         var done = request.status < 400;
         if (done && window.history && request.responseURL) {
-          window.history.replaceState(null, "", request.responseURL.split("#")[0] + "#documents");
+          window.history.replaceState(null, "", request.responseURL.split("#")[0] + "#" + section);
         }
         document.open();
         document.write(request.responseText);
         document.close();
-        if (done) window.location.hash = "documents";
+        if (done) window.location.hash = section;
       });
       request.addEventListener("error", function () {
         if (button) button.disabled = false;

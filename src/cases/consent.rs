@@ -24,7 +24,7 @@ year after I sign it, or when my second opinion is complete, whichever comes fir
 
 /// The text as shown to a patient whose case has `specialist` chosen (or none yet).
 pub fn text_for(specialist: Option<&str>) -> String {
-    TEXT.replace("{specialist}", specialist.unwrap_or("the specialist my advocate chooses for my second opinion"))
+    TEXT.replace("{specialist}", specialist.unwrap_or("the specialist my advocate chooses"))
 }
 
 /// The digest kept with a signature of `text`.

@@ -180,7 +180,6 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
                 footer: patient_footer(&patient_unsubscribe),
                 ics: Some(calendar_entry(case, visit.scheduled_at, &with)),
                 unsubscribe_url,
-                ..Content::default()
             }
         }
         Kind::ReportRequest => Content {
@@ -402,6 +401,25 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).single().expect("time");
         let content = visit_reminder(now, now + Duration::hours(30), "Asia/Tokyo");
         assert_eq!(content.subject, "Your appointment in 2 days, Wednesday 25 November");
+    }
+
+    #[test]
+    fn patient_reminders_lead_to_the_portal_and_partners_get_their_own_copy() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 22, 30, 0).single().expect("time");
+        let visit = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).single().expect("time");
+        let content = visit_reminder(now, visit, "America/New_York");
+        let (label, link) = content.action.clone().expect("a button to the patient's page");
+        assert_eq!(label, "Open your page");
+        assert_eq!(link, "https://secondlook.test/p/PORTAL-LINK-ADDED-WHEN-SENT");
+        assert_eq!(content.list_title.as_deref(), Some("Questions to ask"), "until the patient writes their own");
+
+        let theirs = for_care_partner(&content, "Pat Doe", "Sam Rivera");
+        assert_eq!(theirs.greeting, "Hello Sam,");
+        assert!(theirs.subject.starts_with("Pat's appointment"), "{}", theirs.subject);
+        assert!(theirs.paragraphs[0].starts_with("Pat's second-opinion appointment"), "{}", theirs.paragraphs[0]);
+        assert_eq!(theirs.action.map(|(_, link)| link), Some(link), "their own link is made as it is sent");
+        assert_eq!(theirs.unsubscribe_url, None, "they cannot stop the patient's reminders");
+        assert!(theirs.ics.is_some());
     }
 
     #[test]

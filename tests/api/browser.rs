@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Backend, PASSWORD, TestApp};
 
-crate::on_both_databases!(an_advocates_day_in_the_browser);
+crate::on_both_databases!(an_advocates_day_in_the_browser, a_patient_and_a_care_partner_in_the_browser);
 
 struct Browser {
     client: Client,
@@ -191,6 +191,34 @@ impl Browser {
 
     async fn path(&self) -> String {
         self.client.current_url().await.expect("url").path().to_string()
+    }
+
+    /// Sends a file through the upload form `form` (with its progress-bar
+    /// script, which writes the answer into the page) and waits for the
+    /// answer's message.
+    async fn upload(&self, form: &str, path: &std::path::Path) {
+        let input = self.client.find(Locator::Css(&format!("{form} input[type=file]"))).await.expect("file input");
+        input.send_keys(&path.display().to_string()).await.expect("choose the file");
+        self.click(&format!("{form} button[type=submit]")).await;
+        for _ in 0..150 {
+            let answered =
+                self.client.execute("return !!document.querySelector('.flash, .error-banner');", vec![]).await;
+            if matches!(answered, Ok(Value::Bool(true))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no answer to the upload from {form}");
+    }
+
+    /// Brings `css` into view, for a screenshot of that part of the page.
+    async fn scroll_to(&self, css: &str) {
+        let script = "document.querySelector(arguments[0]).scrollIntoView({block: 'start'});";
+        self.client.execute(script, vec![json!(css)]).await.expect("scroll");
+    }
+
+    async fn has(&self, css: &str) -> bool {
+        self.client.find(Locator::Css(css)).await.is_ok()
     }
 
     async fn sign_in(&self, base: &str, email: &str, password: &str) {
@@ -500,5 +528,152 @@ async fn an_advocates_day_in_the_browser(backend: Backend) {
     let (_, all) = app.get(&app.admin.token, "/api/v1/cases?q=forged").await;
     assert!(all["items"].as_array().expect("items").is_empty(), "the forged post created nothing");
 
+    browser.client.close().await.expect("close the browser");
+}
+
+/// The portal link in the newest `.eml` file to `email` in `dir`.
+fn portal_link_in_mail(dir: &std::path::Path, base: &str, email: &str) -> String {
+    let mut found: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(dir)
+        .expect("mail folder")
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let raw = std::fs::read_to_string(entry.path()).ok()?;
+            let to = raw.lines().find(|l| l.starts_with("To:"))?.to_string();
+            let at = entry.metadata().ok()?.modified().ok()?;
+            to.contains(email).then_some((at, raw))
+        })
+        .collect();
+    found.sort_by_key(|(at, _)| *at);
+    let (_, raw) = found.pop().unwrap_or_else(|| panic!("no email to {email}"));
+    let text = crate::mail::part(&raw, "text/plain");
+    let start = format!("{base}/p/");
+    let at = text.find(&start).unwrap_or_else(|| panic!("no portal link in {text}"));
+    text[at..].chars().take_while(|c| !c.is_whitespace()).collect()
+}
+
+/// The patient portal end to end in Chromium, at phone width as most
+/// patients will use it: the link from a sent email (file transport), a
+/// PDF sent for a checklist item, a question added, consent signed, a care
+/// partner invited who opens their own link, sees the status and cannot
+/// sign; an expired link and the new-link flow; the advocate's view of it all.
+async fn a_patient_and_a_care_partner_in_the_browser(backend: Backend) {
+    let mail = tempfile::tempdir().expect("mail folder");
+    let mail_dir = mail.path().to_path_buf();
+    let Some(app) = TestApp::start_with(backend, |s| {
+        s.mail.transport = secondlook::config::MailTransport::File;
+        s.mail.file_dir = mail_dir.display().to_string();
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(browser) = launch(backend).await else { return };
+    let base = app.base.clone();
+    let deliver = || async {
+        let reminders =
+            secondlook::reminders::Reminders::new(app.db.clone(), std::sync::Arc::new(app.settings.clone()))
+                .expect("reminders");
+        let report = reminders.send_due().await.expect("send");
+        assert_eq!(report.failed, 0, "{report:?}");
+    };
+    let id = app.open_case(&app.advocate.token, "Jordan Patient").await;
+    let (status, body) = app.post(&app.advocate.token, &format!("/api/v1/cases/{id}/portal-link"), json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    deliver().await;
+    let link = portal_link_in_mail(&mail_dir, &base, "patient@example.org");
+
+    browser.client.set_window_size(390, 844).await.expect("phone size");
+    browser.open(&link).await;
+    assert_eq!(browser.path().await, "/portal");
+    let page = browser.text().await;
+    assert!(page.contains("Hello Jordan") && page.contains("Avery Advocate"), "{page}");
+    browser.shot("portal-phone").await;
+    let fits = browser.client.execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![]);
+    assert_eq!(fits.await.expect("measure"), Value::Bool(true), "no sideways scrolling on a phone");
+
+    // A PDF for the lab results, from the row of the checklist.
+    let files = tempfile::tempdir().expect("files");
+    let labs = files.path().join("Blood tests March.pdf");
+    std::fs::write(&labs, crate::documents::pdf("portal upload", 120_000)).expect("write the PDF");
+    browser.upload("form:has(input[name=record_kind][value=lab_results])", &labs).await;
+    let page = browser.text().await;
+    assert!(page.contains("Thank you: “Blood tests March.pdf” was sent as your lab results."), "{page}");
+    assert!(page.contains("Blood tests March.pdf — "), "listed as sent");
+    browser.scroll_to("#records").await;
+    browser.shot("portal-records-phone").await;
+
+    browser.fill("#questions-new", "Is the biopsy conclusive?").await;
+    browser.submit("form:has(#questions-new) button").await;
+    assert!(browser.text().await.contains("Question added."));
+    assert_eq!(
+        browser
+            .client
+            .find(Locator::Css("#questions-0"))
+            .await
+            .expect("the question")
+            .prop("value")
+            .await
+            .ok()
+            .flatten(),
+        Some("Is the biopsy conclusive?".to_string())
+    );
+
+    browser.fill("#full_name", "Jordan Patient").await;
+    browser.click("input[name=agree]").await;
+    browser.scroll_to("#consent").await;
+    browser.shot("portal-consent-phone").await;
+    browser.submit("form[action='/portal/consent'] button").await;
+    assert!(browser.text().await.contains("the authorization is signed"), "{}", browser.text().await);
+
+    browser.fill("#partner-name", "Sam Rivera").await;
+    browser.fill("#partner-email", "sam@example.org").await;
+    browser.submit("form[action='/portal/partners'] button").await;
+    assert!(browser.text().await.contains("Sam Rivera is invited"), "{}", browser.text().await);
+    browser.submit("form[action='/portal/sign-out'] button").await;
+
+    // The care partner's own link: the status, not the signature.
+    deliver().await;
+    let partner_link = portal_link_in_mail(&mail_dir, &base, "sam@example.org");
+    browser.open(&partner_link).await;
+    let page = browser.text().await;
+    assert!(page.contains("Sam Rivera (care partner of Jordan Patient)"), "{page}");
+    assert!(page.contains("Where things stand") && page.contains("Records requested"));
+    assert!(!browser.has("form[action='/portal/consent']").await, "a care partner cannot sign");
+    assert!(!browser.has("form[action='/portal/partners']").await, "nor invite others");
+    browser.shot("portal-partner-phone").await;
+
+    // An expired link offers a new one, which works.
+    app.sql("UPDATE portal_links SET expires_at = created_at").await;
+    browser.open(&link).await;
+    assert!(browser.text().await.contains("This link has expired"));
+    browser.shot("portal-expired-phone").await;
+    browser.fill("#email", "patient@example.org").await;
+    browser.submit("form[action$='/renew'] button").await;
+    assert!(browser.text().await.contains("Check your email"));
+    deliver().await;
+    let fresh = portal_link_in_mail(&mail_dir, &base, "patient@example.org");
+    assert_ne!(fresh, link);
+    browser.open(&fresh).await;
+    assert!(browser.text().await.contains("Hello Jordan"));
+
+    // The advocate sees what happened, and by whom.
+    browser.client.set_window_size(1280, 1000).await.expect("desktop size");
+    browser.sign_in(&base, "advocate@example.org", PASSWORD).await;
+    assert!(browser.text().await.contains("New from patient"), "the caseload marks the case");
+    browser.open(&format!("{base}/cases/{id}")).await;
+    let page = browser.text().await;
+    for seen in [
+        "New from the patient since",
+        "Signed in the portal by Jordan Patient",
+        "Sam Rivera (sam@example.org)",
+        "the patient, in the portal",
+        "consent to share records signed",
+        "care partner invited",
+        "Lab results",
+    ] {
+        assert!(page.contains(seen), "the case page shows {seen:?}: {page}");
+    }
+    browser.scroll_to("#portal").await;
+    browser.shot("case-portal-desktop").await;
     browser.client.close().await.expect("close the browser");
 }
