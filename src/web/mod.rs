@@ -226,16 +226,18 @@ const SEEN_AT_KEY: &str = "seen_at";
 /// How stale the idle deadline may get before a page view renews it.
 const RENEW_AFTER_SECONDS: i64 = 60;
 
-/// Marks a signed-in session as seen when its last mark is a minute old, so
+/// Marks a signed-in session (staff, or a portal visit) as seen when its last mark is a minute old, so
 /// the session layer saves it and the store moves its idle deadline on.
 /// Anonymous visitors get no session. A session that cannot be read is left
 /// for the page's own extractor to report.
-async fn keep_session_alive(
+pub(crate) async fn keep_session_alive(
     session: Session,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Ok(Some(_)) = session.get::<i32>(USER_KEY).await {
+    let signed_in = matches!(session.get::<i32>(USER_KEY).await, Ok(Some(_)))
+        || matches!(session.get::<i32>(portal::LINK_KEY).await, Ok(Some(_)));
+    if signed_in {
         let now = chrono::Utc::now().timestamp();
         let seen = session.get::<i64>(SEEN_AT_KEY).await.ok().flatten();
         if seen.is_none_or(|at| now - at >= RENEW_AFTER_SECONDS)

@@ -42,7 +42,7 @@ use crate::{
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 pub const PORTAL_COOKIE: &str = "secondlook_portal";
-const LINK_KEY: &str = "portal_link_id";
+pub(crate) const LINK_KEY: &str = "portal_link_id";
 const SINCE_KEY: &str = "portal_since";
 const FLASH_KEY: &str = "portal_flash";
 /// A portal session ends this long after its link was opened, however busy.
@@ -72,6 +72,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/portal/survey", post(answer_survey))
         .route("/portal/consultation.ics", get(calendar))
         .route("/portal/sign-out", post(sign_out))
+        .layer(axum::middleware::from_fn(super::keep_session_alive))
         .layer(sessions);
     super::protected(routes, state)
 }
