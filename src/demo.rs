@@ -177,6 +177,7 @@ pub async fn fill(db: &DatabaseConnection, rules: &CaseRules, cases: u32, seed: 
     let detail = json!({ "cases": cases, "open": tally.open, "seed": seed });
     audit::record(db, &system, FILLED, Subject::named("cases"), detail).await?;
     tallies::rebuild(db).await?;
+    crate::portal::survey::rebuild(db).await?;
     // A bulk load leaves PostgreSQL's planner statistics describing the
     // empty tables; until autovacuum refreshes them it may pick full scans.
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {

@@ -16,6 +16,8 @@ use crate::{
     error::AppResult,
 };
 
+/// The name the consent text of a demo case names (any demo specialist).
+const DEMO_SPECIALIST_NAME: &str = "the chosen specialist";
 /// How far back the oldest demo cases were opened.
 const SPAN_DAYS: f64 = 730.0;
 /// The round every case works on until a further opinion is asked for.
@@ -91,6 +93,21 @@ pub const OPINION_COLUMNS: &[&str] = &[
 pub const HISTORY_COLUMNS: &[&str] = &["case_id", "from_stage", "to_stage", "round", "at", "by_user_id", "note"];
 
 pub const TERM_COLUMNS: &[&str] = &["term", "case_id"];
+pub const CONSENT_COLUMNS: &[&str] = &[
+    "case_id",
+    "round",
+    "specialist_id",
+    "signer_name",
+    "signed_by",
+    "method",
+    "signed_at",
+    "ip",
+    "text_version",
+    "text_sha256",
+    "document_id",
+];
+pub const SURVEY_COLUMNS: &[&str] =
+    &["case_id", "satisfaction", "recommend", "comment", "submitted_at", "submitted_by"];
 
 /// The row buffers of one load. Cases go first: the other tables refer to them.
 pub struct Tables {
@@ -100,6 +117,8 @@ pub struct Tables {
     pub opinions: Table,
     pub history: Table,
     pub terms: Table,
+    pub consents: Table,
+    pub surveys: Table,
 }
 
 impl Tables {
@@ -111,13 +130,23 @@ impl Tables {
             opinions: Table::new("opinions", OPINION_COLUMNS),
             history: Table::new("stage_history", HISTORY_COLUMNS),
             terms: Table::new("case_search_terms", TERM_COLUMNS),
+            consents: Table::new("portal_consents", CONSENT_COLUMNS),
+            surveys: Table::new("portal_surveys", SURVEY_COLUMNS),
         }
     }
 
     /// Writes what fills whole statements, cases first.
     pub async fn write_full<C: sea_orm::ConnectionTrait>(&mut self, conn: &C) -> Result<(), sea_orm::DbErr> {
         self.cases.write_full(conn).await?;
-        for table in [&mut self.rounds, &mut self.records, &mut self.opinions, &mut self.history, &mut self.terms] {
+        for table in [
+            &mut self.rounds,
+            &mut self.records,
+            &mut self.opinions,
+            &mut self.history,
+            &mut self.terms,
+            &mut self.consents,
+            &mut self.surveys,
+        ] {
             table.write_full(conn).await?;
         }
         Ok(())
@@ -126,7 +155,15 @@ impl Tables {
     /// Writes everything buffered, cases first.
     pub async fn write_all<C: sea_orm::ConnectionTrait>(&mut self, conn: &C) -> Result<(), sea_orm::DbErr> {
         self.cases.write_all(conn).await?;
-        for table in [&mut self.rounds, &mut self.records, &mut self.opinions, &mut self.history, &mut self.terms] {
+        for table in [
+            &mut self.rounds,
+            &mut self.records,
+            &mut self.opinions,
+            &mut self.history,
+            &mut self.terms,
+            &mut self.consents,
+            &mut self.surveys,
+        ] {
             table.write_all(conn).await?;
         }
         Ok(())
@@ -282,6 +319,27 @@ impl Caseload<'_> {
             compared_at.into(),
         ]);
 
+        // Consent to share the records, signed before the consultation: most
+        // patients in the portal, some on paper with their advocate.
+        if let Some(held) = held_at {
+            let signed_at = between(rng, created, held);
+            let in_portal = rng.u8(..10) < 7;
+            let text = crate::cases::consent::text_for(Some(DEMO_SPECIALIST_NAME));
+            tables.consents.push([
+                id.into(),
+                ROUND.into(),
+                Some(specialist_id).into(),
+                patient.name.clone().into(),
+                if in_portal { "patient".to_string() } else { "advocate (paper form)".to_string() }.into(),
+                if in_portal { "portal" } else { "paper" }.to_string().into(),
+                signed_at.into(),
+                Option::<String>::None.into(),
+                crate::cases::consent::TEXT_VERSION.to_string().into(),
+                crate::cases::consent::text_digest(&text).into(),
+                Option::<i32>::None.into(),
+            ]);
+        }
+
         // Opinions: the original one, and the second once the consultation was held.
         let surgery_first = rng.bool();
         let original_at = match compared_at {
@@ -347,6 +405,19 @@ impl Caseload<'_> {
             };
             (choice, between(rng, path.entered[3], path.entered[4]))
         });
+        // About half of the patients answer the survey after deciding, mostly content.
+        if let Some((_, decided_at)) = decided.filter(|_| rng.u8(..100) < 45) {
+            let satisfaction = [5, 5, 5, 4, 4, 4, 3, 2][rng.usize(..8)];
+            let recommend = (satisfaction * 2 + rng.i32(-1..=0)).clamp(0, 10);
+            tables.surveys.push([
+                id.into(),
+                satisfaction.into(),
+                recommend.into(),
+                String::new().into(),
+                (decided_at + Duration::hours(rng.i64(2..120))).min(now).into(),
+                "patient".to_string().into(),
+            ]);
+        }
         let (held_since, hold_reason, held_seconds) = if open {
             let held_since = (rng.u8(..10) == 0).then(|| between(rng, stage_entered_at, now));
             let hold_reason = held_since.map(|_| HoldReason::ALL[rng.usize(..HoldReason::ALL.len())]);

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
     prelude::Expr, sea_query::ExprTrait,
 };
 use serde::{Deserialize, Serialize};
@@ -116,21 +116,30 @@ pub async fn totals<C: ConnectionTrait>(conn: &C) -> AppResult<tally_survey::Mod
     }))
 }
 
-/// The totals counted from every answer, to check the kept ones against.
+/// The totals counted from every answer, to check the kept ones against
+/// and to count them anew after a bulk load.
 pub async fn totals_by_scan<C: ConnectionTrait>(conn: &C) -> AppResult<tally_survey::Model> {
-    let answers: Vec<(i32, i32)> = portal_survey::Entity::find()
-        .select_only()
-        .column(portal_survey::Column::Satisfaction)
-        .column(portal_survey::Column::Recommend)
-        .into_tuple()
-        .all(conn)
-        .await?;
+    #[derive(Debug, sea_orm::FromQueryResult)]
+    struct Counted {
+        responses: i64,
+        satisfaction_sum: i64,
+        promoters: i64,
+        detractors: i64,
+    }
+    let sql = "SELECT CAST(COUNT(*) AS BIGINT) AS responses, \
+               CAST(COALESCE(SUM(satisfaction), 0) AS BIGINT) AS satisfaction_sum, \
+               CAST(COALESCE(SUM(CASE WHEN recommend >= 9 THEN 1 ELSE 0 END), 0) AS BIGINT) AS promoters, \
+               CAST(COALESCE(SUM(CASE WHEN recommend <= 6 THEN 1 ELSE 0 END), 0) AS BIGINT) AS detractors \
+               FROM portal_surveys";
+    let counted =
+        Counted::find_by_statement(sea_orm::Statement::from_string(conn.get_database_backend(), sql)).one(conn).await?;
+    let counted = counted.unwrap_or(Counted { responses: 0, satisfaction_sum: 0, promoters: 0, detractors: 0 });
     Ok(tally_survey::Model {
         id: 1,
-        responses: answers.len() as i64,
-        satisfaction_sum: answers.iter().map(|(s, _)| i64::from(*s)).sum(),
-        promoters: answers.iter().filter(|(_, r)| *r >= 9).count() as i64,
-        detractors: answers.iter().filter(|(_, r)| *r <= 6).count() as i64,
+        responses: counted.responses,
+        satisfaction_sum: counted.satisfaction_sum,
+        promoters: counted.promoters,
+        detractors: counted.detractors,
     })
 }
 

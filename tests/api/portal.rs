@@ -32,6 +32,7 @@ crate::on_both_databases!(
     an_expired_link_offers_a_new_one_to_the_address_on_file_only,
     consent_is_needed_before_the_consultation_is_held,
     the_survey_after_the_decision_feeds_the_figures,
+    chosen_care_partners_get_the_appointment_reminder_and_the_advocate_the_news,
 );
 
 /// Sends what the outbox holds, as a scheduler tick would.
@@ -475,4 +476,74 @@ async fn the_survey_after_the_decision_feeds_the_figures(backend: Backend) {
     assert_eq!(answers[0].comment, "");
     let (_, overview) = app.get(&app.admin.token, "/api/v1/reports/overview").await;
     assert_eq!(overview["survey"]["responses"], 1);
+}
+
+async fn chosen_care_partners_get_the_appointment_reminder_and_the_advocate_the_news(backend: Backend) {
+    let Some(server) = SmtpServer::start().await else { return };
+    let Some(app) = TestApp::start(backend).await else { return };
+    let token = app.advocate.token.clone();
+    let id = app.open_case(&token, "Jordan Patient").await;
+    for (name, email, reminders) in [("Sam Rivera", "sam@example.org", true), ("Ari Lee", "ari@example.org", false)] {
+        let invitation = json!({ "name": name, "email": email, "gets_reminders": reminders });
+        let (status, body) = app.post(&token, &format!("/api/v1/cases/{id}/portal/partners"), invitation).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // The patient adds a question from their page.
+    send_link(&app, id).await;
+    deliver(&app, &server).await;
+    let patient = open_portal(&portal_link_to(&app, &server, "patient@example.org")).await;
+    let question = [("part", "consultation"), ("action", "add"), ("question", "Can I keep working?")];
+    assert_eq!(post(&app, &patient, "/portal/questions", &question).await.0, StatusCode::SEE_OTHER);
+
+    // A day and a bit before the consultation.
+    let now = chrono::Utc::now();
+    let specialist = app.add_specialist("Dr. Rosa Lind", true).await;
+    app.put(&token, &format!("/api/v1/cases/{id}/specialist"), json!({ "specialist_id": specialist })).await;
+    let (status, _) = app.move_case(&token, id, json!({ "to": "specialist_chosen" })).await;
+    assert_eq!(status, StatusCode::OK);
+    let visit = json!({ "scheduled_at": (now + chrono::Duration::hours(30)).to_rfc3339(), "mode": "virtual" });
+    let (status, body) = app.put(&token, &format!("/api/v1/cases/{id}/consultation"), visit).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reminders = Reminders::new(app.db.clone(), Arc::new(smtp(&app.settings, server.port))).expect("reminders");
+    secondlook::reminders::scan::scan(&reminders, chrono::Utc::now(), false).await.expect("scan");
+    // Whatever the patient's quiet hours held back, as if they had passed.
+    app.sql("UPDATE outbox SET next_attempt_at = created_at WHERE status = 'queued'").await;
+    deliver(&app, &server).await;
+
+    let to = |email: &str| {
+        server
+            .messages()
+            .into_iter()
+            .filter(|m| m.recipients == [email])
+            .map(|m| part(&m.raw, "text/plain"))
+            .filter(|text| text.contains("second-opinion appointment"))
+            .collect::<Vec<_>>()
+    };
+    let patient_reminder = to("patient@example.org");
+    assert_eq!(patient_reminder.len(), 1, "the patient's reminder");
+    assert!(patient_reminder[0].contains("Can I keep working?"), "their own questions: {}", patient_reminder[0]);
+    let partner_reminder = to("sam@example.org");
+    assert_eq!(partner_reminder.len(), 1, "the care partner who asked for reminders");
+    assert!(
+        partner_reminder[0].contains("Hello Sam")
+            && partner_reminder[0].contains("Jordan's second-opinion appointment")
+    );
+    assert!(to("ari@example.org").is_empty(), "not the one who did not");
+    let partner = open_portal(&portal_link_to(&app, &server, "sam@example.org")).await;
+    let (_, html) = page(&app, &partner).await;
+    assert!(html.contains("Sam Rivera (care partner of Jordan Patient)"), "the reminder carries their own link");
+
+    // The advocate's digest the next day names the case with news from the patient.
+    let (_, case) = app.get(&token, &format!("/api/v1/cases/{id}")).await;
+    let reference = case["reference"].as_str().expect("reference").to_string();
+    let noon = (now.date_naive() + chrono::Duration::days(1)).and_hms_opt(12, 0, 0).expect("time").and_utc();
+    secondlook::reminders::scan::scan(&reminders, noon, false).await.expect("scan");
+    let digest = outbox_message::Entity::find()
+        .filter(outbox_message::Column::Kind.eq("digest"))
+        .one(&app.db)
+        .await
+        .expect("outbox")
+        .expect("a digest");
+    assert!(digest.body_text.contains(&format!("New from the patient: {reference}")), "{}", digest.body_text);
+    assert!(!digest.body_text.contains("keep working"), "the digest names the case, not what was written");
 }
