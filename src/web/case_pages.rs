@@ -278,7 +278,9 @@ fn round_label(round: i32) -> String {
 /// What the case has, as far as the stage rules care, read off its view.
 /// The moves the page offers, worded for people; what each still needs comes
 /// from the same rules the move itself is decided by.
-fn move_options(state: &CaseState, now: chrono::DateTime<chrono::Utc>) -> Vec<MoveOption> {
+/// The moves a person can pick; `consent_missing` when the consultation
+/// may not be marked held for want of the patient's consent.
+fn move_options(state: &CaseState, now: chrono::DateTime<chrono::Utc>, consent_missing: bool) -> Vec<MoveOption> {
     state
         .moves(now)
         .into_iter()
@@ -289,7 +291,10 @@ fn move_options(state: &CaseState, now: chrono::DateTime<chrono::Utc>) -> Vec<Mo
             } else {
                 format!("Move to “{}”", choice.to.label())
             };
-            let reasons: Vec<&'static str> = choice.unmet.iter().map(|r| r.message()).collect();
+            let mut reasons: Vec<&'static str> = choice.unmet.iter().map(|r| r.message()).collect();
+            if consent_missing && choice.to == Stage::ConsultationHeld {
+                reasons.push(stage::Requirement::Consent.message());
+            }
             MoveOption { to: choice.to, label, allowed: reasons.is_empty(), reasons, further }
         })
         .collect()
@@ -440,7 +445,7 @@ async fn case_page_for(
     Ok(CasePage {
         nav: staff.nav().await,
         due: clock.due(&case.stage_due_at, case.hold.is_some()),
-        moves: move_options(&rules_state, clock.now),
+        moves: move_options(&rules_state, clock.now, portal.consent_required && portal.consent.is_none()),
         open: !current.is_final(),
         clock,
         progress,

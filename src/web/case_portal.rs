@@ -61,7 +61,7 @@ pub async fn panel(state: &AppState, clock: &super::Clock, case: &CaseView, seen
         })
         .collect();
     let links = match (summary.working_links, summary.last_opened_at) {
-        (0, None) => "No working link; the patient gets one with every email.".to_string(),
+        (0, None) => "No working link; every email to the patient brings a fresh one.".to_string(),
         (n, None) => format!("{n} working link{}, not opened yet.", if n == 1 { "" } else { "s" }),
         (n, Some(at)) => format!("{n} working link{}; last opened {}.", if n == 1 { "" } else { "s" }, clock.at(&at)),
     };

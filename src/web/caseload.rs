@@ -98,6 +98,8 @@ pub struct TodayCase {
     pub reference: String,
     pub stage: &'static str,
     pub due: DueLabel,
+    /// The patient did something in the portal that no one has looked at yet.
+    pub news: bool,
 }
 
 struct TodayView {
@@ -321,6 +323,7 @@ pub async fn home(
             reference: c.reference.clone(),
             stage: c.stage.label(),
             due: clock.due(&c.stage_due_at, false),
+            news: c.portal_activity_at.is_some(),
         };
         Some(TodayView {
             date: clock.now.with_timezone(&clock.tz).format("%A %-d %B").to_string(),

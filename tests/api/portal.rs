@@ -401,6 +401,12 @@ async fn consent_is_needed_before_the_consultation_is_held(backend: Backend) {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "requirements_unmet");
     assert!(body["error"]["fields"]["consent"].as_str().is_some_and(|m| m.contains("authorization")), "{body}");
+    let advocate = app.signed_in("advocate@example.org").await;
+    let case_page = || async {
+        advocate.get(format!("{}/cases/{id}", app.base)).send().await.expect("case").text().await.expect("body")
+    };
+    let waiting = "the patient has not signed the authorization to share their records";
+    assert!(case_page().await.contains(waiting), "the case page says why the consultation cannot be marked held");
     let (status, body) = app.post(&token, &path("consent"), json!({ "signer_name": "  " })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, body) = app.post(&token, &path("consent"), json!({ "signer_name": "Jordan Patient" })).await;
@@ -408,6 +414,7 @@ async fn consent_is_needed_before_the_consultation_is_held(backend: Backend) {
     let (_, portal) = app.get(&token, &path("portal")).await;
     assert_eq!(portal["consent"]["method"], "paper");
     assert_eq!(portal["consent"]["signed_by"], "advocate@example.org");
+    assert!(!case_page().await.contains(waiting));
     let (status, body) = app.move_case(&token, id, json!({ "to": "consultation_held" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
