@@ -100,6 +100,23 @@ pub async fn for_round<C: ConnectionTrait>(
         .await?)
 }
 
+/// Whether `consent` covers sharing with `specialist_id`: one naming a
+/// specialist covers that specialist only; one signed before any was
+/// chosen ("the specialist my advocate chooses") covers whoever is.
+pub fn covers(consent: &portal_consent::Model, specialist_id: Option<i32>) -> bool {
+    consent.specialist_id.is_none() || consent.specialist_id == specialist_id
+}
+
+/// The consent of `round` that covers its current specialist, if any.
+pub async fn in_force<C: ConnectionTrait>(
+    conn: &C,
+    case_id: i32,
+    round: i32,
+    specialist_id: Option<i32>,
+) -> AppResult<Option<portal_consent::Model>> {
+    Ok(for_round(conn, case_id, round).await?.filter(|c| covers(c, specialist_id)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +130,27 @@ mod tests {
         assert!(unnamed.contains("the specialist my advocate chooses"));
         assert_ne!(text_digest(&named), text_digest(&unnamed));
         assert_eq!(text_digest(&named), text_digest(&text_for(Some("Dr. Rosa Chen"))));
+    }
+
+    #[test]
+    fn a_consent_naming_a_specialist_covers_that_specialist_only() {
+        let at = chrono::Utc::now();
+        let signed = |specialist_id| portal_consent::Model {
+            id: 1,
+            case_id: 1,
+            round: 2,
+            specialist_id,
+            signer_name: "Pat".into(),
+            signed_by: "patient".into(),
+            method: "portal".into(),
+            signed_at: at,
+            ip: None,
+            text_version: TEXT_VERSION.into(),
+            text_sha256: String::new(),
+            document_id: None,
+        };
+        assert!(covers(&signed(Some(4)), Some(4)));
+        assert!(!covers(&signed(Some(4)), Some(5)), "another specialist was chosen since");
+        assert!(covers(&signed(None), Some(5)), "signed for the specialist the advocate chooses");
     }
 }

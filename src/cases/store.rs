@@ -628,7 +628,8 @@ pub async fn transition(
     };
     let mut ready = state.readiness(request.to, chosen_specialist.is_some());
     if rules.consent_required && request.to == Stage::ConsultationHeld {
-        ready.consent_missing = super::consent::for_round(&w.txn, case_id, w.case.round).await?.is_none();
+        let specialist = chosen_specialist.as_ref().map(|s| s.id).or(round.specialist_id);
+        ready.consent_missing = super::consent::in_force(&w.txn, case_id, w.case.round, specialist).await?.is_none();
     }
     let note = request.note.clone().filter(|n| !n.trim().is_empty());
     let step = stage::plan_move(from, request.to, &ready, note.as_deref(), w.now).map_err(refusal_error)?;

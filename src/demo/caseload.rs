@@ -135,10 +135,9 @@ impl Tables {
         }
     }
 
-    /// Writes what fills whole statements, cases first.
-    pub async fn write_full<C: sea_orm::ConnectionTrait>(&mut self, conn: &C) -> Result<(), sea_orm::DbErr> {
-        self.cases.write_full(conn).await?;
-        for table in [
+    /// The tables that refer to cases, written after them.
+    fn dependents(&mut self) -> [&mut Table; 7] {
+        [
             &mut self.rounds,
             &mut self.records,
             &mut self.opinions,
@@ -146,7 +145,13 @@ impl Tables {
             &mut self.terms,
             &mut self.consents,
             &mut self.surveys,
-        ] {
+        ]
+    }
+
+    /// Writes what fills whole statements, cases first.
+    pub async fn write_full<C: sea_orm::ConnectionTrait>(&mut self, conn: &C) -> Result<(), sea_orm::DbErr> {
+        self.cases.write_full(conn).await?;
+        for table in self.dependents() {
             table.write_full(conn).await?;
         }
         Ok(())
@@ -155,15 +160,7 @@ impl Tables {
     /// Writes everything buffered, cases first.
     pub async fn write_all<C: sea_orm::ConnectionTrait>(&mut self, conn: &C) -> Result<(), sea_orm::DbErr> {
         self.cases.write_all(conn).await?;
-        for table in [
-            &mut self.rounds,
-            &mut self.records,
-            &mut self.opinions,
-            &mut self.history,
-            &mut self.terms,
-            &mut self.consents,
-            &mut self.surveys,
-        ] {
+        for table in self.dependents() {
             table.write_all(conn).await?;
         }
         Ok(())

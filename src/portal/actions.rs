@@ -17,14 +17,25 @@ use crate::{
         consent::{self, Method, Signature},
         store::{self as case_store, CasePatch, CaseRules},
     },
-    db::entities::{case, case_round, specialist},
+    db::entities::{case, case_record, case_round, specialist},
     documents::store::{self as document_store, DocumentView, Documents, NewDocument, StoredFile},
     error::{AppError, AppResult, FieldErrors},
     ids::CaseId,
     validate::{check_text, limits},
-    vocabulary::{DocumentKind, RecordKind},
+    vocabulary::{DocumentKind, RecordKind, RecordStatus},
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+/// A closed case takes nothing more from the portal.
+fn ensure_open(row: &case::Model) -> AppResult<()> {
+    if row.stage.is_final() {
+        return Err(AppError::conflict(
+            "case_closed",
+            "this second opinion is complete, so nothing more can be added here; write to your advocate instead",
+        ));
+    }
+    Ok(())
+}
 
 fn refuse(what: &str) -> AppError {
     AppError::Forbidden(format!("the patient has not given you the right to {what}"))
@@ -44,16 +55,47 @@ pub async fn upload(
         file.discard(documents).await;
         return Err(refuse("send records"));
     }
+    let row = match case::Entity::find_by_id(visitor.case_id).one(db).await {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            file.discard(documents).await;
+            return Err(AppError::NotFound);
+        }
+        Err(err) => {
+            file.discard(documents).await;
+            return Err(err.into());
+        }
+    };
+    if let Err(closed) = ensure_open(&row) {
+        file.discard(documents).await;
+        return Err(closed);
+    }
+    // A file marks its item received only while the item is still asked
+    // for: one the advocate set aside as not needed stays so.
+    let still_requested = match record_kind {
+        Some(kind) => case_record::Entity::find()
+            .filter(case_record::Column::CaseId.eq(row.id))
+            .filter(case_record::Column::Kind.eq(kind))
+            .one(db)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.status == RecordStatus::Requested),
+        None => false,
+    };
     let new = NewDocument {
         kind: record_kind.map_or(DocumentKind::Other, DocumentKind::of_record),
         record_kind,
         round: None,
-        mark_received: record_kind.is_some(),
+        mark_received: still_requested,
     };
     document_store::add(db, documents, actor, CaseId(visitor.case_id), new, file).await
 }
 
-/// Makes `edit` to the visitor's `part` of the case's questions.
+/// Makes `edit` to the visitor's `part` of the case's questions (`shown`:
+/// the question edited, as the page showed it). The questions for the
+/// consultation stay as they were once it is held; follow-up questions
+/// come after it; a closed case takes neither.
 pub async fn edit_questions(
     db: &DatabaseConnection,
     rules: &CaseRules,
@@ -61,29 +103,55 @@ pub async fn edit_questions(
     actor: &Actor,
     part: questions::Part,
     edit: questions::Edit,
+    shown: Option<&str>,
 ) -> AppResult<()> {
     if !visitor.may_edit_questions() {
         return Err(refuse("change the questions"));
     }
     let row = case::Entity::find_by_id(visitor.case_id).one(db).await?.ok_or(AppError::NotFound)?;
-    let text = questions::edit(&row.patient_questions, part, edit)?;
+    ensure_open(&row)?;
+    let held = matches!(row.stage, Stage::ConsultationHeld | Stage::OpinionsCompared);
+    match part {
+        questions::Part::Consultation if held => {
+            return Err(AppError::conflict(
+                "consultation_held",
+                "the consultation has taken place; add what is still open as a follow-up question",
+            ));
+        }
+        questions::Part::FollowUp if !held => {
+            return Err(AppError::conflict("not_yet", "follow-up questions come after the consultation"));
+        }
+        _ => {}
+    }
+    let text = questions::edit(&row.patient_questions, part, edit, shown)?;
     let patch = CasePatch { patient_questions: Some(text), ..CasePatch::default() };
     case_store::update(db, rules, actor, CaseId(visitor.case_id), patch).await?;
     Ok(())
 }
 
-/// The consent of the case's current round, and the text to sign for it.
-pub async fn consent_to_sign(
-    db: &DatabaseConnection,
-    case_id: i32,
-) -> AppResult<(Option<crate::db::entities::portal_consent::Model>, String)> {
-    let row = case::Entity::find_by_id(case_id).one(db).await?.ok_or(AppError::NotFound)?;
-    let (_, specialist_name) = current_specialist(db, &row).await?;
-    let signed = consent::for_round(db, case_id, row.round).await?;
-    Ok((signed, consent::text_for(specialist_name.as_deref())))
+/// What the patient is asked to sign for the case's current round.
+pub struct ConsentToSign {
+    /// The consent in force: signed for this round and its current specialist.
+    pub signed: Option<crate::db::entities::portal_consent::Model>,
+    /// A consent of this round names a specialist no longer chosen.
+    pub outdated: bool,
+    pub text: String,
 }
 
-async fn current_specialist(
+/// The consent of the case's current round, and the text to sign for it.
+pub async fn consent_to_sign(db: &DatabaseConnection, case_id: i32) -> AppResult<ConsentToSign> {
+    let row = case::Entity::find_by_id(case_id).one(db).await?.ok_or(AppError::NotFound)?;
+    let (specialist_id, specialist_name) = current_specialist(db, &row).await?;
+    let newest = consent::for_round(db, case_id, row.round).await?;
+    let outdated = newest.as_ref().is_some_and(|c| !consent::covers(c, specialist_id));
+    Ok(ConsentToSign {
+        signed: newest.filter(|c| consent::covers(c, specialist_id)),
+        outdated,
+        text: consent::text_for(specialist_name.as_deref()),
+    })
+}
+
+pub(crate) async fn current_specialist(
     db: &impl sea_orm::ConnectionTrait,
     row: &case::Model,
 ) -> AppResult<(Option<i32>, Option<String>)> {

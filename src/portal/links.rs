@@ -118,7 +118,7 @@ pub async fn open(db: &DatabaseConnection, token: &str, now: DateTime<Utc>) -> A
     if link.expires_at <= now {
         return Ok(Opened::Expired(link));
     }
-    let Some(visitor) = visitor(db, link.id).await? else {
+    let Some(visitor) = visitor(db, link.id, now).await? else {
         return Ok(match link.partner_id {
             Some(_) => Opened::Withdrawn(link),
             None => Opened::Unknown,
@@ -132,12 +132,12 @@ pub async fn open(db: &DatabaseConnection, token: &str, now: DateTime<Utc>) -> A
     Ok(Opened::Open(visitor))
 }
 
-/// The visitor a portal session opened with `link_id`, while the link, its
-/// care partner and its case's data still stand. Asked on every portal
-/// request, so a withdrawal takes effect at once.
-pub async fn visitor(db: &DatabaseConnection, link_id: i32) -> AppResult<Option<Visitor>> {
+/// The visitor a portal session opened with `link_id`, while the link (not
+/// withdrawn, not expired), its care partner and its case's data still
+/// stand. Asked on every portal request, so a withdrawal takes effect at once.
+pub async fn visitor(db: &DatabaseConnection, link_id: i32, now: DateTime<Utc>) -> AppResult<Option<Visitor>> {
     let Some(link) = portal_link::Entity::find_by_id(link_id).one(db).await? else { return Ok(None) };
-    if link.revoked_at.is_some() {
+    if link.revoked_at.is_some() || link.expires_at <= now {
         return Ok(None);
     }
     let erased: Option<Option<DateTime<Utc>>> = case::Entity::find_by_id(link.case_id)
@@ -161,20 +161,22 @@ pub async fn visitor(db: &DatabaseConnection, link_id: i32) -> AppResult<Option<
 
 /// Withdraws every working link of the case; returns how many.
 pub async fn withdraw_all<C: ConnectionTrait>(conn: &C, case_id: i32, now: DateTime<Utc>) -> AppResult<u64> {
-    Ok(portal_link::Entity::update_many()
-        .col_expr(portal_link::Column::RevokedAt, Expr::value(now))
-        .filter(portal_link::Column::CaseId.eq(case_id))
-        .filter(portal_link::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?
-        .rows_affected)
+    withdraw(conn, portal_link::Column::CaseId.eq(case_id), now).await
 }
 
 /// Withdraws the links of one care partner.
 pub async fn withdraw_partner<C: ConnectionTrait>(conn: &C, partner_id: i32, now: DateTime<Utc>) -> AppResult<u64> {
+    withdraw(conn, portal_link::Column::PartnerId.eq(partner_id), now).await
+}
+
+async fn withdraw<C: ConnectionTrait>(
+    conn: &C,
+    whose: sea_orm::sea_query::SimpleExpr,
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
     Ok(portal_link::Entity::update_many()
         .col_expr(portal_link::Column::RevokedAt, Expr::value(now))
-        .filter(portal_link::Column::PartnerId.eq(partner_id))
+        .filter(whose)
         .filter(portal_link::Column::RevokedAt.is_null())
         .exec(conn)
         .await?

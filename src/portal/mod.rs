@@ -85,6 +85,7 @@ pub async fn summary(
     use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
 
     use crate::db::entities::portal_link;
+    let (specialist_id, _) = actions::current_specialist(db, case_row).await?;
     let working_links = portal_link::Entity::find()
         .filter(portal_link::Column::CaseId.eq(case_row.id))
         .filter(portal_link::Column::RevokedAt.is_null())
@@ -102,7 +103,7 @@ pub async fn summary(
         .one(db)
         .await?;
     Ok(PortalSummary {
-        consent: crate::cases::consent::for_round(db, case_row.id, case_row.round).await?,
+        consent: crate::cases::consent::in_force(db, case_row.id, case_row.round, specialist_id).await?,
         consent_required,
         partners: partners::current(db, case_row.id).await?,
         working_links,

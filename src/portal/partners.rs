@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde::Deserialize;
 
@@ -16,7 +17,8 @@ use crate::{
     validate::{check_email, check_text, limits},
 };
 
-/// Most care partners a case may have at once.
+/// Most care partners a case may have at once, and invite in a day (each
+/// invitation is an email to an address the inviter typed).
 pub const MOST_PARTNERS: u64 = 10;
 
 /// Whom to invite, and what they may do.
@@ -41,6 +43,22 @@ impl Invitation {
         check_email(&mut errors, "email", &self.email);
         errors.into_result()
     }
+}
+
+/// What a care partner may do, in words ("… may see where the second
+/// opinion stands, send records").
+pub fn rights(partner: &portal_partner::Model) -> Vec<&'static str> {
+    let mut rights = vec!["see where the second opinion stands, the appointment and the questions for the specialist"];
+    if partner.may_upload {
+        rights.push("send records");
+    }
+    if partner.may_edit_questions {
+        rights.push("add and change the questions");
+    }
+    if partner.gets_reminders {
+        rights.push("get the appointment reminders");
+    }
+    rights
 }
 
 /// The care partners of a case still able to use the portal, in the order invited.
@@ -73,6 +91,17 @@ pub async fn add<C: ConnectionTrait>(
         return Err(AppError::conflict(
             "too_many_partners",
             format!("a case has at most {MOST_PARTNERS} care partners; remove one first"),
+        ));
+    }
+    let invited_today = portal_partner::Entity::find()
+        .filter(portal_partner::Column::CaseId.eq(case_id))
+        .filter(portal_partner::Column::InvitedAt.gt(now - chrono::Duration::days(1)))
+        .count(conn)
+        .await?;
+    if invited_today >= MOST_PARTNERS {
+        return Err(AppError::conflict(
+            "too_many_invitations",
+            format!("at most {MOST_PARTNERS} invitations a day; try again tomorrow"),
         ));
     }
     Ok(portal_partner::ActiveModel {

@@ -46,13 +46,29 @@ pub fn join(consultation: &[String], follow_up: &[String]) -> String {
         .join("\n")
 }
 
-/// `text` with `edit` made to its `part`.
-pub fn edit(text: &str, part: Part, edit: Edit) -> AppResult<String> {
+/// `text` with `edit` made to its `part`. An edit of a question names it by
+/// position and by `shown`, the question as the page showed it: if someone
+/// changed the list since, the edit is refused rather than made to another
+/// question.
+pub fn edit(text: &str, part: Part, edit: Edit, shown: Option<&str>) -> AppResult<String> {
     let (mut consultation, mut follow_up) = split(text);
-    match part {
-        Part::Consultation => consultation = apply(consultation, edit)?,
-        Part::FollowUp => follow_up = apply(follow_up, edit)?,
+    let list = match part {
+        Part::Consultation => &mut consultation,
+        Part::FollowUp => &mut follow_up,
+    };
+    let position = match &edit {
+        Edit::Add(_) => None,
+        Edit::Change(at, _) | Edit::Up(at) | Edit::Down(at) | Edit::Remove(at) => Some(*at),
+    };
+    if let Some(at) = position
+        && list.get(at).map(String::as_str) != shown.map(str::trim)
+    {
+        return Err(FieldErrors::single(
+            "position",
+            "that question changed since the page was shown; here is the list as it is now",
+        ));
     }
+    *list = apply(std::mem::take(list), edit)?;
     Ok(join(&consultation, &follow_up))
 }
 
@@ -148,11 +164,14 @@ mod tests {
     #[test]
     fn follow_up_questions_keep_to_their_own_list() {
         let text = "Is surgery needed?\nFollow-up: Can I see the slides?";
-        let added = edit(text, Part::FollowUp, Edit::Add("When should I start?".into())).expect("added");
+        let added = edit(text, Part::FollowUp, Edit::Add("When should I start?".into()), None).expect("added");
         assert_eq!(added, "Is surgery needed?\nFollow-up: Can I see the slides?\nFollow-up: When should I start?");
-        let moved = edit(&added, Part::FollowUp, Edit::Up(1)).expect("moved");
+        let moved = edit(&added, Part::FollowUp, Edit::Up(1), Some("When should I start?")).expect("moved");
         let (consultation, follow_up) = split(&moved);
         assert_eq!(consultation, ["Is surgery needed?"]);
         assert_eq!(follow_up, ["When should I start?", "Can I see the slides?"]);
+        // The page showed another question at that place: someone changed the list since.
+        assert!(edit(&moved, Part::FollowUp, Edit::Remove(0), Some("Can I see the slides?")).is_err());
+        assert!(edit(&moved, Part::Consultation, Edit::Remove(0), None).is_err(), "a position needs its question");
     }
 }

@@ -70,9 +70,23 @@ pub struct DocumentExport {
 
 #[derive(Debug, Serialize)]
 pub struct PortalExport {
+    /// Each link emailed: for whom (`partner_id`, none for the patient), when
+    /// made, until when it worked, when withdrawn and last opened. Never the
+    /// token's digest.
+    pub links: Vec<LinkExport>,
     pub care_partners: Vec<crate::db::entities::portal_partner::Model>,
     pub consents: Vec<crate::db::entities::portal_consent::Model>,
     pub survey: Option<crate::db::entities::portal_survey::Model>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkExport {
+    pub id: i32,
+    pub partner_id: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub opened_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -154,9 +168,25 @@ pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: Ca
 }
 
 async fn portal_of<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<PortalExport> {
-    use crate::db::entities::{portal_consent, portal_partner};
+    use crate::db::entities::{portal_consent, portal_link, portal_partner};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let links = portal_link::Entity::find()
+        .filter(portal_link::Column::CaseId.eq(case_id))
+        .order_by_asc(portal_link::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|l| LinkExport {
+            id: l.id,
+            partner_id: l.partner_id,
+            created_at: l.created_at,
+            expires_at: l.expires_at,
+            revoked_at: l.revoked_at,
+            opened_at: l.opened_at,
+        })
+        .collect();
     Ok(PortalExport {
+        links,
         care_partners: portal_partner::Entity::find()
             .filter(portal_partner::Column::CaseId.eq(case_id))
             .order_by_asc(portal_partner::Column::Id)

@@ -164,16 +164,6 @@ pub async fn invite(
     }
     let partner = partners::add(&w.txn, case_id, invitation, &actor.label, w.now).await?;
     let patient = w.case.patient_name.clone();
-    let mut can = vec!["see where the second opinion stands".to_string()];
-    if partner.may_upload {
-        can.push("send medical records".to_string());
-    }
-    if partner.may_edit_questions {
-        can.push("add and change the questions for the specialist".to_string());
-    }
-    if partner.gets_reminders {
-        can.push("get the appointment reminders".to_string());
-    }
     let content = Content {
         subject: format!("{} invited you to follow their second opinion", first_name(&patient)),
         greeting: format!("Hello {},", first_name(&partner.name)),
@@ -182,7 +172,7 @@ pub async fn invite(
             first_name(&patient)
         )],
         list_title: Some("With your own link you can".to_string()),
-        items: can,
+        items: partners::rights(&partner).into_iter().map(String::from).collect(),
         action: Some(("Open the page".to_string(), queued_link(&settings.public_url()))),
         footer: vec![
             format!(

@@ -326,19 +326,7 @@ async fn case_page_for(
     let clock = staff.clock();
     let portal = super::case_portal::panel(state, &clock, &case, looking).await?;
     let current = case.stage;
-    let position = Stage::PATH.iter().position(|s| *s == current);
-    let progress = Stage::PATH
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let state = match position {
-                Some(p) if i < p => "done",
-                Some(p) if i == p => "current",
-                _ => "todo",
-            };
-            (*s, state)
-        })
-        .collect();
+    let progress = super::steps(current);
     let mut specialists = specialists::list(
         &state.db,
         &SpecialistFilter { specialty: Some(case.specialty.clone()), query: None, limit: 200 },
@@ -923,21 +911,57 @@ pub async fn update_details(
         }
         parsed
     });
+    // The patient keeps the questions up to date from the portal: a page
+    // opened before their change must not undo it.
+    let typed_questions = fields.text("patient_questions");
+    let shown_questions = fields.optional("was_patient_questions").map(|_| fields.text("was_patient_questions"));
     let result = match errors.into_result() {
-        Ok(()) => {
-            let patch = store::CasePatch {
-                advocate_id: None,
-                urgency,
-                summary: Some(fields.text("summary")),
-                medical_history: Some(fields.text("medical_history")),
-                medications: Some(fields.text("medications")),
-                patient_questions: Some(fields.text("patient_questions")),
-            };
-            store::update(&state.db, &state.rules, &staff.actor, id, patch).await
-        }
+        Ok(()) => match questions_to_save(&state, &staff, id, typed_questions, shown_questions).await {
+            Ok(patient_questions) => {
+                let patch = store::CasePatch {
+                    advocate_id: None,
+                    urgency,
+                    summary: Some(fields.text("summary")),
+                    medical_history: Some(fields.text("medical_history")),
+                    medications: Some(fields.text("medications")),
+                    patient_questions,
+                };
+                store::update(&state.db, &state.rules, &staff.actor, id, patch).await
+            }
+            Err(err) => Err(err),
+        },
         Err(err) => Err(err),
     };
     finish(&state, &staff, id, "details", &fields, result, "Case details saved.").await
+}
+
+/// The patient questions a details form saves: none when the person left
+/// them as the page showed them; refused when they changed them and the
+/// patient (or anyone) changed them too since the page was shown.
+async fn questions_to_save(
+    state: &AppState,
+    staff: &Staff,
+    id: CaseId,
+    typed: String,
+    shown: Option<String>,
+) -> crate::error::AppResult<Option<String>> {
+    let Some(shown) = shown else { return Ok(Some(typed)) };
+    let same = |a: &str, b: &str| a.replace("\r\n", "\n").trim() == b.replace("\r\n", "\n").trim();
+    if same(&typed, &shown) {
+        return Ok(None);
+    }
+    let now = store::get(&state.db, &staff.actor, id).await?.patient_questions;
+    if !same(&now, &shown) {
+        return Err(crate::error::AppError::conflict(
+            "questions_changed",
+            format!(
+                "the patient's questions changed since this page was opened (they now read: “{}”); nothing was \
+                 saved — bring your change into the current list and save again",
+                now.replace('\n', " / ")
+            ),
+        ));
+    }
+    Ok(Some(typed))
 }
 
 #[derive(Template)]

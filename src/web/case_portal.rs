@@ -46,19 +46,7 @@ pub async fn panel(state: &AppState, clock: &super::Clock, case: &CaseView, seen
     let partners = summary
         .partners
         .iter()
-        .map(|p| {
-            let mut rights = vec!["sees status"];
-            if p.may_upload {
-                rights.push("sends records");
-            }
-            if p.may_edit_questions {
-                rights.push("edits questions");
-            }
-            if p.gets_reminders {
-                rights.push("gets reminders");
-            }
-            (p.id, p.name.clone(), p.email.clone(), rights.join(", "))
-        })
+        .map(|p| (p.id, p.name.clone(), p.email.clone(), format!("may {}", partners::rights(p).join(", "))))
         .collect();
     let links = match (summary.working_links, summary.last_opened_at) {
         (0, None) => "No working link; every email to the patient brings a fresh one.".to_string(),
@@ -83,10 +71,10 @@ pub async fn send_link(
     fields: FormFields,
 ) -> PageResult<Response> {
     let sent = portal_mail::send_link(&state.db, &state.settings, &staff.actor, id.get(), None).await;
-    let done = match &sent {
-        Ok(email) => format!("A link to the patient's page is on its way to {email}."),
-        Err(_) => String::new(),
-    };
+    let done = sent
+        .as_ref()
+        .map(|email| format!("A link to the patient's page is on its way to {email}."))
+        .unwrap_or_default();
     finish(&state, &staff, id, "portal", &fields, sent, &done).await
 }
 
@@ -97,13 +85,15 @@ pub async fn withdraw_links(
     fields: FormFields,
 ) -> PageResult<Response> {
     let withdrawn = actions::withdraw_links(&state.db, &staff.actor, id).await;
-    let done = match &withdrawn {
-        Ok(n) => format!(
-            "{n} portal link{} withdrawn; anyone using one is signed out at once.",
-            if *n == 1 { "" } else { "s" }
-        ),
-        Err(_) => String::new(),
-    };
+    let done = withdrawn
+        .as_ref()
+        .map(|n| {
+            format!(
+                "{n} portal link{} withdrawn; anyone using one is signed out at once.",
+                if *n == 1 { "" } else { "s" }
+            )
+        })
+        .unwrap_or_default();
     finish(&state, &staff, id, "portal", &fields, withdrawn, &done).await
 }
 
@@ -131,10 +121,10 @@ pub async fn invite_partner(
         gets_reminders: fields.checked("gets_reminders"),
     };
     let invited = portal_mail::invite(&state.db, &state.settings, &staff.actor, id.get(), &invitation).await;
-    let done = match &invited {
-        Ok(p) => format!("{} is invited; their link is on its way to {}.", p.name, p.email),
-        Err(_) => String::new(),
-    };
+    let done = invited
+        .as_ref()
+        .map(|p| format!("{} is invited; their link is on its way to {}.", p.name, p.email))
+        .unwrap_or_default();
     finish(&state, &staff, id, "portal", &fields, invited, &done).await
 }
 

@@ -199,6 +199,24 @@ async fn keep_unsent_form(
     sign_in::sign_in_to_send(sign_in::Unsent { action: path, fields }).unwrap_or_else(|err| err.into_response())
 }
 
+/// The five steps of a case with how far it got: each step `done`,
+/// `current` or `todo` (all `todo` for a withdrawn case).
+pub fn steps(current: crate::cases::Stage) -> Vec<(crate::cases::Stage, &'static str)> {
+    let at = crate::cases::Stage::PATH.iter().position(|s| *s == current);
+    crate::cases::Stage::PATH
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let state = match at {
+                Some(here) if i < here => "done",
+                Some(here) if i == here => "current",
+                _ => "todo",
+            };
+            (*s, state)
+        })
+        .collect()
+}
+
 /// The case a page address belongs to: `/cases/7/notes` → 7.
 pub fn case_in_path(path: &str) -> Option<i32> {
     path.strip_prefix("/cases/")?.split('/').next()?.parse::<i32>().ok().filter(|id| *id > 0)
@@ -235,8 +253,13 @@ pub(crate) async fn keep_session_alive(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let signed_in = matches!(session.get::<i32>(USER_KEY).await, Ok(Some(_)))
-        || matches!(session.get::<i32>(portal::LINK_KEY).await, Ok(Some(_)));
+    // The first read loads the session; one that cannot be loaded is not
+    // asked again (with the database down, each try waits for a connection).
+    let signed_in = match session.get::<i32>(USER_KEY).await {
+        Ok(Some(_)) => true,
+        Ok(None) => matches!(session.get::<i32>(portal::LINK_KEY).await, Ok(Some(_))),
+        Err(_) => false,
+    };
     if signed_in {
         let now = chrono::Utc::now().timestamp();
         let seen = session.get::<i64>(SEEN_AT_KEY).await.ok().flatten();

@@ -72,6 +72,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/portal/survey", post(answer_survey))
         .route("/portal/consultation.ics", get(calendar))
         .route("/portal/sign-out", post(sign_out))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), keep_typed_words))
         .layer(axum::middleware::from_fn(super::keep_session_alive))
         .layer(sessions);
     super::protected(routes, state)
@@ -95,7 +96,9 @@ impl FromRequestParts<AppState> for PortalVisit {
         let since = session.get::<i64>(SINCE_KEY).await.ok().flatten();
         let fresh = since.is_some_and(|at| Utc::now().timestamp() - at < LONGEST_SESSION_HOURS * 3600);
         let visitor = match (link_id, fresh) {
-            (Some(id), true) => links::visitor(&state.db, id).await.map_err(|e| PageError::App(e).into_response())?,
+            (Some(id), true) => {
+                links::visitor(&state.db, id, crate::db::now()).await.map_err(|e| PageError::App(e).into_response())?
+            }
             _ => None,
         };
         let Some(visitor) = visitor else {
@@ -111,8 +114,62 @@ impl FromRequestParts<AppState> for PortalVisit {
     }
 }
 
+/// A form sent after the portal page closed (idle too long, or its link
+/// withdrawn) is not saved; the page that says so shows what it held —
+/// a question, a comment, a name — so the visitor can copy it and add it
+/// again once back.
+async fn keep_typed_words(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if request.method() != axum::http::Method::POST || !is_form {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, state.settings.server.max_body_bytes).await else {
+        return super::error::too_large(state.settings.server.max_body_bytes);
+    };
+    let response = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes.clone()))).await;
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let typed: Vec<(String, String)> = form_urlencoded::parse(&bytes)
+        .into_owned()
+        .filter_map(|(name, value)| {
+            let label = match name.as_str() {
+                "question" => "Your question",
+                "full_name" => "Your full name",
+                "comment" => "Your comment",
+                "name" => "Their name",
+                "email" => "Their email address",
+                _ => return None,
+            };
+            (!value.trim().is_empty()).then(|| (label.to_string(), value))
+        })
+        .collect();
+    let page = LinkPage {
+        state: LinkState::Ended,
+        token: String::new(),
+        message: "Your page closed before this could be saved, so it was not. Open the link in your most recent \
+                  email from SecondLook again (or ask for a new one there) and send it once more."
+            .to_string(),
+        typed,
+    };
+    match render(&page) {
+        Ok(html) => (StatusCode::UNAUTHORIZED, html).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
 fn ended_page(status: StatusCode, message: &str) -> Response {
-    let page = LinkPage { state: LinkState::Ended, token: String::new(), message: message.to_string() };
+    let page =
+        LinkPage { state: LinkState::Ended, token: String::new(), message: message.to_string(), typed: Vec::new() };
     match render(&page) {
         Ok(html) => (status, html).into_response(),
         Err(err) => err.into_response(),
@@ -134,6 +191,8 @@ struct LinkPage {
     state: LinkState,
     token: String,
     message: String,
+    /// What a form sent after the page closed held, shown so it is not lost.
+    typed: Vec<(String, String)>,
 }
 
 fn token_of(raw: Option<String>) -> String {
@@ -160,11 +219,14 @@ async fn open_link(State(state): State<AppState>, session: Session, parts: Parts
         links::Opened::Unknown => LinkState::Unknown,
     };
     let status = if page_state == LinkState::Unknown { StatusCode::NOT_FOUND } else { StatusCode::GONE };
-    Ok((status, render(&LinkPage { state: page_state, token, message: String::new() })?).into_response())
+    Ok((status, render(&LinkPage { state: page_state, token, message: String::new(), typed: Vec::new() })?)
+        .into_response())
 }
 
 /// An expired (or withdrawn) link asks for a new one. Whatever was typed,
-/// the answer is the same; a link goes only to the address on the case
+/// the answer is the same. Every try counts against the link and the
+/// client's address before anything is compared (so guesses are limited
+/// and take the same path); a link goes only to the address on the case,
 /// when it matches what was typed, a few times an hour at most.
 async fn renew_link(
     State(state): State<AppState>,
@@ -177,10 +239,11 @@ async fn renew_link(
     let typed = form.text("email").trim().to_lowercase();
     if let links::Opened::Expired(link) | links::Opened::Withdrawn(link) =
         links::open(&state.db, &token, crate::db::now()).await?
+        && may_try(&state, link.id, ip.as_deref()).await?
     {
         let on_file = recipient_email(&state, &link).await?;
         if on_file.is_some_and(|email| email.to_lowercase() == typed)
-            && allowed_new_link(&state, link.case_id, ip.as_deref()).await?
+            && within(&state, &case_key(link.case_id), state.settings.portal.new_links_per_hour).await?
         {
             let actor = Actor { ip: ip.clone(), ..Actor::system("portal-new-link") };
             portal_mail::send_link(&state.db, &state.settings, &actor, link.case_id, link.partner_id).await?;
@@ -189,7 +252,44 @@ async fn renew_link(
     let message = "If the address you typed is the one your advocate has for you, a new link is on its way to it. \
                    It can take a few minutes to arrive."
         .to_string();
-    Ok(render(&LinkPage { state: LinkState::Asked, token: String::new(), message })?.into_response())
+    Ok(render(&LinkPage { state: LinkState::Asked, token: String::new(), message, typed: Vec::new() })?.into_response())
+}
+
+/// Tries of one old link, and of one client address, per hour.
+const TRIES_PER_LINK: i32 = 5;
+const TRIES_PER_ADDRESS: i32 = 20;
+
+fn case_key(case_id: i32) -> String {
+    format!("portal-link-case:{case_id}")
+}
+
+/// Counts a try of the old link `link_id` from `ip`; false once either has
+/// had its hour's worth.
+async fn may_try(state: &AppState, link_id: i32, ip: Option<&str>) -> AppResult<bool> {
+    let hour = chrono::Duration::hours(1);
+    let per_link = throttle::Policy { slow_down_after: i32::MAX, lock_after: TRIES_PER_LINK, window: hour };
+    let per_address = throttle::Policy { slow_down_after: i32::MAX, lock_after: TRIES_PER_ADDRESS, window: hour };
+    let link_ok = matches!(
+        throttle::claim_attempt(&state.db, &format!("portal-link-try:{link_id}"), &per_link).await?.0,
+        Verdict::Allow { .. }
+    );
+    let address_ok = match ip {
+        Some(ip) => matches!(
+            throttle::claim_attempt(&state.db, &format!("portal-link-{}", throttle::address_key(ip)), &per_address)
+                .await?
+                .0,
+            Verdict::Allow { .. }
+        ),
+        None => true,
+    };
+    Ok(link_ok && address_ok)
+}
+
+/// Counts one more under `key`; false once it had `most` this hour.
+async fn within(state: &AppState, key: &str, most: u32) -> AppResult<bool> {
+    let most = i32::try_from(most).unwrap_or(i32::MAX).max(1);
+    let policy = throttle::Policy { slow_down_after: i32::MAX, lock_after: most, window: chrono::Duration::hours(1) };
+    Ok(matches!(throttle::claim_attempt(&state.db, key, &policy).await?.0, Verdict::Allow { .. }))
 }
 
 async fn recipient_email(
@@ -208,27 +308,6 @@ async fn recipient_email(
             .filter(|p| p.revoked_at.is_none())
             .map(|p| p.email),
     })
-}
-
-async fn allowed_new_link(state: &AppState, case_id: i32, ip: Option<&str>) -> AppResult<bool> {
-    let per_case = i32::try_from(state.settings.portal.new_links_per_hour).unwrap_or(i32::MAX).max(1);
-    let hour = chrono::Duration::hours(1);
-    let case_policy = throttle::Policy { slow_down_after: i32::MAX, lock_after: per_case, window: hour };
-    let address_policy = throttle::Policy { slow_down_after: i32::MAX, lock_after: 20, window: hour };
-    if let Verdict::Refuse { .. } =
-        throttle::claim_attempt(&state.db, &format!("portal-link-case:{case_id}"), &case_policy).await?.0
-    {
-        return Ok(false);
-    }
-    if let Some(ip) = ip
-        && let Verdict::Refuse { .. } =
-            throttle::claim_attempt(&state.db, &format!("portal-link-{}", throttle::address_key(ip)), &address_policy)
-                .await?
-                .0
-    {
-        return Ok(false);
-    }
-    Ok(true)
 }
 
 /// One record on the patient's checklist.
@@ -278,6 +357,8 @@ struct PortalPage {
     consent: Option<String>,
     consent_text: String,
     consent_digest: String,
+    /// What was signed named a specialist who is no longer the chosen one.
+    consent_outdated: bool,
     may_sign: bool,
     partners: Vec<PartnerLine>,
     survey_open: bool,
@@ -287,6 +368,12 @@ struct PortalPage {
 impl PortalPage {
     fn kept(&self, name: &str) -> &str {
         self.kept.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// What was typed into question `at` of `section` when a change of it
+    /// was refused, else the question as it stands.
+    fn kept_or<'a>(&'a self, section: &str, at: &usize, question: &'a str) -> &'a str {
+        self.kept.get(&format!("{section}-{at}")).map(String::as_str).unwrap_or(question)
     }
 
     fn problem_in(&self, section: &str) -> Option<&str> {
@@ -336,20 +423,7 @@ async fn page(
             serde_json::json!({ "part": "portal" }),
         )
         .await?;
-    let at = Stage::PATH.iter().position(|s| *s == c.stage);
-    let steps = Stage::PATH
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let state = match at {
-                Some(here) if i < here => "done",
-                Some(here) if i == here => "current",
-                Some(_) => "todo",
-                None => "todo",
-            };
-            (s.label().to_string(), state)
-        })
-        .collect();
+    let steps = super::steps(c.stage).into_iter().map(|(stage, state)| (stage.label().to_string(), state)).collect();
     let records = c
         .records
         .iter()
@@ -360,11 +434,16 @@ async fn page(
             received: r.status == RecordStatus::Received,
         })
         .collect();
-    let sent =
+    // Who sent which file is for those who may send files.
+    let sent = if visit.visitor.may_upload() {
+        let names = crate::portal::partner_names(&state.db, case_id).await?;
+        let me = visit.visitor.label();
         document::Entity::find()
             .filter(document::Column::CaseId.eq(case_id))
             .filter(document::Column::UploadedVia.is_not_null())
             .filter(document::Column::DeletedAt.is_null())
+            // The signed authorization shows in its own section.
+            .filter(document::Column::Kind.ne(crate::vocabulary::DocumentKind::Consent))
             .order_by_desc(document::Column::UploadedAt)
             .limit(50)
             .all(&state.db)
@@ -375,12 +454,13 @@ async fn page(
                 when: when(d.uploaded_at, tz),
                 by: d
                     .uploaded_via
-                    .map(|v| {
-                        if v == crate::portal::PATIENT { "you".to_string() } else { v.replacen("care partner ", "", 1) }
-                    })
+                    .map(|v| if v == me { "you".to_string() } else { crate::portal::who(&v, &names) })
                     .unwrap_or_default(),
             })
-            .collect();
+            .collect()
+    } else {
+        Vec::new()
+    };
     let advocate = match &c.advocate {
         Some(a) => user::Entity::find_by_id(a.id).one(&state.db).await?.filter(|u| u.active).map(|u| (u.name, u.email)),
         None => None,
@@ -397,8 +477,10 @@ async fn page(
     });
     let consultation_held = matches!(c.stage, Stage::ConsultationHeld | Stage::OpinionsCompared | Stage::DecisionMade);
     let (questions, follow_ups) = questions::split(&c.patient_questions);
-    let (signed, consent_text) = actions::consent_to_sign(&state.db, case_id).await?;
-    let consent = signed.map(|s: portal_consent::Model| {
+    let to_sign = actions::consent_to_sign(&state.db, case_id).await?;
+    let consent_text = to_sign.text;
+    let consent_outdated = to_sign.outdated;
+    let consent = to_sign.signed.map(|s: portal_consent::Model| {
         let how = if s.method == "paper" { "on paper" } else { "here" };
         format!("Signed {how} by {} on {}.", s.signer_name, when(s.signed_at, tz))
     });
@@ -407,17 +489,8 @@ async fn page(
             .await?
             .into_iter()
             .map(|p| {
-                let mut rights = vec!["see where things stand"];
-                if p.may_upload {
-                    rights.push("send records");
-                }
-                if p.may_edit_questions {
-                    rights.push("edit questions");
-                }
-                if p.gets_reminders {
-                    rights.push("gets appointment reminders");
-                }
-                PartnerLine { id: p.id, name: p.name, email: p.email, rights: rights.join(", ") }
+                let rights = partners::rights(&p).join(", ");
+                PartnerLine { id: p.id, name: p.name, email: p.email, rights }
             })
             .collect()
     } else {
@@ -460,6 +533,7 @@ async fn page(
         consent_required: state.settings.portal.consent_required,
         consent,
         consent_digest: consent::text_digest(&consent_text),
+        consent_outdated,
         consent_text,
         may_sign: visit.visitor.may_act_for_patient() && c.closed_at.is_none(),
         partners,
@@ -505,6 +579,8 @@ async fn refused(
             },
             message.clone(),
         ),
+        AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
+        AppError::RateLimited(message) => (StatusCode::TOO_MANY_REQUESTS, message.clone()),
         AppError::FilesUnavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the files cannot be stored right now, so nothing was saved; please try again in a moment".to_string(),
@@ -562,7 +638,8 @@ async fn upload(
         if !visit.visitor.may_upload() {
             return Err(AppError::Forbidden("the patient has not given you the right to send records".into()));
         }
-        if !within_upload_limit(&state, &visit).await? {
+        let key = format!("portal-upload:{}", visit.visitor.link_id);
+        if !within(&state, &key, state.settings.portal.uploads_per_hour).await? {
             return Err(AppError::conflict(
                 "too_many_uploads",
                 "that is a lot of files in one hour; please wait a while and send the rest",
@@ -580,13 +657,6 @@ async fn upload(
         }
         Err(err) => refused(&state, &visit, "records", err, HashMap::new()).await,
     }
-}
-
-async fn within_upload_limit(state: &AppState, visit: &PortalVisit) -> AppResult<bool> {
-    let most = i32::try_from(state.settings.portal.uploads_per_hour).unwrap_or(i32::MAX).max(1);
-    let policy = throttle::Policy { slow_down_after: i32::MAX, lock_after: most, window: chrono::Duration::hours(1) };
-    let key = format!("portal-upload:{}", visit.visitor.link_id);
-    Ok(matches!(throttle::claim_attempt(&state.db, &key, &policy).await?.0, Verdict::Allow { .. }))
 }
 
 async fn edit_questions(State(state): State<AppState>, visit: PortalVisit, form: FormFields) -> Response {
@@ -618,7 +688,10 @@ async fn edit_questions(State(state): State<AppState>, visit: PortalVisit, form:
         Edit::Up(_) | Edit::Down(_) => "Question moved.",
         Edit::Remove(_) => "Question removed.",
     };
-    match actions::edit_questions(&state.db, &state.rules, &visit.visitor, &visit.actor, part, edit).await {
+    let shown = form.optional("shown");
+    match actions::edit_questions(&state.db, &state.rules, &visit.visitor, &visit.actor, part, edit, shown.as_deref())
+        .await
+    {
         Ok(()) => done(&visit, section, message.to_string()).await,
         Err(err) => {
             let key = match position {
@@ -745,6 +818,7 @@ async fn sign_out(visit: PortalVisit) -> Response {
         state: LinkState::Ended,
         token: String::new(),
         message: "You have left your page. To come back, open the link in your most recent email.".into(),
+        typed: Vec::new(),
     };
     match render(&page) {
         Ok(html) => html.into_response(),

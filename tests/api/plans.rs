@@ -190,7 +190,7 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
         secondlook::portal::links::mint(&db, last_id, None, chrono::Duration::days(1), now).await.expect("link");
     let opened = secondlook::portal::links::open(&db, &token, now).await.expect("open");
     let secondlook::portal::links::Opened::Open(visitor) = opened else { panic!("the link opens") };
-    assert!(secondlook::portal::links::visitor(&db, visitor.link_id).await.expect("visitor").is_some());
+    assert!(secondlook::portal::links::visitor(&db, visitor.link_id, now).await.expect("visitor").is_some());
     let row = secondlook::db::entities::case::Entity::find_by_id(last_id).one(&db).await.expect("case").expect("row");
     secondlook::portal::summary(&db, &row, true, now).await.expect("portal summary");
     secondlook::portal::partner_names(&db, last_id).await.expect("partner names");

@@ -158,12 +158,26 @@ async fn a_patient_works_their_case_from_the_emailed_link(backend: Backend) {
         .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
     }
-    let (status, _) =
-        post(&app, &patient, "/portal/questions", &[("part", "consultation"), ("action", "up"), ("position", "1")])
-            .await;
+    let up = [("part", "consultation"), ("action", "up"), ("position", "1"), ("shown", "What if we wait?")];
+    let (status, _) = post(&app, &patient, "/portal/questions", &up).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, case) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
     assert_eq!(case["patient_questions"], "What if we wait?\nIs surgery needed?");
+    // Changed elsewhere since the page was shown: an edit names the question it saw.
+    let (status, _) = app
+        .patch(
+            &app.advocate.token,
+            &format!("/api/v1/cases/{id}"),
+            json!({ "patient_questions": "Is surgery needed?" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let stale = [("part", "consultation"), ("action", "remove"), ("position", "0"), ("shown", "What if we wait?")];
+    let (status, html) = post(&app, &patient, "/portal/questions", &stale).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "not another question in its place");
+    assert!(html.contains("changed since the page was shown"), "{html}");
+    let (_, case) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(case["patient_questions"], "Is surgery needed?");
     let (status, html) =
         post(&app, &patient, "/portal/questions", &[("part", "consultation"), ("action", "add"), ("question", "  ")])
             .await;
@@ -207,6 +221,29 @@ async fn a_patient_works_their_case_from_the_emailed_link(backend: Backend) {
     let case_page =
         advocate.get(format!("{}/cases/{id}", app.base)).send().await.expect("case").text().await.expect("body");
     assert!(case_page.contains("New from the patient since"), "the case page says what is new");
+    // A details form opened before the patient's latest change does not undo it.
+    let details = |questions: &'static str, shown: &'static str| {
+        let advocate = advocate.clone();
+        let url = format!("{}/cases/{id}/details", app.base);
+        async move {
+            let form = [
+                ("urgency", "routine"),
+                ("summary", "Biopsy suggests lymphoma."),
+                ("medical_history", ""),
+                ("medications", ""),
+                ("patient_questions", questions),
+                ("was_patient_questions", shown),
+            ];
+            advocate.post(url).form(&form).send().await.expect("details").status()
+        }
+    };
+    assert_eq!(details("Old list", "Old list").await, StatusCode::SEE_OTHER, "questions left as shown");
+    let (_, case) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
+    let kept = case["patient_questions"].as_str().expect("questions").to_string();
+    assert!(kept.contains("Is surgery needed?"), "the patient's list stands: {kept}");
+    assert_eq!(details("Rewritten", "Old list").await, StatusCode::CONFLICT, "a change over a newer list");
+    let (_, case) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(case["patient_questions"].as_str(), Some(kept.as_str()));
     assert!(case_page.contains("the patient, in the portal"), "documents say who sent them");
     assert!(case_page.contains("consent to share records signed"), "the activity names the action");
     assert!(case_page.contains("Signed in the portal by Jordan Patient"));
@@ -281,6 +318,23 @@ async fn care_partners_do_what_they_were_allowed_and_stop_when_removed(backend: 
     assert_eq!(status, StatusCode::NOT_FOUND, "not their case");
     let (status, _) = app.call(Some(&app.advocate.token), reqwest::Method::DELETE, &path, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Inviting and removing again and again sends no more than ten invitations a day.
+    let mut refused = None;
+    for n in 0..12 {
+        let invitation = json!({ "name": format!("Guest {n}"), "email": format!("guest{n}@example.org") });
+        let (status, body) =
+            app.post(&app.advocate.token, &format!("/api/v1/cases/{id}/portal/partners"), invitation).await;
+        if status != StatusCode::CREATED {
+            refused = Some((n, status, body));
+            break;
+        }
+        let path = format!("/api/v1/cases/{id}/portal/partners/{}", body["id"]);
+        app.call(Some(&app.advocate.token), reqwest::Method::DELETE, &path, None).await;
+    }
+    let (n, status, body) = refused.expect("a limit");
+    assert_eq!((n, status), (8, StatusCode::CONFLICT), "two invited before, ten a day: {body}");
+    assert_eq!(body["error"]["code"], "too_many_invitations");
 }
 
 async fn a_portal_session_reaches_nothing_but_its_own_case(backend: Backend) {
@@ -332,6 +386,13 @@ async fn a_portal_session_reaches_nothing_but_its_own_case(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["withdrawn"], 1);
     assert_eq!(page(&app, &patient).await.0, StatusCode::UNAUTHORIZED);
+    // What a form sent then held is not saved, and not lost either: the page shows it.
+    let late = [("part", "consultation"), ("action", "add"), ("question", "Will I need a second biopsy?")];
+    let (status, html) = post(&app, &patient, "/portal/questions", &late).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("was not") && html.contains("Will I need a second biopsy?"), "{html}");
+    let (_, case) = app.get(&app.advocate.token, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(case["patient_questions"], "", "nothing saved");
     let link = portal_link_to(&app, &server, "patient@example.org");
     let response = web_client().get(&link).send().await.expect("open");
     assert_eq!(response.status(), StatusCode::GONE, "a withdrawn link opens nothing");
@@ -415,6 +476,17 @@ async fn consent_is_needed_before_the_consultation_is_held(backend: Backend) {
     assert_eq!(portal["consent"]["method"], "paper");
     assert_eq!(portal["consent"]["signed_by"], "advocate@example.org");
     assert!(!case_page().await.contains(waiting));
+    // Another specialist chosen since: the signature named the first one.
+    let other = app.add_specialist("Dr. Omar Reyes", false).await;
+    let (status, body) = app.put(&token, &path("specialist"), json!({ "specialist_id": other })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.move_case(&token, id, json!({ "to": "consultation_held" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the consent named Dr. Rosa Lind: {body}");
+    let (_, portal) = app.get(&token, &path("portal")).await;
+    assert!(portal["consent"].is_null(), "no consent in force for Dr. Omar Reyes: {portal}");
+    assert!(case_page().await.contains(waiting));
+    let (status, _) = app.post(&token, &path("consent"), json!({ "signer_name": "Jordan Patient" })).await;
+    assert_eq!(status, StatusCode::CREATED);
     let (status, body) = app.move_case(&token, id, json!({ "to": "consultation_held" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -449,6 +521,10 @@ async fn the_survey_after_the_decision_feeds_the_figures(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, html) = page(&app, &patient).await;
     assert!(html.contains("How did we do?"), "{html}");
+    assert!(!html.contains("action=\"/portal/documents\""), "a closed case takes no more files");
+    assert_eq!(upload(&app, &patient, "lab_results", pdf("late", 512)).await, StatusCode::CONFLICT, "nor by hand");
+    let late = [("part", "follow_up"), ("action", "add"), ("question", "One more?")];
+    assert_eq!(post(&app, &patient, "/portal/questions", &late).await.0, StatusCode::CONFLICT);
     let (status, html) = post(&app, &patient, "/portal/survey", &[("satisfaction", "7"), ("recommend", "10")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("how satisfied you are"), "{html}");
