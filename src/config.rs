@@ -25,6 +25,26 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub documents: DocumentSettings,
     pub portal: PortalSettings,
+    pub records_requests: RecordsRequestSettings,
+}
+
+/// Deadlines of records requests; see `[records_requests]` in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordsRequestSettings {
+    pub response_days: u32,
+    pub extension_days: u32,
+    pub authorization_days: u32,
+    pub mail_days: u32,
+    /// Named jurisdictions with their own (shorter) periods.
+    #[serde(default)]
+    pub jurisdictions: std::collections::BTreeMap<String, JurisdictionSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JurisdictionSettings {
+    pub response_days: u32,
+    #[serde(default)]
+    pub extension_days: Option<u32>,
 }
 
 /// The patient portal; see `[portal]` in `config/default.toml`.

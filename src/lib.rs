@@ -34,6 +34,8 @@ pub mod mail;
 pub mod portability;
 pub mod portal;
 pub mod privacy;
+pub mod providers;
+pub mod records_requests;
 pub mod refusals;
 pub mod reminders;
 pub mod reports;

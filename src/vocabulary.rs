@@ -141,6 +141,52 @@ word_enum!(
 );
 
 word_enum!(
+    /// What kind of place holds a patient's records.
+    ProviderKind {
+        Hospital => ("hospital", "Hospital"),
+        Clinic => ("clinic", "Clinic"),
+        Laboratory => ("laboratory", "Laboratory"),
+        ImagingCenter => ("imaging_center", "Imaging center"),
+        Pharmacy => ("pharmacy", "Pharmacy"),
+        PhysicianOffice => ("physician_office", "Physician's office"),
+        Other => ("other", "Other"),
+    }
+);
+
+word_enum!(
+    /// On what footing records are asked for: the patient's own right of
+    /// access (with its legal clock), or release on their authorization.
+    RequestType {
+        PatientAccess => ("patient_access", "Patient's right of access"),
+        Authorization => ("authorization", "Release on the patient's authorization"),
+    }
+);
+
+word_enum!(
+    /// Where a records request stands.
+    RequestState {
+        Draft => ("draft", "Draft"),
+        Sent => ("sent", "Sent"),
+        Acknowledged => ("acknowledged", "Acknowledged"),
+        PartiallyReceived => ("partially_received", "Partially received"),
+        Fulfilled => ("fulfilled", "Fulfilled"),
+        Denied => ("denied", "Denied"),
+        Cancelled => ("cancelled", "Cancelled"),
+    }
+);
+
+word_enum!(
+    /// How a records request went to the provider.
+    RequestMethod {
+        Email => ("email", "Email"),
+        Fax => ("fax", "Fax"),
+        Portal => ("portal", "Provider's portal"),
+        Mail => ("mail", "Mail"),
+        InPerson => ("in_person", "In person"),
+    }
+);
+
+word_enum!(
     /// Where a case is on its way to a decision.
     Stage {
         RecordsRequested => ("records_requested", "Records requested"),

@@ -21,6 +21,7 @@ mod m20261207_000012_password_resets;
 mod m20261207_000013_caseload_sorts;
 mod m20261207_000014_documents;
 mod m20261207_000015_patient_portal;
+mod m20261207_000016_records_requests;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000013_caseload_sorts::Migration),
             Box::new(m20261207_000014_documents::Migration),
             Box::new(m20261207_000015_patient_portal::Migration),
+            Box::new(m20261207_000016_records_requests::Migration),
         ]
     }
 }

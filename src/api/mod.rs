@@ -10,6 +10,7 @@ pub mod extract;
 pub mod journal;
 pub mod portal;
 pub mod privacy;
+pub mod records;
 pub mod reports;
 
 use axum::{
@@ -55,6 +56,12 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/portal/partners", post(portal::invite_partner))
         .route("/cases/{id}/portal/partners/{partner_id}", axum::routing::delete(portal::remove_partner))
         .route("/cases/{id}/consent", post(portal::paper_consent))
+        .route("/cases/{id}/records-requests", get(records::list_requests).post(records::create_request))
+        .route("/records-requests/{id}", get(records::get_request).patch(records::update_request))
+        .route("/records-requests/{id}/extension", post(records::extend_request))
+        .route("/records-requests/{id}/receipts", post(records::receive))
+        .route("/providers", get(records::list_providers).post(records::create_provider))
+        .route("/providers/{id}", get(records::get_provider).put(records::update_provider))
         .route("/cases/{id}/notes", get(journal::notes).post(journal::add_note))
         .route("/cases/{id}/contacts", get(journal::contacts).post(journal::add_contact))
         .route("/cases/{id}/contacts/{contact_id}/done", post(journal::follow_up_done))

@@ -22,7 +22,8 @@ use crate::db::{
     self,
     entities::{
         api_token, audit_entry, case, case_contact, case_note, case_record, case_round, document, opinion,
-        outbox_message, portal_consent, portal_partner, portal_survey, specialist, stage_change, user,
+        outbox_message, portal_consent, portal_partner, portal_survey, provider, records_request, records_request_kind,
+        specialist, stage_change, user,
     },
 };
 
@@ -33,11 +34,12 @@ pub const VERSION: u32 = 1;
 const BATCH: u64 = 200;
 
 /// The tables carried, in foreign-key order (a table comes after those it refers to).
-pub fn tables() -> [&'static str; 16] {
+pub fn tables() -> [&'static str; 19] {
     [
         user::Entity.table_name(),
         api_token::Entity.table_name(),
         specialist::Entity.table_name(),
+        provider::Entity.table_name(),
         case::Entity.table_name(),
         case_round::Entity.table_name(),
         opinion::Entity.table_name(),
@@ -49,6 +51,8 @@ pub fn tables() -> [&'static str; 16] {
         portal_partner::Entity.table_name(),
         portal_consent::Entity.table_name(),
         portal_survey::Entity.table_name(),
+        records_request::Entity.table_name(),
+        records_request_kind::Entity.table_name(),
         outbox_message::Entity.table_name(),
         audit_entry::Entity.table_name(),
     ]
@@ -138,6 +142,7 @@ async fn write_all(db: &DatabaseConnection, file: File) -> Result<Counts, Portab
     counts.insert(user::Entity.table_name().into(), dump::<user::Entity, _>(&txn, &mut w).await?);
     counts.insert(api_token::Entity.table_name().into(), dump::<api_token::Entity, _>(&txn, &mut w).await?);
     counts.insert(specialist::Entity.table_name().into(), dump::<specialist::Entity, _>(&txn, &mut w).await?);
+    counts.insert(provider::Entity.table_name().into(), dump::<provider::Entity, _>(&txn, &mut w).await?);
     counts.insert(case::Entity.table_name().into(), dump::<case::Entity, _>(&txn, &mut w).await?);
     counts.insert(case_round::Entity.table_name().into(), dump::<case_round::Entity, _>(&txn, &mut w).await?);
     counts.insert(opinion::Entity.table_name().into(), dump::<opinion::Entity, _>(&txn, &mut w).await?);
@@ -149,6 +154,11 @@ async fn write_all(db: &DatabaseConnection, file: File) -> Result<Counts, Portab
     counts.insert(portal_partner::Entity.table_name().into(), dump::<portal_partner::Entity, _>(&txn, &mut w).await?);
     counts.insert(portal_consent::Entity.table_name().into(), dump::<portal_consent::Entity, _>(&txn, &mut w).await?);
     counts.insert(portal_survey::Entity.table_name().into(), dump::<portal_survey::Entity, _>(&txn, &mut w).await?);
+    counts.insert(records_request::Entity.table_name().into(), dump::<records_request::Entity, _>(&txn, &mut w).await?);
+    counts.insert(
+        records_request_kind::Entity.table_name().into(),
+        dump::<records_request_kind::Entity, _>(&txn, &mut w).await?,
+    );
     counts.insert(outbox_message::Entity.table_name().into(), dump::<outbox_message::Entity, _>(&txn, &mut w).await?);
     counts.insert(audit_entry::Entity.table_name().into(), dump::<audit_entry::Entity, _>(&txn, &mut w).await?);
     txn.commit().await?;
@@ -355,6 +365,11 @@ async fn load<C: ConnectionTrait>(conn: &C, table: &str, rows: Vec<Value>) -> Re
         t if t == portal_partner::Entity.table_name() => insert::<portal_partner::Entity, _>(conn, rows).await,
         t if t == portal_consent::Entity.table_name() => insert::<portal_consent::Entity, _>(conn, rows).await,
         t if t == portal_survey::Entity.table_name() => insert::<portal_survey::Entity, _>(conn, rows).await,
+        t if t == provider::Entity.table_name() => insert::<provider::Entity, _>(conn, rows).await,
+        t if t == records_request::Entity.table_name() => insert::<records_request::Entity, _>(conn, rows).await,
+        t if t == records_request_kind::Entity.table_name() => {
+            insert::<records_request_kind::Entity, _>(conn, rows).await
+        }
         t if t == case_record::Entity.table_name() => insert::<case_record::Entity, _>(conn, rows).await,
         t if t == stage_change::Entity.table_name() => insert::<stage_change::Entity, _>(conn, rows).await,
         t if t == outbox_message::Entity.table_name() => insert::<outbox_message::Entity, _>(conn, rows).await,

@@ -54,6 +54,8 @@ pub struct CaseExport {
     /// The patient portal: care partners (removed ones too), signed
     /// consents and the survey answer.
     pub portal: PortalExport,
+    /// Requests for the case's records to the providers that hold them.
+    pub records_requests: Vec<crate::records_requests::RequestView>,
     /// Emails queued or sent about the case.
     pub emails: Vec<EmailExport>,
     /// The case's audit trail, oldest first (including this export).
@@ -149,6 +151,7 @@ pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: Ca
         .map(|document| DocumentExport { content: format!("/api/v1/documents/{}/content", document.id), document })
         .collect();
     let portal = portal_of(&txn, case_id).await?;
+    let records_requests = crate::records_requests::all_of_case(&txn, case_id).await?;
     let emails = emails(&txn, case_id).await?;
     let audit = trail(&txn, case_id).await?;
     txn.commit().await?;
@@ -162,6 +165,7 @@ pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: Ca
         contacts,
         documents,
         portal,
+        records_requests,
         emails,
         audit,
     })

@@ -19,7 +19,7 @@ use crate::{
         self,
         entities::{
             case, case_contact, case_note, case_record, case_round, opinion, outbox_message, portal_consent,
-            portal_partner, portal_survey, stage_change,
+            portal_partner, portal_survey, records_request, stage_change,
         },
     },
     documents::store::Documents,
@@ -213,6 +213,13 @@ async fn scrub<C: ConnectionTrait>(
     portal_survey::Entity::update_many()
         .col_expr(portal_survey::Column::Comment, Expr::value(""))
         .filter(portal_survey::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?;
+    // The provider's words on a request may describe the patient.
+    records_request::Entity::update_many()
+        .col_expr(records_request::Column::DeniedReason, Expr::value(Option::<String>::None))
+        .col_expr(records_request::Column::ExtensionReason, Expr::value(Option::<String>::None))
+        .filter(records_request::Column::CaseId.eq(case_id))
         .exec(conn)
         .await?;
     Ok(json!({

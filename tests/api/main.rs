@@ -23,6 +23,7 @@ mod plans;
 mod portability;
 mod portal;
 mod privacy;
+mod records;
 mod reports;
 mod search;
 mod storage;

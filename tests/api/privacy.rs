@@ -106,6 +106,17 @@ pub async fn closed_case(app: &TestApp) -> i64 {
         ("PUT", path("decision"), json!({ "chosen_opinion": "second", "reason": SECRETS[12] }), StatusCode::OK),
         ("POST", path("transition"), json!({ "to": "decision_made", "note": SECRETS[13] }), StatusCode::OK),
     ];
+    // A records request to a provider, answered.
+    let provider = json!({ "name": "Mercy Radiology", "kind": "imaging_center", "fax": "+1 555 0100" });
+    let (s, provider) = app.post(&token, "/api/v1/providers", provider).await;
+    assert_eq!(s, StatusCode::CREATED, "{provider}");
+    let request = json!({ "provider_id": provider["id"], "type": "patient_access", "kinds": ["imaging_mri"],
+                          "method": "fax", "sent_at": hours_from_now(-48) });
+    let (s, request) = app.post(&token, &path("records-requests"), request).await;
+    assert_eq!(s, StatusCode::CREATED, "{request}");
+    let receipt = json!({ "kinds": ["imaging_mri"], "received_at": hours_from_now(-1) });
+    let (s, b) = app.post(&token, &format!("/api/v1/records-requests/{}/receipts", request["id"]), receipt).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
     for (method, path, body, expected) in steps {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let (s, b) = app.call(Some(&token), method, &path, Some(body)).await;

@@ -26,6 +26,8 @@ pub struct Model {
     pub damaged_at: Option<DateTimeUtc>,
     /// Who sent it through the patient portal (`patient`, or a care partner).
     pub uploaded_via: Option<String>,
+    /// The records request whose receipt this document was filed with.
+    pub records_request_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,237 @@
+//! Records requests to providers, on both databases: the providers
+//! directory, a request's whole life from draft to fulfilled with its
+//! legal clock and one extension, the refusals, and access.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{Backend, TestApp};
+
+crate::on_both_databases!(
+    a_request_goes_from_draft_to_fulfilled_on_its_legal_clock,
+    extensions_and_jurisdictions_follow_the_rules,
+    providers_are_checked_and_only_admins_change_them,
+);
+
+fn ts(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    value.as_str().unwrap_or_else(|| panic!("a timestamp: {value}")).parse().expect("RFC 3339")
+}
+
+async fn provider(app: &TestApp, body: Value) -> i64 {
+    let (status, created) = app.post(&app.advocate.token, "/api/v1/providers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_i64().expect("id")
+}
+
+fn mercy() -> Value {
+    json!({
+        "name": "Mercy General Hospital", "kind": "hospital", "fax": "+1 312 555 0100",
+        "email": "records@mercy.example", "address": "100 Main St, Chicago IL", "timezone": "America/Chicago",
+    })
+}
+
+async fn a_request_goes_from_draft_to_fulfilled_on_its_legal_clock(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let token = app.advocate.token.clone();
+    let case = app.open_case(&token, "Jordan Patient").await;
+    let mercy = provider(&app, mercy()).await;
+    let new = json!({ "provider_id": mercy, "type": "patient_access", "kinds": ["lab_results", "imaging_ct", "lab_results"] });
+    let (status, draft) = app.post(&token, &format!("/api/v1/cases/{case}/records-requests"), new).await;
+    assert_eq!(status, StatusCode::CREATED, "{draft}");
+    assert_eq!(draft["state"], "draft");
+    assert_eq!(draft["kinds"], json!(["lab_results", "imaging_ct"]), "each kind once");
+    assert!(draft["due_at"].is_null(), "a draft has no clock yet");
+    let id = draft["id"].as_i64().expect("id");
+    let path = format!("/api/v1/records-requests/{id}");
+
+    // Mailed at 16:00 on 2 March in Chicago: received 5 days later, due 30 days after that.
+    let sent_at = "2026-03-02T22:00:00Z";
+    let (status, sent) =
+        app.patch(&token, &path, json!({ "state": "sent", "method": "mail", "sent_at": sent_at })).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    assert_eq!(sent["state"], "sent");
+    assert_eq!(ts(&sent["received_by_provider_at"]), ts(&json!("2026-03-07T22:00:00Z")));
+    // 6 April, 23:59:59 in Chicago (CDT, UTC-5).
+    assert_eq!(ts(&sent["due_at"]), ts(&json!("2026-04-07T04:59:59Z")));
+    assert_eq!(sent["overdue"], true, "that date has passed");
+    assert!(sent["extension"].is_null());
+
+    let (status, acknowledged) = app.patch(&token, &path, json!({ "state": "acknowledged" })).await;
+    assert_eq!(status, StatusCode::OK, "{acknowledged}");
+    let (status, body) = app.patch(&token, &path, json!({ "state": "fulfilled" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "fulfilled follows the receipts: {body}");
+
+    // One extension, with the provider's notice inside the first period.
+    let extension = json!({ "notice_received_at": "2026-03-20T15:00:00Z", "reason": "Records are in off-site storage", "new_due_at": "2026-05-01T04:59:59Z" });
+    let (status, extended) = app.post(&token, &format!("{path}/extension"), extension.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{extended}");
+    assert_eq!(ts(&extended["due_at"]), ts(&json!("2026-05-01T04:59:59Z")));
+    assert_eq!(ts(&extended["first_due_at"]), ts(&json!("2026-04-07T04:59:59Z")));
+    assert_eq!(extended["extension"]["reason"], "Records are in off-site storage");
+    let (status, body) = app.post(&token, &format!("{path}/extension"), extension).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "extension_used");
+
+    // What arrives marks the checklist; the rest keeps the request open.
+    let (status, partial) = app
+        .post(
+            &token,
+            &format!("{path}/receipts"),
+            json!({ "kinds": ["lab_results"], "received_at": "2026-03-25T15:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{partial}");
+    assert_eq!(partial["state"], "partially_received");
+    assert_eq!(partial["received"], json!(["lab_results"]));
+    let (_, case_view) = app.get(&token, &format!("/api/v1/cases/{case}")).await;
+    let status_of = |kind: &str| {
+        case_view["records"].as_array().expect("records").iter().find(|r| r["kind"] == kind).expect("record")["status"]
+            .clone()
+    };
+    assert_eq!(status_of("lab_results"), "received");
+    assert_eq!(status_of("imaging_ct"), "requested");
+    let (status, body) = app
+        .post(
+            &token,
+            &format!("{path}/receipts"),
+            json!({ "kinds": ["imaging_mri"], "received_at": "2026-03-26T15:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "not asked for: {body}");
+
+    let (status, document) = crate::documents::upload(
+        &app,
+        &token,
+        case,
+        "ct.pdf",
+        crate::documents::pdf("ct", 1024),
+        &[("kind", "imaging_ct")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{document}");
+    let receipt =
+        json!({ "kinds": ["imaging_ct"], "received_at": "2026-03-27T15:00:00Z", "document_ids": [document["id"]] });
+    let (status, fulfilled) = app.post(&token, &format!("{path}/receipts"), receipt).await;
+    assert_eq!(status, StatusCode::OK, "{fulfilled}");
+    assert_eq!(fulfilled["state"], "fulfilled");
+    assert!(fulfilled["closed_at"].is_string());
+    assert_eq!(fulfilled["overdue"], false, "answered, so not overdue");
+    let (_, case_view) = app.get(&token, &format!("/api/v1/cases/{case}")).await;
+    let imaging = case_view["records"].as_array().expect("records").iter().find(|r| r["kind"] == "imaging_ct").cloned();
+    assert_eq!(imaging.expect("imaging")["status"], "received");
+    let (status, body) = app.patch(&token, &path, json!({ "state": "cancelled" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a fulfilled request stays so: {body}");
+
+    let (status, list) = app.get(&token, &format!("/api/v1/cases/{case}/records-requests")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["items"][0]["provider_name"], "Mercy General Hospital");
+    let (status, _) = app.get(&app.other_advocate.token, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another advocate's case");
+    let (status, _) = app.get(&app.other_advocate.token, &format!("/api/v1/cases/{case}/records-requests")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A refusal needs its reason; cancelling closes.
+    let new = json!({ "provider_id": mercy, "type": "authorization", "kinds": ["pathology_report"], "method": "fax", "sent_at": "2026-03-02T22:00:00Z" });
+    let (_, second) = app.post(&token, &format!("/api/v1/cases/{case}/records-requests"), new).await;
+    assert_eq!(second["state"], "sent");
+    assert_eq!(ts(&second["due_at"]), ts(&json!("2026-03-17T04:59:59Z")), "our 14-day service level");
+    let second_path = format!("/api/v1/records-requests/{}", second["id"]);
+    let (status, body) = app.patch(&token, &second_path, json!({ "state": "denied" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, denied) = app
+        .patch(&token, &second_path, json!({ "state": "denied", "denied_reason": "No authorization on file" }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{denied}");
+    assert_eq!(denied["denied_reason"], "No authorization on file");
+    assert_eq!(denied["overdue"], false);
+}
+
+async fn extensions_and_jurisdictions_follow_the_rules(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, |s| {
+        s.records_requests.jurisdictions.insert(
+            "short_state".into(),
+            secondlook::config::JurisdictionSettings { response_days: 15, extension_days: Some(10) },
+        );
+    })
+    .await
+    else {
+        return;
+    };
+    let token = app.advocate.token.clone();
+    let case = app.open_case(&token, "Jordan Patient").await;
+    let local = provider(&app, json!({ "name": "Lakeside Lab", "kind": "laboratory", "email": "lab@lakeside.example", "timezone": "UTC", "jurisdiction": "short_state" })).await;
+    let new = json!({ "provider_id": local, "type": "patient_access", "kinds": ["lab_results"], "method": "email", "sent_at": "2026-06-01T10:00:00Z" });
+    let (status, sent) = app.post(&token, &format!("/api/v1/cases/{case}/records-requests"), new).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert_eq!(ts(&sent["due_at"]), ts(&json!("2026-06-16T23:59:59Z")), "the jurisdiction's 15 days");
+    let path = format!("/api/v1/records-requests/{}/extension", sent["id"]);
+    let asked = |notice: &str, new_due: &str| json!({ "notice_received_at": notice, "reason": "Backlog", "new_due_at": new_due });
+    let (status, body) = app.post(&token, &path, asked("2026-06-17T09:00:00Z", "2026-06-20T23:59:59Z")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "extension_too_late");
+    let (status, body) = app.post(&token, &path, asked("2026-06-10T09:00:00Z", "2026-06-27T23:59:59Z")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "11 days is more than the 10 allowed: {body}");
+    assert!(body["error"]["fields"]["new_due_at"].as_str().is_some_and(|m| m.contains("10 days")), "{body}");
+    let (status, body) = app.post(&token, &path, asked("2026-06-10T09:00:00Z", "2026-06-26T23:59:59Z")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .patch(
+            &token,
+            &format!("/api/v1/records-requests/{}", sent["id"]),
+            json!({ "sent_at": "2026-06-02T10:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "the extension fixed the dates: {body}");
+    assert_eq!(body["error"]["code"], "extension_recorded");
+    // A draft cannot be extended.
+    let draft = json!({ "provider_id": local, "type": "patient_access", "kinds": ["lab_results"] });
+    let (_, draft) = app.post(&token, &format!("/api/v1/cases/{case}/records-requests"), draft).await;
+    let (status, body) = app
+        .post(
+            &token,
+            &format!("/api/v1/records-requests/{}/extension", draft["id"]),
+            asked("2026-06-10T09:00:00Z", "2026-06-26T23:59:59Z"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "not_sent");
+}
+
+async fn providers_are_checked_and_only_admins_change_them(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let (status, body) = app
+        .post(
+            &app.advocate.token,
+            "/api/v1/providers",
+            json!({ "name": "No Way To Reach", "kind": "clinic", "timezone": "Mars/Base", "jurisdiction": "nowhere" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    for field in ["email", "timezone", "jurisdiction"] {
+        assert!(body["error"]["fields"][field].is_string(), "{field}: {body}");
+    }
+    let (status, body) = app
+        .post(&app.advocate.token, "/api/v1/providers", json!({ "name": "X", "kind": "spa", "email": "x@example.org" }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown kind: {body}");
+    let id = provider(&app, mercy()).await;
+    let (status, body) = app.put(&app.advocate.token, &format!("/api/v1/providers/{id}"), mercy()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let mut changed = mercy();
+    changed["fax"] = json!("+1 312 555 0199");
+    let (status, body) = app.put(&app.admin.token, &format!("/api/v1/providers/{id}"), changed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["fax"], "+1 312 555 0199");
+    let (status, list) = app.get(&app.advocate.token, "/api/v1/providers?q=mercy").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "found without regard to case");
+    let (status, body) = app
+        .post(
+            &app.advocate.token,
+            &format!("/api/v1/cases/{}/records-requests", app.open_case(&app.advocate.token, "Pat").await),
+            json!({ "provider_id": 999_999, "type": "patient_access", "kinds": ["lab_results"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
