@@ -92,7 +92,7 @@ impl ProviderInput {
         check_line(&mut errors, "fax", &self.fax, limits::PHONE, false);
         check_line(&mut errors, "portal_url", &self.portal_url, limits::SHORT_TEXT, false);
         let url = self.portal_url.trim();
-        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             errors.add("portal_url", "must be a web address starting with https://");
         }
         check_text(&mut errors, "address", &self.address, limits::SHORT_TEXT, false);
