@@ -100,6 +100,9 @@ impl MigrationTrait for Migration {
             "CREATE INDEX ix_records_requests_waiting ON records_requests (due_at, id) \
              WHERE state IN ('sent', 'acknowledged', 'partially_received')",
             "CREATE UNIQUE INDEX ux_records_request_kinds ON records_request_kinds (request_id, kind)",
+            // Records that arrived lately, for telling patients.
+            "CREATE INDEX ix_records_request_kinds_received ON records_request_kinds (received_at) \
+             WHERE received_at IS NOT NULL",
         ] {
             conn.execute_unprepared(sql).await?;
         }

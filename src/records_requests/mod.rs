@@ -145,6 +145,11 @@ fn zone_of(provider: &provider::Model) -> Tz {
     provider.timezone.parse().unwrap_or(Tz::UTC)
 }
 
+/// The condition of requests waiting on their provider, word for word as
+/// the partial index on their due dates has it, so both databases read
+/// along that index (SQLite matches an index's condition only by its text).
+pub const WAITING: &str = "state IN ('sent', 'acknowledged', 'partially_received')";
+
 /// A request's state while it waits on the provider.
 pub fn is_waiting(state: RequestState) -> bool {
     matches!(state, RequestState::Sent | RequestState::Acknowledged | RequestState::PartiallyReceived)

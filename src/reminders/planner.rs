@@ -122,12 +122,28 @@ impl CaseFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     DueSoon,
-    Overdue { day: u32 },
-    RecordsNudge { number: u32 },
-    ConsultationSoon { days_before: u32 },
+    Overdue {
+        day: u32,
+    },
+    RecordsNudge {
+        number: u32,
+    },
+    ConsultationSoon {
+        days_before: u32,
+    },
     ReportRequest,
     Digest,
     WeeklySummary,
+    /// A records request falls due within `REQUEST_DUE_SOON_DAYS`.
+    RequestDueSoon,
+    /// A records request is overdue, in its `week`th week; `complaint`
+    /// when it is a patient's access request past its extension.
+    RequestOverdue {
+        week: u32,
+        complaint: bool,
+    },
+    /// Records a provider sent arrived: the patient is told.
+    RecordsArrived,
 }
 
 impl Kind {
@@ -140,11 +156,17 @@ impl Kind {
             Kind::ReportRequest => "report_request",
             Kind::Digest => "digest",
             Kind::WeeklySummary => "weekly_summary",
+            Kind::RequestDueSoon => "records_request_due_soon",
+            Kind::RequestOverdue { .. } => "records_request_overdue",
+            Kind::RecordsArrived => "records_arrived",
         }
     }
 
     pub fn to_patient(&self) -> bool {
-        matches!(self, Kind::RecordsNudge { .. } | Kind::ConsultationSoon { .. } | Kind::ReportRequest)
+        matches!(
+            self,
+            Kind::RecordsNudge { .. } | Kind::ConsultationSoon { .. } | Kind::ReportRequest | Kind::RecordsArrived
+        )
     }
 }
 
@@ -177,6 +199,8 @@ pub struct DigestFacts {
     pub follow_ups_due: usize,
     /// Cases where the patient did something in the portal not yet looked at.
     pub portal_news: usize,
+    /// Records requests due within days or overdue.
+    pub records_requests: usize,
 }
 
 fn ts(t: DateTime<Utc>) -> i64 {
@@ -206,6 +230,80 @@ fn local_time_on(tz: Tz, date: chrono::NaiveDate, time: NaiveTime) -> Option<Dat
     (0..4)
         .find_map(|hour| tz.from_local_datetime(&(naive + Duration::hours(hour))).earliest())
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// Days before a records request's due date its advocate is reminded.
+pub const REQUEST_DUE_SOON_DAYS: i64 = 5;
+/// Weeks an overdue records request keeps being raised.
+pub const REQUEST_OVERDUE_WEEKS: u32 = 26;
+
+/// What the planner reads of a records request still waiting on its provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFacts {
+    pub request_id: i32,
+    pub case_id: i32,
+    pub reference: String,
+    pub provider_name: String,
+    pub patient_access: bool,
+    pub due_at: DateTime<Utc>,
+    pub extended: bool,
+    pub advocate: Option<Person>,
+}
+
+/// Records that arrived for a request, for telling the patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArrivalFacts {
+    pub request_id: i32,
+    pub case_id: i32,
+    pub provider_name: String,
+    /// When this receipt was recorded; one email per receipt.
+    pub received_at: DateTime<Utc>,
+    pub kinds: Vec<RecordKind>,
+    pub patient: Person,
+    pub nudges_stopped: bool,
+}
+
+/// Plans reminders about records requests: the advocate a few days before
+/// one is due and weekly once it is overdue (a later due date after an
+/// extension starts afresh), and the patient when records arrived, outside
+/// their quiet hours.
+pub fn plan_requests(
+    rules: &Rules,
+    waiting: &[RequestFacts],
+    arrivals: &[ArrivalFacts],
+    queued: &HashSet<String>,
+    now: DateTime<Utc>,
+) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for r in waiting {
+        let Some(advocate) = &r.advocate else { continue };
+        let to = Recipient { name: advocate.name.clone(), email: advocate.email.clone(), tz: advocate.tz };
+        let (id, due) = (r.request_id, ts(r.due_at));
+        let planned = if r.due_at > now && r.due_at - now <= Duration::days(REQUEST_DUE_SOON_DAYS) {
+            Some((format!("request-due-soon:{id}:{due}"), Kind::RequestDueSoon))
+        } else if r.due_at <= now {
+            let week = u32::try_from((now - r.due_at).num_days() / 7).unwrap_or(u32::MAX);
+            (week < REQUEST_OVERDUE_WEEKS).then(|| {
+                let complaint = r.patient_access && r.extended;
+                (format!("request-overdue:{id}:{due}:{week}"), Kind::RequestOverdue { week, complaint })
+            })
+        } else {
+            None
+        };
+        if let Some((key, kind)) = planned.filter(|(key, _)| !queued.contains(key)) {
+            out.push(Planned { key, kind, case_id: Some(r.case_id), recipient: to, send_after: now });
+        }
+    }
+    for a in arrivals.iter().filter(|a| !a.nudges_stopped) {
+        let key = format!("records-arrived:{}:{}", a.request_id, ts(a.received_at));
+        if queued.contains(&key) {
+            continue;
+        }
+        let to = Recipient { name: a.patient.name.clone(), email: a.patient.email.clone(), tz: a.patient.tz };
+        let send_after = outside_quiet_hours(rules, a.patient.tz, now);
+        out.push(Planned { key, kind: Kind::RecordsArrived, case_id: Some(a.case_id), recipient: to, send_after });
+    }
+    out
 }
 
 /// Plans reminders about cases (advocates and patients).
@@ -362,7 +460,10 @@ pub fn plan_digests(
 ) -> Vec<Planned> {
     advocates
         .iter()
-        .filter(|d| d.due_today + d.overdue + d.consultations_this_week + d.follow_ups_due + d.portal_news > 0)
+        .filter(|d| {
+            d.due_today + d.overdue + d.consultations_this_week + d.follow_ups_due + d.portal_news + d.records_requests
+                > 0
+        })
         .filter_map(|d| {
             let (key, due) = digest_slot(rules, &d.advocate, now);
             (due && !queued.contains(&key)).then(|| Planned {
@@ -679,6 +780,7 @@ mod tests {
             consultations_this_week: 0,
             follow_ups_due: 0,
             portal_news: 0,
+            records_requests: 0,
         };
         // 07:30 in New York on 10 June (EDT, UTC-4) is 11:30 UTC.
         assert!(
@@ -705,6 +807,101 @@ mod tests {
         // So is something a patient did in the portal.
         let news = DigestFacts { portal_news: 1, ..quiet };
         assert_eq!(plan_digests(&rules(), &[news], &HashSet::new(), utc(2026, 6, 10, 12, 0)).len(), 1);
+    }
+
+    fn request(now: DateTime<Utc>, due_in: Duration) -> RequestFacts {
+        RequestFacts {
+            request_id: 9,
+            case_id: 1,
+            reference: "SO-2026-000001".into(),
+            provider_name: "Mercy".into(),
+            patient_access: true,
+            due_at: now + due_in,
+            extended: false,
+            advocate: Some(advocate()),
+        }
+    }
+
+    /// Plans at each hour from `start` for `hours`, queueing what is planned
+    /// as the outbox would; every key planned, in order.
+    fn plan_hourly(
+        waiting: &[RequestFacts],
+        arrivals: &[ArrivalFacts],
+        start: DateTime<Utc>,
+        hours: i64,
+    ) -> Vec<Planned> {
+        let mut queued = HashSet::new();
+        let mut all = Vec::new();
+        for hour in 0..hours {
+            for p in plan_requests(&rules(), waiting, arrivals, &queued, start + Duration::hours(hour)) {
+                assert!(queued.insert(p.key.clone()), "{} planned twice", p.key);
+                all.push(p);
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn a_request_is_raised_once_before_it_is_due_then_weekly_while_overdue() {
+        let start = utc(2026, 6, 1, 9, 0);
+        let waiting = [request(start, Duration::days(7))];
+        let planned = plan_hourly(&waiting, &[], start, 24 * 30);
+        let kinds: Vec<&Kind> = planned.iter().map(|p| &p.kind).collect();
+        assert_eq!(kinds[0], &Kind::RequestDueSoon, "{kinds:?}");
+        assert_eq!(planned[0].send_after, start + Duration::days(2), "five days before");
+        assert_eq!(planned.iter().filter(|p| p.kind == Kind::RequestDueSoon).count(), 1, "exactly once");
+        let overdue: Vec<u32> = planned
+            .iter()
+            .filter_map(|p| match p.kind {
+                Kind::RequestOverdue { week, complaint } => {
+                    assert!(!complaint, "not extended: no complaint route yet");
+                    Some(week)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(overdue, vec![0, 1, 2, 3], "the day it falls due, then weekly for 23 days");
+        assert!(planned.iter().all(|p| p.recipient.email == "avery@example.org"));
+
+        // Extended: the new due date starts afresh, and past it the complaint route is offered.
+        let extended =
+            [RequestFacts { due_at: start + Duration::days(30), extended: true, ..request(start, Duration::days(7)) }];
+        let mut queued: HashSet<String> = planned.iter().map(|p| p.key.clone()).collect();
+        let later = start + Duration::days(31);
+        let again = plan_requests(&rules(), &extended, &[], &queued, later);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].kind, Kind::RequestOverdue { week: 0, complaint: true });
+        queued.insert(again[0].key.clone());
+        assert!(plan_requests(&rules(), &extended, &[], &queued, later).is_empty(), "and only once");
+        let no_one = [RequestFacts { advocate: None, ..request(start, Duration::days(1)) }];
+        assert!(plan_requests(&rules(), &no_one, &[], &HashSet::new(), start).is_empty(), "unassigned: no one to tell");
+    }
+
+    #[test]
+    fn the_patient_hears_of_arrived_records_once_per_receipt_outside_quiet_hours() {
+        let patient = Person { id: 0, name: "Pat".into(), email: "pat@example.org".into(), tz: tz("Europe/Berlin") };
+        // 23:30 in Berlin (CEST, UTC+2).
+        let night = utc(2026, 6, 10, 21, 30);
+        let arrival = ArrivalFacts {
+            request_id: 9,
+            case_id: 1,
+            provider_name: "Mercy".into(),
+            received_at: night - Duration::minutes(5),
+            kinds: vec![RecordKind::LabResults],
+            patient,
+            nudges_stopped: false,
+        };
+        let planned = plan_hourly(&[], std::slice::from_ref(&arrival), night, 48);
+        assert_eq!(planned.len(), 1, "one email for one receipt");
+        assert_eq!(planned[0].kind, Kind::RecordsArrived);
+        assert_eq!(planned[0].send_after, utc(2026, 6, 11, 6, 0), "held until 08:00 in Berlin");
+        let second = ArrivalFacts { received_at: night + Duration::days(3), ..arrival.clone() };
+        assert_eq!(plan_hourly(&[], &[arrival.clone(), second], night, 2).len(), 2, "a later receipt is news again");
+        let stopped = ArrivalFacts { nudges_stopped: true, ..arrival };
+        assert!(
+            plan_requests(&rules(), &[], &[stopped], &HashSet::new(), night).is_empty(),
+            "they asked for no emails"
+        );
     }
 
     #[test]

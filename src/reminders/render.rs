@@ -194,7 +194,79 @@ pub fn case_content(planned: &Planned, case: &CaseFacts, public_url: &str, unsub
             unsubscribe_url,
             ..Content::default()
         },
-        Kind::Digest | Kind::WeeklySummary => Content::default(),
+        Kind::Digest
+        | Kind::WeeklySummary
+        | Kind::RequestDueSoon
+        | Kind::RequestOverdue { .. }
+        | Kind::RecordsArrived => Content::default(),
+    }
+}
+
+/// What a reminder about a records request says to its advocate: the case
+/// reference, the provider and the date — no patient name or records.
+pub fn request_content(planned: &Planned, r: &super::planner::RequestFacts, public_url: &str) -> Content {
+    let tz = planned.recipient.tz;
+    let first_name = planned.recipient.name.split_whitespace().next().unwrap_or("there").to_string();
+    let due = when(r.due_at, tz);
+    let case_url = format!("{public_url}/cases/{}#records-requests", r.case_id);
+    let (subject, mut paragraphs) = match &planned.kind {
+        Kind::RequestDueSoon => (
+            format!("Records request for case {} is due soon", r.reference),
+            vec![format!(
+                "The records request to {} for case {} is due by {due}. If nothing has come yet, a call to their \
+                 records department now can save weeks.",
+                r.provider_name, r.reference
+            )],
+        ),
+        Kind::RequestOverdue { week, .. } => (
+            format!("Records request for case {} is overdue", r.reference),
+            vec![format!(
+                "The records request to {} for case {} was due by {due}{}. Chase the provider, or record what came.",
+                r.provider_name,
+                r.reference,
+                if *week == 0 { String::new() } else { format!(" — {} weeks ago", week) }
+            )],
+        ),
+        _ => (String::new(), Vec::new()),
+    };
+    if let Kind::RequestOverdue { complaint: true, .. } = planned.kind {
+        paragraphs.push(
+            "This is the patient's own access request and the provider's extension has run out too. Patients \
+             whose provider does not answer an access request can complain to the provider's privacy officer, \
+             and in the United States to the Office for Civil Rights of the Department of Health and Human \
+             Services. This is information, not legal advice."
+                .to_string(),
+        );
+    }
+    Content {
+        subject,
+        greeting: format!("Hello {first_name},"),
+        paragraphs,
+        action: Some(("Open the case".into(), case_url)),
+        footer: staff_footer(),
+        ..Content::default()
+    }
+}
+
+/// What the patient is told when records they asked for arrived.
+/// It names the kinds of records, not where they came from.
+pub fn arrival_content(
+    planned: &Planned,
+    a: &super::planner::ArrivalFacts,
+    public_url: &str,
+    unsubscribe_url: String,
+) -> Content {
+    let first_name = planned.recipient.name.split_whitespace().next().unwrap_or("there").to_string();
+    Content {
+        subject: "Your records have arrived".into(),
+        greeting: format!("Hello {first_name},"),
+        paragraphs: vec!["Records we asked for on your behalf have reached your advocate:".to_string()],
+        list_title: Some("Received".into()),
+        items: a.kinds.iter().map(|k| k.label().to_string()).collect(),
+        action: Some(("Open your page".to_string(), super::portal_mail::queued_link(public_url))),
+        footer: patient_footer(&unsubscribe_url),
+        unsubscribe_url: Some(unsubscribe_url),
+        ..Content::default()
     }
 }
 
@@ -289,6 +361,8 @@ pub struct DigestContent {
     pub follow_ups: Vec<String>,
     /// References of cases with portal activity no one has looked at yet.
     pub portal_news: Vec<String>,
+    /// Records requests due within days or overdue: reference, provider, date.
+    pub records_requests: Vec<String>,
 }
 
 pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str) -> Content {
@@ -300,6 +374,7 @@ pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str
     items.extend(facts.consultations.iter().map(|c| format!("Consultation: {c}")));
     items.extend(facts.follow_ups.iter().map(|f| format!("Follow-up: {f}")));
     items.extend(facts.portal_news.iter().map(|r| format!("New from the patient: {r}")));
+    items.extend(facts.records_requests.iter().map(|r| format!("Records request: {r}")));
     Content {
         subject: format!(
             "Your caseload for {date}: {} due today, {} overdue",

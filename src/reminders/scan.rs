@@ -113,7 +113,150 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
     if (report.planned as u64) < limit {
         plan_people(reminders, now, dry_run, &mut report).await?;
     }
+    if (report.planned as u64) < limit {
+        plan_records_requests(reminders, now, dry_run, &mut report).await?;
+    }
     Ok(report)
+}
+
+/// Reminders about records requests: those waiting on their provider that
+/// fall due within days or are overdue (along the waiting requests' due
+/// date index, at most half a year back), and receipts of the last days
+/// the patient has not been told of. The outbox keys decide what is new.
+async fn plan_records_requests(
+    reminders: &Reminders,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    report: &mut ScanReport,
+) -> AppResult<()> {
+    use crate::db::entities::{provider, records_request, records_request_kind};
+    let db = &reminders.db;
+    let public_url = reminders.settings.public_url();
+    let limit = reminders.settings.reminders.batch_size.min(LOOK_CHUNK);
+    let waiting = records_request::Entity::find()
+        .filter(sea_orm::sea_query::Expr::cust(crate::records_requests::WAITING))
+        .filter(records_request::Column::DueAt.lte(now + Duration::days(planner::REQUEST_DUE_SOON_DAYS)))
+        .filter(records_request::Column::DueAt.gte(now - Duration::weeks(i64::from(planner::REQUEST_OVERDUE_WEEKS))))
+        .order_by_asc(records_request::Column::DueAt)
+        .limit(limit)
+        .all(db)
+        .await?;
+    let received = records_request_kind::Entity::find()
+        .filter(records_request_kind::Column::ReceivedAt.gte(now - Duration::days(3)))
+        .order_by_asc(records_request_kind::Column::ReceivedAt)
+        .limit(limit)
+        .all(db)
+        .await?;
+    let mut request_ids: Vec<i32> = received.iter().map(|k| k.request_id).collect();
+    request_ids.sort_unstable();
+    request_ids.dedup();
+    let arrived_for = if request_ids.is_empty() {
+        Vec::new()
+    } else {
+        records_request::Entity::find().filter(records_request::Column::Id.is_in(request_ids)).all(db).await?
+    };
+    let mut case_ids: Vec<i32> = waiting.iter().chain(&arrived_for).map(|r| r.case_id).collect();
+    case_ids.sort_unstable();
+    case_ids.dedup();
+    if case_ids.is_empty() {
+        return Ok(());
+    }
+    let cases: HashMap<i32, case::Model> = case::Entity::find()
+        .filter(case::Column::Id.is_in(case_ids.clone()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let provider_ids: Vec<i32> = waiting.iter().chain(&arrived_for).map(|r| r.provider_id).collect();
+    let providers: HashMap<i32, String> = provider::Entity::find()
+        .filter(provider::Column::Id.is_in(provider_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let advocate_ids: Vec<i32> = cases.values().filter_map(|c| c.advocate_id).collect();
+    let advocates: HashMap<i32, Person> = user::Entity::find()
+        .filter(user::Column::Id.is_in(advocate_ids))
+        .filter(user::Column::Active.eq(true))
+        .all(db)
+        .await?
+        .iter()
+        .map(|u| (u.id, person(u)))
+        .collect();
+    let open = |case_id: i32| cases.get(&case_id).filter(|c| c.closed_at.is_none() && c.erased_at.is_none());
+    let waiting_facts: Vec<planner::RequestFacts> = waiting
+        .iter()
+        .filter_map(|r| {
+            let c = open(r.case_id)?;
+            Some(planner::RequestFacts {
+                request_id: r.id,
+                case_id: r.case_id,
+                reference: c.reference.clone(),
+                provider_name: providers.get(&r.provider_id).cloned().unwrap_or_default(),
+                patient_access: r.request_type == crate::vocabulary::RequestType::PatientAccess,
+                due_at: r.due_at?,
+                extended: r.extension_notice_received_at.is_some(),
+                advocate: c.advocate_id.and_then(|id| advocates.get(&id)).cloned(),
+            })
+        })
+        .collect();
+    let mut receipts: Vec<planner::ArrivalFacts> = Vec::new();
+    for k in &received {
+        let Some(received_at) = k.received_at else { continue };
+        let Some(r) = arrived_for.iter().find(|r| r.id == k.request_id) else { continue };
+        let Some(c) = open(r.case_id) else { continue };
+        match receipts.iter_mut().find(|a| a.request_id == r.id && a.received_at == received_at) {
+            Some(receipt) => receipt.kinds.push(k.kind),
+            None => receipts.push(planner::ArrivalFacts {
+                request_id: r.id,
+                case_id: r.case_id,
+                provider_name: providers.get(&r.provider_id).cloned().unwrap_or_default(),
+                received_at,
+                kinds: vec![k.kind],
+                patient: Person {
+                    id: 0,
+                    name: c.patient_name.clone(),
+                    email: c.patient_email.clone(),
+                    tz: c.patient_timezone.parse().unwrap_or(Tz::UTC),
+                },
+                nudges_stopped: c.nudges_stopped_at.is_some(),
+            }),
+        }
+    }
+    let queued: HashSet<String> = outbox::keys_for_cases(db, &case_ids).await?.into_iter().collect();
+    let mut drafts = Vec::new();
+    for p in planner::plan_requests(&reminders.rules, &waiting_facts, &receipts, &queued, now) {
+        let content = match &p.kind {
+            planner::Kind::RecordsArrived => {
+                let Some(a) = receipts
+                    .iter()
+                    .find(|a| p.key == format!("records-arrived:{}:{}", a.request_id, a.received_at.timestamp()))
+                else {
+                    continue;
+                };
+                let Some(row) = cases.get(&a.case_id) else { continue };
+                let unsubscribe = format!("{public_url}/u/{}", nudge_token(db, row, dry_run).await?);
+                render::arrival_content(&p, a, &public_url, unsubscribe)
+            }
+            _ => {
+                let request_id = p.key.split(':').nth(1).and_then(|id| id.parse::<i32>().ok());
+                let Some(r) = waiting_facts.iter().find(|r| Some(r.request_id) == request_id) else {
+                    continue;
+                };
+                render::request_content(&p, r, &public_url)
+            }
+        };
+        drafts.push(render::draft(&p, content)?);
+    }
+    report.planned += drafts.len();
+    if dry_run {
+        report.drafts.extend(drafts);
+    } else {
+        report.queued += outbox::enqueue_many(db, drafts).await?;
+    }
+    Ok(())
 }
 
 /// The care partners of `case_ids` who asked for the appointment reminders.
@@ -247,6 +390,7 @@ async fn plan_people(
                     consultations_this_week: content.consultations.len(),
                     follow_ups_due: content.follow_ups.len(),
                     portal_news: content.portal_news.len(),
+                    records_requests: content.records_requests.len(),
                 };
                 for p in planner::plan_digests(rules, &[facts], &HashSet::new(), now) {
                     queue(db, &p, render::digest_content(&p, &content, &public_url), dry_run, report).await?;
@@ -362,5 +506,67 @@ async fn digest_of(
         .into_tuple::<String>()
         .all(db)
         .await?;
-    Ok(render::DigestContent { due_today, overdue, consultations, follow_ups, portal_news })
+    let records_requests = requests_for_digest(db, advocate_id, who, now).await?;
+    Ok(render::DigestContent { due_today, overdue, consultations, follow_ups, portal_news, records_requests })
+}
+
+/// The advocate's records requests due within days or overdue, for the
+/// digest: reference, provider, due date.
+async fn requests_for_digest(
+    db: &DatabaseConnection,
+    advocate_id: i32,
+    who: &Person,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<String>> {
+    use crate::db::entities::{provider, records_request};
+    use sea_orm::sea_query::Query;
+    let their_open_cases = Query::select()
+        .column(case::Column::Id)
+        .from(case::Entity)
+        .and_where(case::Column::AdvocateId.eq(advocate_id))
+        .and_where(case::Column::ClosedAt.is_null())
+        .to_owned();
+    let waiting = records_request::Entity::find()
+        .filter(records_request::Column::CaseId.in_subquery(their_open_cases))
+        .filter(sea_orm::sea_query::Expr::cust(crate::records_requests::WAITING))
+        .filter(records_request::Column::DueAt.lte(now + Duration::days(planner::REQUEST_DUE_SOON_DAYS)))
+        .filter(records_request::Column::DueAt.gte(now - Duration::weeks(i64::from(planner::REQUEST_OVERDUE_WEEKS))))
+        .order_by_asc(records_request::Column::DueAt)
+        .limit(50)
+        .all(db)
+        .await?;
+    let case_ids: Vec<i32> = waiting.iter().map(|r| r.case_id).collect();
+    let mine: HashMap<i32, String> = case::Entity::find()
+        .select_only()
+        .column(case::Column::Id)
+        .column(case::Column::Reference)
+        .filter(case::Column::Id.is_in(case_ids))
+        .filter(case::Column::AdvocateId.eq(advocate_id))
+        .filter(case::Column::ClosedAt.is_null())
+        .into_tuple::<(i32, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let providers: HashMap<i32, String> = provider::Entity::find()
+        .filter(provider::Column::Id.is_in(waiting.iter().map(|r| r.provider_id).collect::<Vec<_>>()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    Ok(waiting
+        .iter()
+        .filter_map(|r| {
+            let reference = mine.get(&r.case_id)?;
+            let due = r.due_at?;
+            let when = if due < now {
+                format!("overdue since {}", render::when(due, who.tz))
+            } else {
+                format!("due {}", render::when(due, who.tz))
+            };
+            Some(format!("{reference} — {}, {when}", providers.get(&r.provider_id).map_or("", String::as_str)))
+        })
+        .take(50)
+        .collect())
 }

@@ -5,12 +5,16 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use secondlook::db::entities::outbox_message;
+
 use crate::common::{Backend, TestApp};
 
 crate::on_both_databases!(
     a_request_goes_from_draft_to_fulfilled_on_its_legal_clock,
     extensions_and_jurisdictions_follow_the_rules,
     providers_are_checked_and_only_admins_change_them,
+    the_advocate_is_reminded_of_due_requests_and_the_patient_told_of_arrivals,
 );
 
 fn ts(value: &Value) -> chrono::DateTime<chrono::Utc> {
@@ -234,4 +238,65 @@ async fn providers_are_checked_and_only_admins_change_them(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+async fn the_advocate_is_reminded_of_due_requests_and_the_patient_told_of_arrivals(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let token = app.advocate.token.clone();
+    let case = app.open_case(&token, "Jordan Patient").await;
+    let lab = provider(
+        &app,
+        json!({ "name": "Lakeside Lab", "kind": "laboratory", "email": "lab@lakeside.example", "timezone": "UTC" }),
+    )
+    .await;
+    // Sent 27 days ago: due within the next days.
+    let sent_at = (chrono::Utc::now() - chrono::Duration::days(27)).to_rfc3339();
+    let new = json!({ "provider_id": lab, "type": "patient_access", "kinds": ["lab_results", "imaging_ct"], "method": "email", "sent_at": sent_at });
+    let (status, request) = app.post(&token, &format!("/api/v1/cases/{case}/records-requests"), new).await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    let (_, case_view) = app.get(&token, &format!("/api/v1/cases/{case}")).await;
+    let reference = case_view["reference"].as_str().expect("reference").to_string();
+
+    let reminders = secondlook::reminders::Reminders::new(app.db.clone(), std::sync::Arc::new(app.settings.clone()))
+        .expect("reminders");
+    let emails = |kind: &'static str| {
+        let db = app.db.clone();
+        async move {
+            outbox_message::Entity::find().filter(outbox_message::Column::Kind.eq(kind)).all(&db).await.expect("outbox")
+        }
+    };
+    let now = chrono::Utc::now();
+    secondlook::reminders::scan::scan(&reminders, now, false).await.expect("scan");
+    secondlook::reminders::scan::scan(&reminders, now, false).await.expect("scan again");
+    let due_soon = emails("records_request_due_soon").await;
+    assert_eq!(due_soon.len(), 1, "once, however often the scan runs");
+    assert_eq!(due_soon[0].recipient_email, "advocate@example.org");
+    assert!(due_soon[0].body_text.contains("Lakeside Lab") && due_soon[0].body_text.contains(&reference));
+    assert!(!due_soon[0].body_text.contains("Jordan"), "the advocate's email names the case, not the patient");
+
+    let receipt = json!({ "kinds": ["lab_results"], "received_at": chrono::Utc::now().to_rfc3339() });
+    let (status, body) =
+        app.post(&token, &format!("/api/v1/records-requests/{}/receipts", request["id"]), receipt).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    secondlook::reminders::scan::scan(&reminders, chrono::Utc::now(), false).await.expect("scan");
+    secondlook::reminders::scan::scan(&reminders, chrono::Utc::now(), false).await.expect("scan again");
+    let arrived = emails("records_arrived").await;
+    assert_eq!(arrived.len(), 1, "the patient is told once");
+    assert_eq!(arrived[0].recipient_email, "patient@example.org");
+    assert!(arrived[0].body_text.contains("Lab results"), "{}", arrived[0].body_text);
+    assert!(!arrived[0].body_text.contains("Lakeside"), "not where they came from");
+
+    // Past its due date: the overdue reminder, and a line in the digest.
+    let later = now + chrono::Duration::days(4);
+    secondlook::reminders::scan::scan(&reminders, later, false).await.expect("scan");
+    assert_eq!(emails("records_request_overdue").await.len(), 1);
+    let noon = (later.date_naive() + chrono::Duration::days(1)).and_hms_opt(12, 0, 0).expect("time").and_utc();
+    secondlook::reminders::scan::scan(&reminders, noon, false).await.expect("scan");
+    let digests = emails("digest").await;
+    let digest = digests.iter().max_by_key(|d| d.id).expect("the day's digest");
+    assert!(
+        digest.body_text.contains(&format!("Records request: {reference} — Lakeside Lab, overdue since")),
+        "{}",
+        digest.body_text
+    );
 }
