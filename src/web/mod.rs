@@ -14,6 +14,7 @@ pub mod documents;
 pub mod error;
 pub mod password_reset;
 pub mod portal;
+pub mod providers;
 pub mod sign_in;
 pub mod unsubscribe;
 
@@ -108,6 +109,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/notes", post(case_pages::add_note))
         .route("/cases/{id}/contacts", post(case_pages::add_contact))
         .route("/cases/{id}/contacts/{contact_id}/done", post(case_pages::follow_up_done))
+        .route("/providers", get(providers::list))
+        .route("/providers/new", get(providers::new_form).post(providers::create))
+        .route("/providers/{id}/edit", get(providers::edit_form).post(providers::update))
         .route("/specialists", get(directory::list))
         .route("/specialists/new", get(directory::new_form).post(directory::create))
         .route("/specialists/{id}/edit", get(directory::edit_form).post(directory::update))

@@ -15,6 +15,7 @@ crate::on_both_databases!(
     extensions_and_jurisdictions_follow_the_rules,
     providers_are_checked_and_only_admins_change_them,
     the_advocate_is_reminded_of_due_requests_and_the_patient_told_of_arrivals,
+    the_providers_pages_add_list_and_edit,
 );
 
 fn ts(value: &Value) -> chrono::DateTime<chrono::Utc> {
@@ -299,4 +300,46 @@ async fn the_advocate_is_reminded_of_due_requests_and_the_patient_told_of_arriva
         "{}",
         digest.body_text
     );
+}
+
+async fn the_providers_pages_add_list_and_edit(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let advocate = app.signed_in("advocate@example.org").await;
+    let post = |client: reqwest::Client, path: String, form: Vec<(&'static str, &'static str)>| async move {
+        let response = client.post(path).form(&form).send().await.expect("post");
+        let status = response.status();
+        (status, response.text().await.expect("body"))
+    };
+    let url = |path: &str| format!("{}{path}", app.base);
+    let (status, html) = post(
+        advocate.clone(),
+        url("/providers/new"),
+        vec![("name", "Northside Imaging"), ("kind", "imaging_center"), ("timezone", "America/Chicago")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("give at least one way to send a request"), "{html}");
+    assert!(html.contains("value=\"Northside Imaging\""), "what was typed is kept");
+    let good = vec![
+        ("name", "Northside Imaging"),
+        ("kind", "imaging_center"),
+        ("fax", "+1 773 555 0142"),
+        ("timezone", "America/Chicago"),
+    ];
+    let (status, _) = post(advocate.clone(), url("/providers/new"), good.clone()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let list = advocate.get(url("/providers")).send().await.expect("list").text().await.expect("body");
+    assert!(list.contains("Northside Imaging") && list.contains("Fax +1 773 555 0142"), "{list}");
+    assert!(!list.contains("/edit\">Edit"), "advocates add, admins edit");
+    let (_, found) = app.get(&app.admin.token, "/api/v1/providers?q=northside").await;
+    let id = found["items"][0]["id"].as_i64().expect("id");
+    let (status, _) = post(advocate.clone(), url(&format!("/providers/{id}/edit")), good.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let admin = app.signed_in("admin@example.org").await;
+    let mut changed = good;
+    changed[2] = ("fax", "+1 773 555 0199");
+    let (status, _) = post(admin.clone(), url(&format!("/providers/{id}/edit")), changed).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, provider) = app.get(&app.admin.token, &format!("/api/v1/providers/{id}")).await;
+    assert_eq!(provider["fax"], "+1 773 555 0199");
 }
