@@ -144,9 +144,24 @@ struct CasePage {
     stage_label: &'static str,
     reason_label: &'static str,
     portal: super::case_portal::PortalPanel,
+    requests: super::case_records::RecordsRequestsPanel,
 }
 
 impl CasePage {
+    /// Now, as a `datetime-local` value in the person's zone.
+    fn now_input(&self) -> String {
+        self.clock.input(&Some(self.clock.now))
+    }
+
+    /// Whether a new records request's form ticks `kind`: as sent when the
+    /// form was refused, else the records still asked for.
+    fn request_kind_checked(&self, kind: &RecordKind) -> bool {
+        if self.form.is("records-requests") {
+            return self.form.values.contains_key(&format!("kind.{}", kind.as_str()));
+        }
+        self.case.records.iter().any(|r| r.kind == *kind && r.status == RecordStatus::Requested)
+    }
+
     fn value(&self, form: &str, name: &str, current: &str) -> String {
         self.form.value(form, name, current)
     }
@@ -325,6 +340,7 @@ async fn case_page_for(
     let (case, rules_state) = store::view_with_state(&state.db, &state.reads, &staff.actor, id).await?;
     let clock = staff.clock();
     let portal = super::case_portal::panel(state, &clock, &case, looking).await?;
+    let requests = super::case_records::panel(state, &clock, case.id).await?;
     let current = case.stage;
     let progress = super::steps(current);
     let mut specialists = specialists::list(
@@ -465,6 +481,7 @@ async fn case_page_for(
         stage_label: current.label(),
         reason_label: case.reason.label(),
         portal,
+        requests,
         case,
     })
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod audit_log;
 pub mod case_pages;
 pub mod case_portal;
+pub mod case_records;
 pub mod caseload;
 pub mod charts;
 pub mod directory;
@@ -101,6 +102,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/documents/{doc_id}/rename", post(documents::rename))
         .route("/documents/{doc_id}/delete", post(documents::delete))
         .route("/documents/{doc_id}/restore", post(documents::restore))
+        .route("/cases/{id}/records-requests", post(case_records::create))
+        .route("/records-requests/{request_id}/update", post(case_records::update))
+        .route("/records-requests/{request_id}/receipt", post(case_records::receipt))
+        .route("/records-requests/{request_id}/extension", post(case_records::extension))
         .route("/cases/{id}/portal/link", post(case_portal::send_link))
         .route("/cases/{id}/portal/withdraw", post(case_portal::withdraw_links))
         .route("/cases/{id}/portal/consent", post(case_portal::paper_consent))

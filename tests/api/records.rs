@@ -16,6 +16,7 @@ crate::on_both_databases!(
     providers_are_checked_and_only_admins_change_them,
     the_advocate_is_reminded_of_due_requests_and_the_patient_told_of_arrivals,
     the_providers_pages_add_list_and_edit,
+    a_request_is_made_and_answered_from_the_case_page,
 );
 
 fn ts(value: &Value) -> chrono::DateTime<chrono::Utc> {
@@ -342,4 +343,85 @@ async fn the_providers_pages_add_list_and_edit(backend: Backend) {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, provider) = app.get(&app.admin.token, &format!("/api/v1/providers/{id}")).await;
     assert_eq!(provider["fax"], "+1 773 555 0199");
+}
+
+async fn a_request_is_made_and_answered_from_the_case_page(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let case = app.open_case(&app.advocate.token, "Jordan Patient").await;
+    let mercy = provider(&app, mercy()).await;
+    let advocate = app.signed_in("advocate@example.org").await;
+    let send = |path: String, form: Vec<(String, String)>| {
+        let advocate = advocate.clone();
+        async move {
+            let response = advocate.post(path).form(&form).send().await.expect("post");
+            let status = response.status();
+            let location = response.headers().get("location").and_then(|l| l.to_str().ok()).map(String::from);
+            (status, location, response.text().await.expect("body"))
+        }
+    };
+    let owned = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let page = || async {
+        advocate.get(format!("{}/cases/{case}", app.base)).send().await.expect("case").text().await.expect("body")
+    };
+    let html = page().await;
+    assert!(
+        html.contains("Ask a provider for records") && html.contains("Mercy General Hospital"),
+        "the form lists providers"
+    );
+
+    // Nothing ticked: refused on the page, with the form open again.
+    let empty = owned(&[("provider_id", &mercy.to_string()), ("type", "patient_access"), ("method", "")]);
+    let (status, _, html) = send(format!("{}/cases/{case}/records-requests", app.base), empty).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("name at least one record to ask for"), "{html}");
+
+    let mercy_id = mercy.to_string();
+    let new = owned(&[
+        ("provider_id", &mercy_id),
+        ("type", "patient_access"),
+        ("kind.lab_results", "on"),
+        ("kind.pathology_report", "on"),
+        ("method", "fax"),
+        ("sent_at", "2026-12-01T10:00"),
+    ]);
+    let (status, location, _) = send(format!("{}/cases/{case}/records-requests", app.base), new).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some(format!("/cases/{case}#records-requests").as_str()));
+    let html = page().await;
+    assert!(html.contains("Request to Mercy General Hospital recorded as sent."), "{html}");
+    assert!(html.contains("Lab results, Pathology / biopsy report"), "{html}");
+    let (_, list) = app.get(&app.advocate.token, &format!("/api/v1/cases/{case}/records-requests")).await;
+    let id = list["items"][0]["id"].as_i64().expect("id");
+    // 10:00 on 1 December in the advocate's zone (UTC here), thirty days in Chicago.
+    assert_eq!(
+        list["items"][0]["due_at"],
+        "2026-12-31T23:59:59-06:00"
+            .parse::<chrono::DateTime<chrono::FixedOffset>>()
+            .map(|d| json!(d.with_timezone(&chrono::Utc)))
+            .expect("date")
+    );
+
+    let partial = owned(&[("kind.lab_results", "on"), ("received_at", "2026-12-05T09:00")]);
+    let (status, _, _) = send(format!("{}/records-requests/{id}/receipt", app.base), partial).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(page().await.contains("Recorded; still waiting on Mercy General Hospital for part of it."));
+    let rest = owned(&[("kind.pathology_report", "on"), ("received_at", "2026-12-06T09:00")]);
+    let (status, _, _) = send(format!("{}/records-requests/{id}/receipt", app.base), rest).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let html = page().await;
+    assert!(html.contains("Everything asked of Mercy General Hospital has arrived."), "{html}");
+    let (_, request) = app.get(&app.advocate.token, &format!("/api/v1/records-requests/{id}")).await;
+    assert_eq!(request["state"], "fulfilled");
+    let (_, case_view) = app.get(&app.advocate.token, &format!("/api/v1/cases/{case}")).await;
+    let pathology =
+        case_view["records"].as_array().expect("records").iter().find(|r| r["kind"] == "pathology_report").cloned();
+    assert_eq!(pathology.expect("pathology")["status"], "received", "the checklist follows");
+    let other = app.signed_in("other@example.org").await;
+    let response = other
+        .post(format!("{}/records-requests/{id}/update", app.base))
+        .form(&[("state", "cancelled")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "not another advocate's");
 }

@@ -1,0 +1,247 @@
+//! The case page's "Records requests" section: asking a provider for some
+//! of the case's records, marking a request sent, recording what arrived,
+//! the provider's extension, a refusal or a cancellation.
+
+use axum::{extract::State, http::request::Parts, response::Response};
+
+use super::{Clock, FormFields, PathId, Staff, case_pages::finish, error::PageResult};
+use crate::{
+    error::{AppError, AppResult, FieldErrors},
+    http::path_id,
+    ids::CaseId,
+    providers::{self, ProviderView},
+    records_requests::{self, ExtensionInput, NewRequest, ReceiptInput, RequestPatch, RequestView},
+    state::AppState,
+    vocabulary::{RecordKind, RequestMethod, RequestState, RequestType},
+};
+
+/// A request as the case page lists it.
+pub struct RequestLine {
+    pub id: i32,
+    pub provider: String,
+    pub kind: &'static str,
+    pub records: String,
+    pub received: String,
+    pub state: RequestState,
+    pub sent: Option<String>,
+    pub due: Option<String>,
+    pub overdue: bool,
+    pub extension: Option<String>,
+    pub denied_reason: Option<String>,
+    /// Kinds asked for and not yet received: what a receipt can name.
+    pub waiting_for: Vec<RecordKind>,
+    pub open: bool,
+    pub waiting: bool,
+    pub extended: bool,
+}
+
+/// What the case page's section needs.
+pub struct RecordsRequestsPanel {
+    pub requests: Vec<RequestLine>,
+    pub providers: Vec<ProviderView>,
+    pub methods: &'static [RequestMethod],
+}
+
+fn names(kinds: &[RecordKind]) -> String {
+    kinds.iter().map(|k| k.label()).collect::<Vec<_>>().join(", ")
+}
+
+pub fn line(clock: &Clock, r: RequestView) -> RequestLine {
+    let waiting_for = r.kinds.iter().copied().filter(|k| !r.received.contains(k)).collect();
+    RequestLine {
+        id: r.id,
+        provider: r.provider_name.clone(),
+        kind: r.request_type.label(),
+        records: names(&r.kinds),
+        received: names(&r.received),
+        state: r.state,
+        sent: r.sent_at.map(|at| format!("{} by {}", clock.at(&at), r.method.map_or("", |m| m.label()).to_lowercase())),
+        due: r.due_at.map(|at| clock.at(&at)),
+        overdue: r.overdue,
+        extension: r.extension.as_ref().map(|e| {
+            format!(
+                "Extended on notice of {}: {} (first due {})",
+                clock.date(&e.notice_received_at),
+                e.reason,
+                r.first_due_at.map(|d| clock.at(&d)).unwrap_or_default()
+            )
+        }),
+        denied_reason: r.denied_reason.clone(),
+        waiting_for,
+        open: !matches!(r.state, RequestState::Fulfilled | RequestState::Denied | RequestState::Cancelled),
+        waiting: records_requests::is_waiting(r.state),
+        extended: r.extension.is_some(),
+    }
+}
+
+/// Reads the section (under the case view's own access check and audit entry).
+pub async fn panel(state: &AppState, clock: &Clock, case_id: i32) -> AppResult<RecordsRequestsPanel> {
+    let requests =
+        records_requests::all_of_case(&state.db, case_id).await?.into_iter().rev().map(|r| line(clock, r)).collect();
+    let providers = providers::list(&state.db, None, 500).await?;
+    Ok(RecordsRequestsPanel { requests, providers, methods: RequestMethod::ALL })
+}
+
+fn kinds_in(fields: &FormFields) -> Vec<RecordKind> {
+    RecordKind::ALL.iter().copied().filter(|k| fields.checked(&format!("kind.{}", k.as_str()))).collect()
+}
+
+fn when(
+    clock: &Clock,
+    fields: &FormFields,
+    name: &str,
+    errors: &mut FieldErrors,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = fields.optional(name)?;
+    match clock.parse_input(&text) {
+        Ok(at) => Some(at),
+        Err(problem) => {
+            errors.add(name, problem);
+            None
+        }
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    staff: Staff,
+    PathId(id): PathId<CaseId>,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let clock = staff.clock();
+    let mut errors = FieldErrors::new();
+    let provider_id = fields.text("provider_id").parse::<i32>().ok();
+    if provider_id.is_none() {
+        errors.add("provider_id", "choose the provider who holds the records (add it under Providers first)");
+    }
+    let request_type = RequestType::parse(&fields.text("type"));
+    if request_type.is_none() {
+        errors.add("type", "choose on what footing the records are asked for");
+    }
+    let method = fields.optional("method").and_then(|m| RequestMethod::parse(&m));
+    let sent_at =
+        if method.is_some() { when(&clock, &fields, "sent_at", &mut errors).or(Some(clock.now)) } else { None };
+    let result = match (errors.into_result(), provider_id, request_type) {
+        (Ok(()), Some(provider_id), Some(request_type)) => {
+            let new = NewRequest {
+                provider_id,
+                request_type,
+                kinds: kinds_in(&fields),
+                method,
+                sent_at,
+                received_by_provider_at: None,
+            };
+            records_requests::create(&state.db, &state.settings.records_requests, &staff.actor, id, new).await
+        }
+        (Err(err), ..) => Err(err),
+        _ => Err(AppError::BadRequest("the form is incomplete".into())),
+    };
+    let done = match &result {
+        Ok(r) if r.state == RequestState::Sent => format!("Request to {} recorded as sent.", r.provider_name),
+        Ok(r) => format!("Request to {} saved as a draft.", r.provider_name),
+        Err(_) => String::new(),
+    };
+    finish(&state, &staff, id, "records-requests", &fields, result, &done).await
+}
+
+/// The request named in the address, and its case (access checked).
+async fn request_of(state: &AppState, staff: &Staff, parts: &mut Parts) -> PageResult<RequestView> {
+    let id = path_id(parts, "request_id").await.ok_or(AppError::NotFound)?;
+    Ok(records_requests::get(&state.db, &staff.actor, id).await?)
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    staff: Staff,
+    mut parts: Parts,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let request = request_of(&state, &staff, &mut parts).await?;
+    let clock = staff.clock();
+    let mut errors = FieldErrors::new();
+    let to = RequestState::parse(&fields.text("state"));
+    let patch = RequestPatch {
+        state: to,
+        method: fields.optional("method").and_then(|m| RequestMethod::parse(&m)),
+        sent_at: if to == Some(RequestState::Sent) {
+            when(&clock, &fields, "sent_at", &mut errors).or(Some(clock.now))
+        } else {
+            None
+        },
+        received_by_provider_at: None,
+        denied_reason: fields.optional("denied_reason"),
+    };
+    let result = match errors.into_result() {
+        Ok(()) if to.is_some() => {
+            records_requests::update(&state.db, &state.settings.records_requests, &staff.actor, request.id, patch).await
+        }
+        Ok(()) => Err(AppError::BadRequest("the form did not say what to do".into())),
+        Err(err) => Err(err),
+    };
+    let done = match &result {
+        Ok(r) => format!("Request to {}: {}.", r.provider_name, r.state.label().to_lowercase()),
+        Err(_) => String::new(),
+    };
+    finish(&state, &staff, CaseId(request.case_id), "records-requests", &fields, result, &done).await
+}
+
+pub async fn receipt(
+    State(state): State<AppState>,
+    staff: Staff,
+    mut parts: Parts,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let request = request_of(&state, &staff, &mut parts).await?;
+    let clock = staff.clock();
+    let mut errors = FieldErrors::new();
+    let received_at = when(&clock, &fields, "received_at", &mut errors).unwrap_or(clock.now);
+    let result = match errors.into_result() {
+        Ok(()) => {
+            let input = ReceiptInput { kinds: kinds_in(&fields), received_at, document_ids: Vec::new() };
+            records_requests::receive(&state.db, &staff.actor, request.id, input).await
+        }
+        Err(err) => Err(err),
+    };
+    let done = match &result {
+        Ok(r) if r.state == RequestState::Fulfilled => format!("Everything asked of {} has arrived.", r.provider_name),
+        Ok(r) => format!("Recorded; still waiting on {} for part of it.", r.provider_name),
+        Err(_) => String::new(),
+    };
+    finish(&state, &staff, CaseId(request.case_id), "records-requests", &fields, result, &done).await
+}
+
+pub async fn extension(
+    State(state): State<AppState>,
+    staff: Staff,
+    mut parts: Parts,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let request = request_of(&state, &staff, &mut parts).await?;
+    let clock = staff.clock();
+    let mut errors = FieldErrors::new();
+    let notice = when(&clock, &fields, "notice_received_at", &mut errors);
+    let new_due = when(&clock, &fields, "new_due_at", &mut errors);
+    if notice.is_none() && !errors.0.contains_key("notice_received_at") {
+        errors.add("notice_received_at", "give the date the provider's notice arrived");
+    }
+    if new_due.is_none() && !errors.0.contains_key("new_due_at") {
+        errors.add("new_due_at", "give the new date the provider named");
+    }
+    let result = match (errors.into_result(), notice, new_due) {
+        (Ok(()), Some(notice_received_at), Some(new_due_at)) => {
+            let input = ExtensionInput { notice_received_at, reason: fields.text("reason"), new_due_at };
+            records_requests::extend(&state.db, &state.settings.records_requests, &staff.actor, request.id, input).await
+        }
+        (Err(err), ..) => Err(err),
+        _ => Err(AppError::BadRequest("the form is incomplete".into())),
+    };
+    let done = match &result {
+        Ok(r) => format!(
+            "Extension recorded: {} now has until {}.",
+            r.provider_name,
+            r.due_at.map(|d| clock.at(&d)).unwrap_or_default()
+        ),
+        Err(_) => String::new(),
+    };
+    finish(&state, &staff, CaseId(request.case_id), "records-requests", &fields, result, &done).await
+}
