@@ -42,6 +42,8 @@ pub struct RequestView {
     pub case_id: i32,
     pub provider_id: i32,
     pub provider_name: String,
+    /// The zone the provider's days (and so the due date) are counted in.
+    pub provider_timezone: String,
     #[serde(rename = "type")]
     pub request_type: RequestType,
     /// The checklist kinds asked for.
@@ -543,12 +545,12 @@ async fn views<C: ConnectionTrait>(conn: &C, rows: Vec<records_request::Model>) 
         .order_by_asc(records_request_kind::Column::Id)
         .all(conn)
         .await?;
-    let providers: std::collections::HashMap<i32, String> = provider::Entity::find()
+    let providers: std::collections::HashMap<i32, provider::Model> = provider::Entity::find()
         .filter(provider::Column::Id.is_in(provider_ids))
         .all(conn)
         .await?
         .into_iter()
-        .map(|p| (p.id, p.name))
+        .map(|p| (p.id, p))
         .collect();
     let now = crate::db::now();
     Ok(rows
@@ -565,7 +567,8 @@ async fn views<C: ConnectionTrait>(conn: &C, rows: Vec<records_request::Model>) 
                 id: r.id,
                 case_id: r.case_id,
                 provider_id: r.provider_id,
-                provider_name: providers.get(&r.provider_id).cloned().unwrap_or_default(),
+                provider_name: providers.get(&r.provider_id).map(|p| p.name.clone()).unwrap_or_default(),
+                provider_timezone: providers.get(&r.provider_id).map(|p| p.timezone.clone()).unwrap_or_default(),
                 request_type: r.request_type,
                 kinds: mine.clone().map(|k| k.kind).collect(),
                 received: mine.filter(|k| k.received_at.is_some()).map(|k| k.kind).collect(),

@@ -56,7 +56,10 @@ pub fn line(clock: &Clock, r: RequestView) -> RequestLine {
         received: names(&r.received),
         state: r.state,
         sent: r.sent_at.map(|at| format!("{} by {}", clock.at(&at), r.method.map_or("", |m| m.label()).to_lowercase())),
-        due: r.due_at.map(|at| clock.at(&at)),
+        due: r.due_at.map(|at| {
+            let zone: chrono_tz::Tz = r.provider_timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+            format!("the end of {} ({} time)", at.with_timezone(&zone).format("%a %-d %b %Y"), zone.name())
+        }),
         overdue: r.overdue,
         extension: r.extension.as_ref().map(|e| {
             format!(
