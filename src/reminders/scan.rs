@@ -133,14 +133,7 @@ async fn plan_records_requests(
     let db = &reminders.db;
     let public_url = reminders.settings.public_url();
     let limit = reminders.settings.reminders.batch_size.min(LOOK_CHUNK);
-    let waiting = records_request::Entity::find()
-        .filter(sea_orm::sea_query::Expr::cust(crate::records_requests::WAITING))
-        .filter(records_request::Column::DueAt.lte(now + Duration::days(planner::REQUEST_DUE_SOON_DAYS)))
-        .filter(records_request::Column::DueAt.gte(now - Duration::weeks(i64::from(planner::REQUEST_OVERDUE_WEEKS))))
-        .order_by_asc(records_request::Column::DueAt)
-        .limit(limit)
-        .all(db)
-        .await?;
+    let waiting = requests_to_raise(records_request::Entity::find(), now).limit(limit).all(db).await?;
     let received = records_request_kind::Entity::find()
         .filter(records_request_kind::Column::ReceivedAt.gte(now - Duration::days(3)))
         .order_by_asc(records_request_kind::Column::ReceivedAt)
@@ -257,6 +250,21 @@ async fn plan_records_requests(
         report.queued += outbox::enqueue_many(db, drafts).await?;
     }
     Ok(())
+}
+
+/// Of `requests`, those waiting on their provider that fall due within days
+/// or are overdue (at most half a year), soonest due first, along the
+/// waiting requests' due date index.
+fn requests_to_raise(
+    requests: sea_orm::Select<crate::db::entities::records_request::Entity>,
+    now: DateTime<Utc>,
+) -> sea_orm::Select<crate::db::entities::records_request::Entity> {
+    use crate::db::entities::records_request::Column;
+    requests
+        .filter(sea_orm::sea_query::Expr::cust(crate::records_requests::WAITING))
+        .filter(Column::DueAt.lte(now + Duration::days(planner::REQUEST_DUE_SOON_DAYS)))
+        .filter(Column::DueAt.gte(now - Duration::weeks(i64::from(planner::REQUEST_OVERDUE_WEEKS))))
+        .order_by_asc(Column::DueAt)
 }
 
 /// The care partners of `case_ids` who asked for the appointment reminders.
@@ -526,15 +534,8 @@ async fn requests_for_digest(
         .and_where(case::Column::AdvocateId.eq(advocate_id))
         .and_where(case::Column::ClosedAt.is_null())
         .to_owned();
-    let waiting = records_request::Entity::find()
-        .filter(records_request::Column::CaseId.in_subquery(their_open_cases))
-        .filter(sea_orm::sea_query::Expr::cust(crate::records_requests::WAITING))
-        .filter(records_request::Column::DueAt.lte(now + Duration::days(planner::REQUEST_DUE_SOON_DAYS)))
-        .filter(records_request::Column::DueAt.gte(now - Duration::weeks(i64::from(planner::REQUEST_OVERDUE_WEEKS))))
-        .order_by_asc(records_request::Column::DueAt)
-        .limit(50)
-        .all(db)
-        .await?;
+    let theirs = records_request::Entity::find().filter(records_request::Column::CaseId.in_subquery(their_open_cases));
+    let waiting = requests_to_raise(theirs, now).limit(50).all(db).await?;
     let case_ids: Vec<i32> = waiting.iter().map(|r| r.case_id).collect();
     let mine: HashMap<i32, String> = case::Entity::find()
         .select_only()
