@@ -78,6 +78,8 @@ impl MigrationTrait for Migration {
                     .col(integer("request_id"))
                     .col(string("kind"))
                     .col(timestamp_with_time_zone_null("received_at"))
+                    // When the receipt was recorded (the arrival date may be earlier).
+                    .col(timestamp_with_time_zone_null("recorded_at"))
                     .foreign_key(
                         &mut ForeignKey::create()
                             .from("records_request_kinds", "request_id")
@@ -101,8 +103,8 @@ impl MigrationTrait for Migration {
              WHERE state IN ('sent', 'acknowledged', 'partially_received')",
             "CREATE UNIQUE INDEX ux_records_request_kinds ON records_request_kinds (request_id, kind)",
             // Records that arrived lately, for telling patients.
-            "CREATE INDEX ix_records_request_kinds_received ON records_request_kinds (received_at) \
-             WHERE received_at IS NOT NULL",
+            "CREATE INDEX ix_records_request_kinds_recorded ON records_request_kinds (recorded_at) \
+             WHERE recorded_at IS NOT NULL",
         ] {
             conn.execute_unprepared(sql).await?;
         }

@@ -647,6 +647,20 @@ pub async fn transition(
     changes.held_seconds = Set(0);
     if step.to.is_final() {
         changes.closed_at = Set(Some(w.now));
+        // Records still asked of providers are no longer wanted: their
+        // requests end with the case, so nobody is reminded of them.
+        crate::db::entities::records_request::Entity::update_many()
+            .col_expr(crate::db::entities::records_request::Column::State, Expr::value("cancelled"))
+            .col_expr(crate::db::entities::records_request::Column::ClosedAt, Expr::value(w.now))
+            .filter(crate::db::entities::records_request::Column::CaseId.eq(case_id))
+            .filter(crate::db::entities::records_request::Column::State.is_in([
+                "draft",
+                "sent",
+                "acknowledged",
+                "partially_received",
+            ]))
+            .exec(&w.txn)
+            .await?;
     }
     match step.kind {
         stage::MoveKind::FurtherOpinion => {

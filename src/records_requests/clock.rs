@@ -108,6 +108,7 @@ pub fn extend(
     periods: &Periods,
     received_at: DateTime<Utc>,
     first_due_at: DateTime<Utc>,
+    tz: Tz,
     extended: bool,
     asked: &ExtensionAsked,
 ) -> Result<DateTime<Utc>, ExtensionRefusal> {
@@ -123,7 +124,9 @@ pub fn extend(
     if asked.new_due_at <= first_due_at {
         return Err(ExtensionRefusal::NotLater);
     }
-    if asked.new_due_at > first_due_at + Duration::days(i64::from(periods.extension_days)) {
+    // Counted in the provider's calendar days, whatever the clocks do between.
+    let days_later = asked.new_due_at.with_timezone(&tz).date_naive() - first_due_at.with_timezone(&tz).date_naive();
+    if days_later > Duration::days(i64::from(periods.extension_days)) {
         return Err(ExtensionRefusal::TooLong);
     }
     Ok(asked.new_due_at)
@@ -202,16 +205,30 @@ mod tests {
             new_due_at: new_due,
         };
         let fine = asked(utc(2026, 3, 20, 9, 0), first + Duration::days(30));
-        assert_eq!(extend(&periods, received, first, false, &fine), Ok(first + Duration::days(30)));
-        assert_eq!(extend(&periods, received, first, true, &fine), Err(ExtensionRefusal::Used));
+        assert_eq!(extend(&periods, received, first, Tz::UTC, false, &fine), Ok(first + Duration::days(30)));
+        assert_eq!(extend(&periods, received, first, Tz::UTC, true, &fine), Err(ExtensionRefusal::Used));
         let late = asked(first + Duration::seconds(1), first + Duration::days(10));
-        assert_eq!(extend(&periods, received, first, false, &late), Err(ExtensionRefusal::TooLate));
+        assert_eq!(extend(&periods, received, first, Tz::UTC, false, &late), Err(ExtensionRefusal::TooLate));
         let long = asked(utc(2026, 3, 20, 9, 0), first + Duration::days(31));
-        assert_eq!(extend(&periods, received, first, false, &long), Err(ExtensionRefusal::TooLong));
+        assert_eq!(extend(&periods, received, first, Tz::UTC, false, &long), Err(ExtensionRefusal::TooLong));
         let earlier = asked(utc(2026, 3, 20, 9, 0), first);
-        assert_eq!(extend(&periods, received, first, false, &earlier), Err(ExtensionRefusal::NotLater));
+        assert_eq!(extend(&periods, received, first, Tz::UTC, false, &earlier), Err(ExtensionRefusal::NotLater));
         let before = asked(utc(2026, 3, 1, 9, 0), first + Duration::days(5));
-        assert_eq!(extend(&periods, received, first, false, &before), Err(ExtensionRefusal::BeforeReceipt));
+        assert_eq!(extend(&periods, received, first, Tz::UTC, false, &before), Err(ExtensionRefusal::BeforeReceipt));
+    }
+
+    #[test]
+    fn an_extension_counts_the_providers_days_across_a_clock_change() {
+        let periods = Periods::default();
+        let chicago = tz("America/Chicago");
+        // First due by the end of 22 October (CDT); 30 days later is the end of 21 November (CST).
+        let first = end_of(NaiveDate::from_ymd_opt(2026, 10, 22).expect("date"), chicago);
+        let received = first - Duration::days(30);
+        let last_day = end_of(NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"), chicago);
+        let asked = ExtensionAsked { notice_received_at: received + Duration::days(1), new_due_at: last_day };
+        assert_eq!(extend(&periods, received, first, chicago, false, &asked), Ok(last_day));
+        let day_after = ExtensionAsked { new_due_at: last_day + Duration::days(1), ..asked };
+        assert_eq!(extend(&periods, received, first, chicago, false, &day_after), Err(ExtensionRefusal::TooLong));
     }
 
     #[test]
@@ -239,11 +256,14 @@ mod tests {
                 notice_received_at: received + Duration::seconds(notice_after),
                 new_due_at: first + Duration::seconds(extra),
             };
-            if let Ok(new_due) = extend(&periods, received, first, false, &asked) {
+            let zone = tz(zone);
+            if let Ok(new_due) = extend(&periods, received, first, zone, false, &asked) {
                 prop_assert!(new_due > first);
-                prop_assert!(new_due - first <= Duration::days(i64::from(extension_days)));
+                // At most the allowed number of the provider's days later.
+                let days = new_due.with_timezone(&zone).date_naive() - first.with_timezone(&zone).date_naive();
+                prop_assert!(days <= Duration::days(i64::from(extension_days)));
                 prop_assert!(asked.notice_received_at <= first);
-                prop_assert_eq!(extend(&periods, received, first, true, &asked), Err(ExtensionRefusal::Used));
+                prop_assert_eq!(extend(&periods, received, first, zone, true, &asked), Err(ExtensionRefusal::Used));
             }
         }
 

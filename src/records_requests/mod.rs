@@ -168,6 +168,19 @@ async fn find_provider<C: ConnectionTrait>(conn: &C, id: i32) -> AppResult<provi
         .ok_or_else(|| FieldErrors::single("provider_id", "no provider has this id"))
 }
 
+/// Dates from the wire fit the years both databases and the clock handle,
+/// and what already happened is not in the future.
+fn check_dates(errors: &mut FieldErrors, now: DateTime<Utc>, past: &[(&str, Option<DateTime<Utc>>)]) {
+    for (field, at) in past {
+        if let Some(at) = at {
+            crate::validate::check_instant(errors, field, at);
+            if *at > now + chrono::Duration::minutes(5) {
+                errors.add(*field, "cannot be in the future");
+            }
+        }
+    }
+}
+
 /// The sending dates of a request: when the provider received it, and when
 /// it is first due.
 fn sending(
@@ -178,9 +191,16 @@ fn sending(
     sent_at: DateTime<Utc>,
     received: Option<DateTime<Utc>>,
 ) -> AppResult<(DateTime<Utc>, DateTime<Utc>)> {
+    let latest = clock::received_by_provider(periods, RequestMethod::Mail, sent_at);
     let received = received.unwrap_or_else(|| clock::received_by_provider(periods, method, sent_at));
     if received < sent_at {
         return Err(FieldErrors::single("received_by_provider_at", "cannot be before the request was sent"));
+    }
+    if received > latest {
+        return Err(FieldErrors::single(
+            "received_by_provider_at",
+            format!("cannot be more than {} days after the request was sent", periods.mail_days),
+        ));
     }
     Ok((received, clock::due_at(periods, kind, received, zone_of(provider))))
 }
@@ -201,8 +221,9 @@ pub async fn create(
         errors.add("sent_at", "a sent request needs both its method and when it was sent");
     }
     let now = crate::db::now();
-    if new.sent_at.is_some_and(|at| at > now + chrono::Duration::minutes(5)) {
-        errors.add("sent_at", "cannot be in the future");
+    check_dates(&mut errors, now, &[("sent_at", new.sent_at)]);
+    if let Some(at) = new.received_by_provider_at {
+        crate::validate::check_instant(&mut errors, "received_by_provider_at", &at);
     }
     errors.into_result()?;
     let w = case_store::begin_case_write(db, actor, case_id.get(), CHANGED).await?;
@@ -243,6 +264,7 @@ pub async fn create(
             request_id: Set(row.id),
             kind: Set(*kind),
             received_at: Set(None),
+            recorded_at: Set(None),
             ..Default::default()
         }
         .insert(&w.txn)
@@ -282,6 +304,15 @@ pub async fn update(
     id: i32,
     patch: RequestPatch,
 ) -> AppResult<RequestView> {
+    let mut errors = FieldErrors::new();
+    check_dates(&mut errors, crate::db::now(), &[("sent_at", patch.sent_at)]);
+    if let Some(at) = patch.received_by_provider_at {
+        crate::validate::check_instant(&mut errors, "received_by_provider_at", &at);
+    }
+    if patch.denied_reason.is_some() && patch.state != Some(RequestState::Denied) {
+        errors.add("denied_reason", "goes with state denied");
+    }
+    errors.into_result()?;
     let (w, row) = begin(db, actor, id).await?;
     ensure_case_open(&w)?;
     if is_final(row.state) {
@@ -297,9 +328,23 @@ pub async fn update(
     let sent_at = patch.sent_at.or(row.sent_at);
     let redate = patch.method.is_some() || patch.sent_at.is_some() || patch.received_by_provider_at.is_some();
     let to = patch.state.unwrap_or(row.state);
+    // Dates are corrected while the request is merely sent; once the
+    // provider answered in any way they stand.
+    if redate && !matches!(row.state, RequestState::Draft | RequestState::Sent) {
+        return Err(AppError::conflict(
+            "dates_fixed",
+            "the provider has answered this request; its sending dates can no longer change",
+        ));
+    }
     match to {
         RequestState::Draft if row.state != RequestState::Draft => {
             return Err(AppError::conflict("invalid_state", "a sent request cannot go back to draft"));
+        }
+        RequestState::Sent if row.state != RequestState::Draft && row.state != RequestState::Sent => {
+            return Err(AppError::conflict("invalid_state", "the request was sent already"));
+        }
+        RequestState::Sent if row.state == RequestState::Sent && patch.state.is_some() && !redate => {
+            return Err(AppError::conflict("invalid_state", "the request was sent already"));
         }
         RequestState::PartiallyReceived | RequestState::Fulfilled if to != row.state => {
             return Err(AppError::conflict(
@@ -307,8 +352,11 @@ pub async fn update(
                 "record what arrived with POST …/receipts; the request follows",
             ));
         }
-        RequestState::Acknowledged if !is_waiting(row.state) => {
+        RequestState::Acknowledged if row.state != RequestState::Sent && row.state != RequestState::Acknowledged => {
             return Err(AppError::conflict("invalid_state", "only a sent request can be acknowledged"));
+        }
+        RequestState::Denied if row.state == RequestState::Draft => {
+            return Err(AppError::conflict("invalid_state", "a draft was never sent; cancel it instead"));
         }
         RequestState::Denied => {
             let reason = patch.denied_reason.clone().unwrap_or_default();
@@ -365,6 +413,8 @@ pub async fn extend(
 ) -> AppResult<RequestView> {
     let mut errors = FieldErrors::new();
     check_text(&mut errors, "reason", &input.reason, limits::SHORT_TEXT, true);
+    check_dates(&mut errors, crate::db::now(), &[("notice_received_at", Some(input.notice_received_at))]);
+    crate::validate::check_instant(&mut errors, "new_due_at", &input.new_due_at);
     errors.into_result()?;
     let (w, row) = begin(db, actor, id).await?;
     ensure_case_open(&w)?;
@@ -385,24 +435,31 @@ pub async fn extend(
     }
     let provider = find_provider(&w.txn, row.provider_id).await?;
     let periods = periods_for(settings, &provider);
-    let asked = clock::ExtensionAsked { notice_received_at: input.notice_received_at, new_due_at: input.new_due_at };
-    let new_due = clock::extend(&periods, received, first_due, false, &asked).map_err(|refusal| match refusal {
-        clock::ExtensionRefusal::Used => {
-            AppError::conflict("extension_used", "the request was extended once already; a provider gets one extension")
-        }
-        clock::ExtensionRefusal::TooLate => AppError::conflict(
-            "extension_too_late",
-            "the provider's notice arrived after the first period ended; an extension must be given within it",
-        ),
-        clock::ExtensionRefusal::NotLater => FieldErrors::single("new_due_at", "must be after the current due date"),
-        clock::ExtensionRefusal::TooLong => FieldErrors::single(
-            "new_due_at",
-            format!("may be at most {} days after the first due date", periods.extension_days),
-        ),
-        clock::ExtensionRefusal::BeforeReceipt => {
-            FieldErrors::single("notice_received_at", "cannot be before the provider received the request")
-        }
-    })?;
+    // The new date is a day of the provider's: its end, in their zone.
+    let zone = zone_of(&provider);
+    let new_due_at = clock::end_of(input.new_due_at.with_timezone(&zone).date_naive(), zone);
+    let asked = clock::ExtensionAsked { notice_received_at: input.notice_received_at, new_due_at };
+    let new_due =
+        clock::extend(&periods, received, first_due, zone, false, &asked).map_err(|refusal| match refusal {
+            clock::ExtensionRefusal::Used => AppError::conflict(
+                "extension_used",
+                "the request was extended once already; a provider gets one extension",
+            ),
+            clock::ExtensionRefusal::TooLate => AppError::conflict(
+                "extension_too_late",
+                "the provider's notice arrived after the first period ended; an extension must be given within it",
+            ),
+            clock::ExtensionRefusal::NotLater => {
+                FieldErrors::single("new_due_at", "must be after the current due date")
+            }
+            clock::ExtensionRefusal::TooLong => FieldErrors::single(
+                "new_due_at",
+                format!("may be at most {} days after the first due date", periods.extension_days),
+            ),
+            clock::ExtensionRefusal::BeforeReceipt => {
+                FieldErrors::single("notice_received_at", "cannot be before the provider received the request")
+            }
+        })?;
     let mut changes = row.into_active_model();
     changes.extension_notice_received_at = Set(Some(input.notice_received_at));
     changes.extension_reason = Set(Some(input.reason.trim().to_string()));
@@ -430,8 +487,9 @@ pub async fn receive(db: &DatabaseConnection, actor: &Actor, id: i32, input: Rec
     if input.kinds.is_empty() {
         errors.add("kinds", "name the records that arrived");
     }
-    if input.received_at > w.now + chrono::Duration::minutes(5) {
-        errors.add("received_at", "cannot be in the future");
+    check_dates(&mut errors, w.now, &[("received_at", Some(input.received_at))]);
+    if input.document_ids.len() > 50 {
+        errors.add("document_ids", "at most 50 documents a receipt");
     }
     if row.sent_at.is_some_and(|sent| input.received_at < sent) {
         errors.add("received_at", "cannot be before the request was sent");
@@ -460,6 +518,7 @@ pub async fn receive(db: &DatabaseConnection, actor: &Actor, id: i32, input: Rec
     for kind in &input.kinds {
         records_request_kind::Entity::update_many()
             .col_expr(records_request_kind::Column::ReceivedAt, Expr::value(input.received_at))
+            .col_expr(records_request_kind::Column::RecordedAt, Expr::value(w.now))
             .filter(records_request_kind::Column::RequestId.eq(id))
             .filter(records_request_kind::Column::Kind.eq(*kind))
             .filter(records_request_kind::Column::ReceivedAt.is_null())

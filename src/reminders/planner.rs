@@ -257,7 +257,7 @@ pub struct ArrivalFacts {
     pub case_id: i32,
     pub provider_name: String,
     /// When this receipt was recorded; one email per receipt.
-    pub received_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
     pub kinds: Vec<RecordKind>,
     pub patient: Person,
     pub nudges_stopped: bool,
@@ -295,7 +295,7 @@ pub fn plan_requests(
         }
     }
     for a in arrivals.iter().filter(|a| !a.nudges_stopped) {
-        let key = format!("records-arrived:{}:{}", a.request_id, ts(a.received_at));
+        let key = format!("records-arrived:{}:{}", a.request_id, ts(a.recorded_at));
         if queued.contains(&key) {
             continue;
         }
@@ -886,7 +886,7 @@ mod tests {
             request_id: 9,
             case_id: 1,
             provider_name: "Mercy".into(),
-            received_at: night - Duration::minutes(5),
+            recorded_at: night - Duration::minutes(5),
             kinds: vec![RecordKind::LabResults],
             patient,
             nudges_stopped: false,
@@ -895,7 +895,7 @@ mod tests {
         assert_eq!(planned.len(), 1, "one email for one receipt");
         assert_eq!(planned[0].kind, Kind::RecordsArrived);
         assert_eq!(planned[0].send_after, utc(2026, 6, 11, 6, 0), "held until 08:00 in Berlin");
-        let second = ArrivalFacts { received_at: night + Duration::days(3), ..arrival.clone() };
+        let second = ArrivalFacts { recorded_at: night + Duration::days(3), ..arrival.clone() };
         assert_eq!(plan_hourly(&[], &[arrival.clone(), second], night, 2).len(), 2, "a later receipt is news again");
         let stopped = ArrivalFacts { nudges_stopped: true, ..arrival };
         assert!(

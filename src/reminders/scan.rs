@@ -134,9 +134,10 @@ async fn plan_records_requests(
     let public_url = reminders.settings.public_url();
     let limit = reminders.settings.reminders.batch_size.min(LOOK_CHUNK);
     let waiting = requests_to_raise(records_request::Entity::find(), now).limit(limit).all(db).await?;
+    // Receipts recorded lately (whatever day the records came), along their index.
     let received = records_request_kind::Entity::find()
-        .filter(records_request_kind::Column::ReceivedAt.gte(now - Duration::days(3)))
-        .order_by_asc(records_request_kind::Column::ReceivedAt)
+        .filter(records_request_kind::Column::RecordedAt.gte(now - Duration::days(3)))
+        .order_by_asc(records_request_kind::Column::RecordedAt)
         .limit(limit)
         .all(db)
         .await?;
@@ -197,16 +198,16 @@ async fn plan_records_requests(
         .collect();
     let mut receipts: Vec<planner::ArrivalFacts> = Vec::new();
     for k in &received {
-        let Some(received_at) = k.received_at else { continue };
+        let Some(recorded_at) = k.recorded_at else { continue };
         let Some(r) = arrived_for.iter().find(|r| r.id == k.request_id) else { continue };
         let Some(c) = open(r.case_id) else { continue };
-        match receipts.iter_mut().find(|a| a.request_id == r.id && a.received_at == received_at) {
+        match receipts.iter_mut().find(|a| a.request_id == r.id && a.recorded_at == recorded_at) {
             Some(receipt) => receipt.kinds.push(k.kind),
             None => receipts.push(planner::ArrivalFacts {
                 request_id: r.id,
                 case_id: r.case_id,
                 provider_name: providers.get(&r.provider_id).cloned().unwrap_or_default(),
-                received_at,
+                recorded_at,
                 kinds: vec![k.kind],
                 patient: Person {
                     id: 0,
@@ -225,7 +226,7 @@ async fn plan_records_requests(
             planner::Kind::RecordsArrived => {
                 let Some(a) = receipts
                     .iter()
-                    .find(|a| p.key == format!("records-arrived:{}:{}", a.request_id, a.received_at.timestamp()))
+                    .find(|a| p.key == format!("records-arrived:{}:{}", a.request_id, a.recorded_at.timestamp()))
                 else {
                     continue;
                 };

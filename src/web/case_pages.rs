@@ -148,6 +148,23 @@ struct CasePage {
 }
 
 impl CasePage {
+    /// The outcome of a form of records request `id`, shown beside it.
+    fn request_done(&self, id: &i32) -> Option<&str> {
+        self.done_in(&super::case_records::form_of(*id))
+    }
+
+    /// What was wrong with a refused form of records request `id`.
+    fn request_problems(&self, id: &i32) -> Vec<String> {
+        let form = super::case_records::form_of(*id);
+        if !self.form.is(&form) {
+            return Vec::new();
+        }
+        let mut problems: Vec<String> =
+            self.form.errors.iter().map(|(field, message)| format!("{}: {message}", field.replace('_', " "))).collect();
+        problems.extend(self.form.message.clone());
+        problems
+    }
+
     /// Now, as a `datetime-local` value in the person's zone.
     fn now_input(&self) -> String {
         self.clock.input(&Some(self.clock.now))

@@ -147,6 +147,12 @@ pub async fn create(
     finish(&state, &staff, id, "records-requests", &fields, result, &done).await
 }
 
+/// The page's name for the forms of request `id`: its outcome and problems
+/// show beside that request.
+pub fn form_of(id: i32) -> String {
+    format!("request-{id}")
+}
+
 /// The request named in the address, and its case (access checked).
 async fn request_of(state: &AppState, staff: &Staff, parts: &mut Parts) -> PageResult<RequestView> {
     let id = path_id(parts, "request_id").await.ok_or(AppError::NotFound)?;
@@ -185,7 +191,7 @@ pub async fn update(
         Ok(r) => format!("Request to {}: {}.", r.provider_name, r.state.label().to_lowercase()),
         Err(_) => String::new(),
     };
-    finish(&state, &staff, CaseId(request.case_id), "records-requests", &fields, result, &done).await
+    finish(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, &done).await
 }
 
 pub async fn receipt(
@@ -210,7 +216,7 @@ pub async fn receipt(
         Ok(r) => format!("Recorded; still waiting on {} for part of it.", r.provider_name),
         Err(_) => String::new(),
     };
-    finish(&state, &staff, CaseId(request.case_id), "records-requests", &fields, result, &done).await
+    finish(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, &done).await
 }
 
 pub async fn extension(
@@ -223,7 +229,18 @@ pub async fn extension(
     let clock = staff.clock();
     let mut errors = FieldErrors::new();
     let notice = when(&clock, &fields, "notice_received_at", &mut errors);
-    let new_due = when(&clock, &fields, "new_due_at", &mut errors);
+    // A day of the provider's: noon (UTC) of it falls on that day in any
+    // inhabited zone, and the request takes the end of it in the provider's.
+    let new_due = match fields.optional("new_due_at") {
+        None => None,
+        Some(text) => match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+            Ok(day) => day.and_hms_opt(12, 0, 0).map(|noon| noon.and_utc()),
+            Err(_) => {
+                errors.add("new_due_at", "is not a date");
+                None
+            }
+        },
+    };
     if notice.is_none() && !errors.0.contains_key("notice_received_at") {
         errors.add("notice_received_at", "give the date the provider's notice arrived");
     }
@@ -246,5 +263,5 @@ pub async fn extension(
         ),
         Err(_) => String::new(),
     };
-    finish(&state, &staff, CaseId(request.case_id), "records-requests", &fields, result, &done).await
+    finish(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, &done).await
 }

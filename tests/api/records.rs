@@ -62,13 +62,26 @@ async fn a_request_goes_from_draft_to_fulfilled_on_its_legal_clock(backend: Back
     assert_eq!(sent["overdue"], true, "that date has passed");
     assert!(sent["extension"].is_null());
 
+    let (status, body) = app.patch(&token, &path, json!({ "state": "sent" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "sent once: {body}");
+    let future = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let (status, body) = app.patch(&token, &path, json!({ "sent_at": future })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "not sent in the future: {body}");
+    let (status, body) = app.patch(&token, &path, json!({ "received_by_provider_at": "2026-04-30T12:00:00Z" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "no quiet extension by a late receipt date: {body}");
+    let (status, body) =
+        app.patch(&token, &path, json!({ "received_by_provider_at": "+262143-12-20T00:00:00Z" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a date out of range is refused, not a crash: {body}");
     let (status, acknowledged) = app.patch(&token, &path, json!({ "state": "acknowledged" })).await;
     assert_eq!(status, StatusCode::OK, "{acknowledged}");
+    let (status, body) = app.patch(&token, &path, json!({ "sent_at": "2026-03-03T22:00:00Z" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "answered: the dates stand: {body}");
     let (status, body) = app.patch(&token, &path, json!({ "state": "fulfilled" })).await;
     assert_eq!(status, StatusCode::CONFLICT, "fulfilled follows the receipts: {body}");
 
     // One extension, with the provider's notice inside the first period.
-    let extension = json!({ "notice_received_at": "2026-03-20T15:00:00Z", "reason": "Records are in off-site storage", "new_due_at": "2026-05-01T04:59:59Z" });
+    // The new date is one of the provider's days: noon of 30 April there stands for all of it.
+    let extension = json!({ "notice_received_at": "2026-03-20T15:00:00Z", "reason": "Records are in off-site storage", "new_due_at": "2026-04-30T17:00:00Z" });
     let (status, extended) = app.post(&token, &format!("{path}/extension"), extension.clone()).await;
     assert_eq!(status, StatusCode::OK, "{extended}");
     assert_eq!(ts(&extended["due_at"]), ts(&json!("2026-05-01T04:59:59Z")));
@@ -151,6 +164,15 @@ async fn a_request_goes_from_draft_to_fulfilled_on_its_legal_clock(backend: Back
     assert_eq!(status, StatusCode::OK, "{denied}");
     assert_eq!(denied["denied_reason"], "No authorization on file");
     assert_eq!(denied["overdue"], false);
+
+    // Withdrawing the case ends what is still asked of providers.
+    let waiting = json!({ "provider_id": mercy, "type": "patient_access", "kinds": ["surgical_reports"], "method": "email", "sent_at": "2026-11-30T12:00:00Z" });
+    let (_, waiting) = app.post(&token, &format!("/api/v1/cases/{case}/records-requests"), waiting).await;
+    let (status, body) = app.move_case(&token, case, json!({ "to": "withdrawn", "note": "Patient stopped" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, ended) = app.get(&token, &format!("/api/v1/records-requests/{}", waiting["id"])).await;
+    assert_eq!(ended["state"], "cancelled", "{ended}");
+    assert_eq!(ended["overdue"], false);
 }
 
 async fn extensions_and_jurisdictions_follow_the_rules(backend: Backend) {
@@ -294,6 +316,16 @@ async fn the_advocate_is_reminded_of_due_requests_and_the_patient_told_of_arriva
     assert_eq!(emails("records_request_overdue").await.len(), 1);
     let noon = (later.date_naive() + chrono::Duration::days(1)).and_hms_opt(12, 0, 0).expect("time").and_utc();
     secondlook::reminders::scan::scan(&reminders, noon, false).await.expect("scan");
+    // A receipt entered days after the records came still tells the patient.
+    let other = json!({ "provider_id": lab, "type": "authorization", "kinds": ["medication_list"], "method": "email", "sent_at": (now - chrono::Duration::days(20)).to_rfc3339() });
+    let (_, other) = app.post(&token, &format!("/api/v1/cases/{case}/records-requests"), other).await;
+    let backdated =
+        json!({ "kinds": ["medication_list"], "received_at": (now - chrono::Duration::days(10)).to_rfc3339() });
+    let (status, body) =
+        app.post(&token, &format!("/api/v1/records-requests/{}/receipts", other["id"]), backdated).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    secondlook::reminders::scan::scan(&reminders, chrono::Utc::now(), false).await.expect("scan");
+    assert_eq!(emails("records_arrived").await.len(), 2, "told of the backdated receipt too");
     let digests = emails("digest").await;
     let digest = digests.iter().max_by_key(|d| d.id).expect("the day's digest");
     assert!(

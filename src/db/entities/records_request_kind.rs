@@ -11,6 +11,8 @@ pub struct Model {
     pub request_id: i32,
     pub kind: RecordKind,
     pub received_at: Option<DateTimeUtc>,
+    /// When the receipt was recorded: the patient is told of receipts by this.
+    pub recorded_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
