@@ -118,7 +118,7 @@ pub async fn open(db: &DatabaseConnection, token: &str, now: DateTime<Utc>) -> A
     if link.expires_at <= now {
         return Ok(Opened::Expired(link));
     }
-    let Some(visitor) = visitor(db, link.id, now).await? else {
+    let Some(visitor) = standing(db, &link, now).await? else {
         return Ok(match link.partner_id {
             Some(_) => Opened::Withdrawn(link),
             None => Opened::Unknown,
@@ -136,7 +136,18 @@ pub async fn open(db: &DatabaseConnection, token: &str, now: DateTime<Utc>) -> A
 /// withdrawn, not expired), its care partner and its case's data still
 /// stand. Asked on every portal request, so a withdrawal takes effect at once.
 pub async fn visitor(db: &DatabaseConnection, link_id: i32, now: DateTime<Utc>) -> AppResult<Option<Visitor>> {
-    let Some(link) = portal_link::Entity::find_by_id(link_id).one(db).await? else { return Ok(None) };
+    match portal_link::Entity::find_by_id(link_id).one(db).await? {
+        Some(link) => standing(db, &link, now).await,
+        None => Ok(None),
+    }
+}
+
+/// The visitor `link` admits, if it, its care partner and its case's data still stand.
+async fn standing(
+    db: &DatabaseConnection,
+    link: &portal_link::Model,
+    now: DateTime<Utc>,
+) -> AppResult<Option<Visitor>> {
     if link.revoked_at.is_some() || link.expires_at <= now {
         return Ok(None);
     }

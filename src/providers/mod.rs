@@ -184,6 +184,28 @@ pub async fn update(
     Ok(saved.into())
 }
 
+/// The providers named by `ids`, by id (the names and zones that requests
+/// and reminders refer to).
+pub async fn by_id<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    ids: impl IntoIterator<Item = i32>,
+) -> AppResult<std::collections::HashMap<i32, provider::Model>> {
+    let mut ids: Vec<i32> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    use sea_orm::ColumnTrait;
+    Ok(provider::Entity::find()
+        .filter(provider::Column::Id.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect())
+}
+
 pub async fn get(db: &DatabaseConnection, id: i32) -> AppResult<ProviderView> {
     provider::Entity::find_by_id(id).one(db).await?.map(Into::into).ok_or(AppError::NotFound)
 }

@@ -604,13 +604,7 @@ async fn views<C: ConnectionTrait>(conn: &C, rows: Vec<records_request::Model>) 
         .order_by_asc(records_request_kind::Column::Id)
         .all(conn)
         .await?;
-    let providers: std::collections::HashMap<i32, provider::Model> = provider::Entity::find()
-        .filter(provider::Column::Id.is_in(provider_ids))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
+    let providers = crate::providers::by_id(conn, provider_ids).await?;
     let now = crate::db::now();
     Ok(rows
         .into_iter()

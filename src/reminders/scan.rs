@@ -129,7 +129,7 @@ async fn plan_records_requests(
     dry_run: bool,
     report: &mut ScanReport,
 ) -> AppResult<()> {
-    use crate::db::entities::{provider, records_request, records_request_kind};
+    use crate::db::entities::{records_request, records_request_kind};
     let db = &reminders.db;
     let public_url = reminders.settings.public_url();
     let limit = reminders.settings.reminders.batch_size.min(LOOK_CHUNK);
@@ -162,23 +162,8 @@ async fn plan_records_requests(
         .into_iter()
         .map(|c| (c.id, c))
         .collect();
-    let provider_ids: Vec<i32> = waiting.iter().chain(&arrived_for).map(|r| r.provider_id).collect();
-    let providers: HashMap<i32, String> = provider::Entity::find()
-        .filter(provider::Column::Id.is_in(provider_ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p.name))
-        .collect();
-    let advocate_ids: Vec<i32> = cases.values().filter_map(|c| c.advocate_id).collect();
-    let advocates: HashMap<i32, Person> = user::Entity::find()
-        .filter(user::Column::Id.is_in(advocate_ids))
-        .filter(user::Column::Active.eq(true))
-        .all(db)
-        .await?
-        .iter()
-        .map(|u| (u.id, person(u)))
-        .collect();
+    let providers = provider_names(db, waiting.iter().chain(&arrived_for).map(|r| r.provider_id)).await?;
+    let advocates = active_people(db, cases.values().filter_map(|c| c.advocate_id).collect()).await?;
     let open = |case_id: i32| cases.get(&case_id).filter(|c| c.closed_at.is_none() && c.erased_at.is_none());
     let waiting_facts: Vec<planner::RequestFacts> = waiting
         .iter()
@@ -344,17 +329,29 @@ async fn nudge_token(db: &DatabaseConnection, row: &case::Model, dry_run: bool) 
     Ok(token)
 }
 
-async fn case_facts(db: &DatabaseConnection, chunk: &[case::Model]) -> AppResult<Vec<CaseFacts>> {
-    let states = CaseState::load_many(db, chunk.to_vec()).await?;
-    let advocate_ids: Vec<i32> = chunk.iter().filter_map(|c| c.advocate_id).collect();
-    let advocates: HashMap<i32, Person> = user::Entity::find()
-        .filter(user::Column::Id.is_in(advocate_ids))
+/// The active staff members among `ids`, as reminders address them.
+async fn active_people(db: &DatabaseConnection, ids: Vec<i32>) -> AppResult<HashMap<i32, Person>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
         .filter(user::Column::Active.eq(true))
         .all(db)
         .await?
         .iter()
         .map(|u| (u.id, person(u)))
-        .collect();
+        .collect())
+}
+
+/// Providers' names by id.
+async fn provider_names(
+    db: &DatabaseConnection,
+    ids: impl IntoIterator<Item = i32>,
+) -> AppResult<HashMap<i32, String>> {
+    Ok(crate::providers::by_id(db, ids).await?.into_iter().map(|(id, p)| (id, p.name)).collect())
+}
+
+async fn case_facts(db: &DatabaseConnection, chunk: &[case::Model]) -> AppResult<Vec<CaseFacts>> {
+    let states = CaseState::load_many(db, chunk.to_vec()).await?;
+    let advocates = active_people(db, chunk.iter().filter_map(|c| c.advocate_id).collect()).await?;
     let specialist_ids: Vec<i32> = states.iter().filter_map(|s| s.round.as_ref()?.specialist_id).collect();
     let specialists: HashMap<i32, String> = specialist::Entity::find()
         .filter(specialist::Column::Id.is_in(specialist_ids))
@@ -527,7 +524,7 @@ async fn requests_for_digest(
     who: &Person,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<String>> {
-    use crate::db::entities::{provider, records_request};
+    use crate::db::entities::records_request;
     use sea_orm::sea_query::Query;
     let their_open_cases = Query::select()
         .column(case::Column::Id)
@@ -550,13 +547,7 @@ async fn requests_for_digest(
         .await?
         .into_iter()
         .collect();
-    let providers: HashMap<i32, String> = provider::Entity::find()
-        .filter(provider::Column::Id.is_in(waiting.iter().map(|r| r.provider_id).collect::<Vec<_>>()))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p.name))
-        .collect();
+    let providers = provider_names(db, waiting.iter().map(|r| r.provider_id)).await?;
     Ok(waiting
         .iter()
         .filter_map(|r| {

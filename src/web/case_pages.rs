@@ -356,7 +356,7 @@ async fn case_page_for(
 ) -> PageResult<CasePage> {
     let (case, rules_state) = store::view_with_state(&state.db, &state.reads, &staff.actor, id).await?;
     let clock = staff.clock();
-    let portal = super::case_portal::panel(state, &clock, &case, looking).await?;
+    let portal = super::case_portal::panel(state, &clock, &rules_state.row, looking).await?;
     let requests = super::case_records::panel(state, &clock, case.id).await?;
     let current = case.stage;
     let progress = super::steps(current);
@@ -543,9 +543,22 @@ pub(super) async fn finish<T>(
     result: AppResult<T>,
     done: &str,
 ) -> PageResult<Response> {
+    finish_with(state, staff, id, form, fields, result, |_| done.to_string()).await
+}
+
+/// [`finish`] with a message that says what the change came to.
+pub(super) async fn finish_with<T>(
+    state: &AppState,
+    staff: &Staff,
+    id: CaseId,
+    form: &str,
+    fields: &FormFields,
+    result: AppResult<T>,
+    done: impl FnOnce(&T) -> String,
+) -> PageResult<Response> {
     match result {
-        Ok(_) => {
-            staff.flash_at(section_of(form), done).await;
+        Ok(value) => {
+            staff.flash_at(section_of(form), done(&value)).await;
             Ok(Redirect::to(&format!("/cases/{id}#{form}")).into_response())
         }
         Err(err) => {
@@ -984,7 +997,15 @@ async fn questions_to_save(
     if same(&typed, &shown) {
         return Ok(None);
     }
-    let now = store::get(&state.db, &staff.actor, id).await?.patient_questions;
+    use sea_orm::{EntityTrait, QuerySelect};
+    store::check_access(&state.db, &staff.actor, id.get(), "case.update").await?;
+    let now: String = crate::db::entities::case::Entity::find_by_id(id.get())
+        .select_only()
+        .column(crate::db::entities::case::Column::PatientQuestions)
+        .into_tuple()
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound)?;
     if !same(&now, &shown) {
         return Err(crate::error::AppError::conflict(
             "questions_changed",

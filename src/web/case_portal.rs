@@ -5,9 +5,12 @@
 
 use axum::{extract::State, response::Response};
 
-use super::{FormFields, PathId, Staff, case_pages::finish, error::PageResult};
+use super::{
+    FormFields, PathId, Staff,
+    case_pages::{finish, finish_with},
+    error::PageResult,
+};
 use crate::{
-    cases::view::CaseView,
     db::entities::case,
     error::AppError,
     ids::CaseId,
@@ -15,7 +18,17 @@ use crate::{
     reminders::portal_mail,
     state::AppState,
 };
-use sea_orm::EntityTrait;
+
+/// A care partner invitation as the staff and portal forms send it.
+pub(super) fn invitation_from(fields: &FormFields) -> partners::Invitation {
+    partners::Invitation {
+        name: fields.text("name"),
+        email: fields.text("email"),
+        may_upload: fields.checked("may_upload"),
+        may_edit_questions: fields.checked("may_edit_questions"),
+        gets_reminders: fields.checked("gets_reminders"),
+    }
+}
 
 /// The portal as the case page shows it.
 pub struct PortalPanel {
@@ -29,11 +42,11 @@ pub struct PortalPanel {
 
 /// Reads the panel and, when `seen`, marks the case's portal activity as
 /// looked at (the page is what an advocate opens to look).
-pub async fn panel(state: &AppState, clock: &super::Clock, case: &CaseView, seen: bool) -> PageResult<PortalPanel> {
-    let row = case::Entity::find_by_id(case.id).one(&state.db).await?.ok_or(AppError::NotFound)?;
-    let summary = portal::summary(&state.db, &row, state.settings.portal.consent_required, clock.now).await?;
+/// `row` is the case as the page read it.
+pub async fn panel(state: &AppState, clock: &super::Clock, row: &case::Model, seen: bool) -> PageResult<PortalPanel> {
+    let summary = portal::summary(&state.db, row, state.settings.portal.consent_required, clock.now).await?;
     if seen && summary.needs_review_since.is_some() {
-        portal::activity_seen(&state.db, case.id).await?;
+        portal::activity_seen(&state.db, row.id).await?;
     }
     let consent = summary.consent.as_ref().map(|c| {
         let how = if c.method == "paper" {
@@ -71,11 +84,10 @@ pub async fn send_link(
     fields: FormFields,
 ) -> PageResult<Response> {
     let sent = portal_mail::send_link(&state.db, &state.settings, &staff.actor, id.get(), None).await;
-    let done = sent
-        .as_ref()
-        .map(|email| format!("A link to the patient's page is on its way to {email}."))
-        .unwrap_or_default();
-    finish(&state, &staff, id, "portal", &fields, sent, &done).await
+    finish_with(&state, &staff, id, "portal", &fields, sent, |email| {
+        format!("A link to the patient's page is on its way to {email}.")
+    })
+    .await
 }
 
 pub async fn withdraw_links(
@@ -85,16 +97,10 @@ pub async fn withdraw_links(
     fields: FormFields,
 ) -> PageResult<Response> {
     let withdrawn = actions::withdraw_links(&state.db, &staff.actor, id).await;
-    let done = withdrawn
-        .as_ref()
-        .map(|n| {
-            format!(
-                "{n} portal link{} withdrawn; anyone using one is signed out at once.",
-                if *n == 1 { "" } else { "s" }
-            )
-        })
-        .unwrap_or_default();
-    finish(&state, &staff, id, "portal", &fields, withdrawn, &done).await
+    finish_with(&state, &staff, id, "portal", &fields, withdrawn, |n| {
+        format!("{n} portal link{} withdrawn; anyone using one is signed out at once.", if *n == 1 { "" } else { "s" })
+    })
+    .await
 }
 
 pub async fn paper_consent(
@@ -113,19 +119,12 @@ pub async fn invite_partner(
     PathId(id): PathId<CaseId>,
     fields: FormFields,
 ) -> PageResult<Response> {
-    let invitation = partners::Invitation {
-        name: fields.text("name"),
-        email: fields.text("email"),
-        may_upload: fields.checked("may_upload"),
-        may_edit_questions: fields.checked("may_edit_questions"),
-        gets_reminders: fields.checked("gets_reminders"),
-    };
+    let invitation = invitation_from(&fields);
     let invited = portal_mail::invite(&state.db, &state.settings, &staff.actor, id.get(), &invitation).await;
-    let done = invited
-        .as_ref()
-        .map(|p| format!("{} is invited; their link is on its way to {}.", p.name, p.email))
-        .unwrap_or_default();
-    finish(&state, &staff, id, "portal", &fields, invited, &done).await
+    finish_with(&state, &staff, id, "portal", &fields, invited, |p| {
+        format!("{} is invited; their link is on its way to {}.", p.name, p.email)
+    })
+    .await
 }
 
 pub async fn remove_partner(

@@ -4,7 +4,7 @@
 
 use axum::{extract::State, http::request::Parts, response::Response};
 
-use super::{Clock, FormFields, PathId, Staff, case_pages::finish, error::PageResult};
+use super::{Clock, FormFields, PathId, Staff, case_pages::finish_with, error::PageResult};
 use crate::{
     error::{AppError, AppResult, FieldErrors},
     http::path_id,
@@ -139,12 +139,11 @@ pub async fn create(
         (Err(err), ..) => Err(err),
         _ => Err(AppError::BadRequest("the form is incomplete".into())),
     };
-    let done = match &result {
-        Ok(r) if r.state == RequestState::Sent => format!("Request to {} recorded as sent.", r.provider_name),
-        Ok(r) => format!("Request to {} saved as a draft.", r.provider_name),
-        Err(_) => String::new(),
-    };
-    finish(&state, &staff, id, "records-requests", &fields, result, &done).await
+    finish_with(&state, &staff, id, "records-requests", &fields, result, |r| match r.state {
+        RequestState::Sent => format!("Request to {} recorded as sent.", r.provider_name),
+        _ => format!("Request to {} saved as a draft.", r.provider_name),
+    })
+    .await
 }
 
 /// The page's name for the forms of request `id`: its outcome and problems
@@ -187,11 +186,10 @@ pub async fn update(
         Ok(()) => Err(AppError::BadRequest("the form did not say what to do".into())),
         Err(err) => Err(err),
     };
-    let done = match &result {
-        Ok(r) => format!("Request to {}: {}.", r.provider_name, r.state.label().to_lowercase()),
-        Err(_) => String::new(),
-    };
-    finish(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, &done).await
+    finish_with(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, |r| {
+        format!("Request to {}: {}.", r.provider_name, r.state.label().to_lowercase())
+    })
+    .await
 }
 
 pub async fn receipt(
@@ -211,12 +209,11 @@ pub async fn receipt(
         }
         Err(err) => Err(err),
     };
-    let done = match &result {
-        Ok(r) if r.state == RequestState::Fulfilled => format!("Everything asked of {} has arrived.", r.provider_name),
-        Ok(r) => format!("Recorded; still waiting on {} for part of it.", r.provider_name),
-        Err(_) => String::new(),
-    };
-    finish(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, &done).await
+    finish_with(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, |r| match r.state {
+        RequestState::Fulfilled => format!("Everything asked of {} has arrived.", r.provider_name),
+        _ => format!("Recorded; still waiting on {} for part of it.", r.provider_name),
+    })
+    .await
 }
 
 pub async fn extension(
@@ -255,13 +252,9 @@ pub async fn extension(
         (Err(err), ..) => Err(err),
         _ => Err(AppError::BadRequest("the form is incomplete".into())),
     };
-    let done = match &result {
-        Ok(r) => format!(
-            "Extension recorded: {} now has until {}.",
-            r.provider_name,
-            r.due_at.map(|d| clock.at(&d)).unwrap_or_default()
-        ),
-        Err(_) => String::new(),
-    };
-    finish(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, &done).await
+    finish_with(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, |r| {
+        let until = r.due_at.map(|d| clock.at(&d)).unwrap_or_default();
+        format!("Extension recorded: {} now has until {until}.", r.provider_name)
+    })
+    .await
 }

@@ -178,23 +178,16 @@ async fn keep_unsent_form(
     next: axum::middleware::Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    let is_form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     // Forms sent without a session by design, some of which lead to the sign-in page on success.
     let carries_work = !matches!(path.as_str(), "/login" | "/logout" | "/forgot-password" | "/reset-password")
         && !path.starts_with("/u/");
-    if request.method() != axum::http::Method::POST || !is_form || !carries_work {
+    if !carries_work {
         return next.run(request).await;
     }
-    let limit = state.settings.server.max_body_bytes;
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return error::too_large(limit);
+    let (bytes, response) = match run_keeping_form(state.settings.server.max_body_bytes, request, next).await {
+        Ok(kept) => kept,
+        Err(response) => return response,
     };
-    let response = next.run(Request::from_parts(parts, axum::body::Body::from(bytes.clone()))).await;
     let to_sign_in = response.status().is_redirection()
         && response
             .headers()
@@ -224,6 +217,31 @@ pub fn steps(current: crate::cases::Stage) -> Vec<(crate::cases::Stage, &'static
             (*s, state)
         })
         .collect()
+}
+
+/// Runs `request`, and for a posted form (`application/x-www-form-urlencoded`)
+/// hands back its body with the answer, so a middleware can answer with
+/// what the form held; anything else (or a body over `limit`) is `Err` with
+/// its answer.
+pub(crate) async fn run_keeping_form(
+    limit: usize,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Result<(bytes::Bytes, Response), Response> {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if request.method() != axum::http::Method::POST || !is_form {
+        return Err(next.run(request).await);
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return Err(error::too_large(limit));
+    };
+    let response = next.run(Request::from_parts(parts, axum::body::Body::from(bytes.clone()))).await;
+    Ok((bytes, response))
 }
 
 /// The case a page address belongs to: `/cases/7/notes` → 7.

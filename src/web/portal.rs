@@ -123,19 +123,10 @@ async fn keep_typed_words(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let is_form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if request.method() != axum::http::Method::POST || !is_form {
-        return next.run(request).await;
-    }
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, state.settings.server.max_body_bytes).await else {
-        return super::error::too_large(state.settings.server.max_body_bytes);
+    let (bytes, response) = match super::run_keeping_form(state.settings.server.max_body_bytes, request, next).await {
+        Ok(kept) => kept,
+        Err(response) => return response,
     };
-    let response = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes.clone()))).await;
     if response.status() != StatusCode::UNAUTHORIZED {
         return response;
     }
@@ -725,13 +716,7 @@ async fn sign_consent(State(state): State<AppState>, visit: PortalVisit, form: F
 }
 
 async fn invite_partner(State(state): State<AppState>, visit: PortalVisit, form: FormFields) -> Response {
-    let invitation = partners::Invitation {
-        name: form.text("name"),
-        email: form.text("email"),
-        may_upload: form.checked("may_upload"),
-        may_edit_questions: form.checked("may_edit_questions"),
-        gets_reminders: form.checked("gets_reminders"),
-    };
+    let invitation = super::case_portal::invitation_from(&form);
     let invited = if visit.visitor.may_act_for_patient() {
         portal_mail::invite(&state.db, &state.settings, &visit.actor, visit.visitor.case_id, &invitation).await
     } else {
