@@ -387,6 +387,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let db = open(&settings).await?;
             let started = std::time::Instant::now();
             crate::cases::tallies::rebuild(&db).await?;
+            crate::portal::survey::rebuild(&db).await?;
+            crate::records_requests::figures::rebuild(&db).await?;
+            crate::insurance::rebuild(&db).await?;
             db.close().await?;
             println!("Tallies recounted from the case rows in {:.1} s.", started.elapsed().as_secs_f64());
             Ok(())

@@ -178,6 +178,8 @@ pub async fn fill(db: &DatabaseConnection, rules: &CaseRules, cases: u32, seed: 
     audit::record(db, &system, FILLED, Subject::named("cases"), detail).await?;
     tallies::rebuild(db).await?;
     crate::portal::survey::rebuild(db).await?;
+    crate::records_requests::figures::rebuild(db).await?;
+    crate::insurance::rebuild(db).await?;
     // A bulk load leaves PostgreSQL's planner statistics describing the
     // empty tables; until autovacuum refreshes them it may pick full scans.
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {

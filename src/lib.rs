@@ -30,6 +30,7 @@ pub mod documents;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod insurance;
 pub mod mail;
 pub mod portability;
 pub mod portal;

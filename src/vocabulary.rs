@@ -187,6 +187,34 @@ word_enum!(
 );
 
 word_enum!(
+    /// Whether the patient's insurance pays for a second opinion.
+    Coverage {
+        Yes => ("yes", "Covered"),
+        No => ("no", "Not covered"),
+        Unknown => ("unknown", "Not known yet"),
+    }
+);
+
+word_enum!(
+    /// Where the insurer's pre-approval of the second opinion stands.
+    Preapproval {
+        NotRequired => ("not_required", "Not required"),
+        Requested => ("requested", "Requested"),
+        Approved => ("approved", "Approved"),
+        Denied => ("denied", "Denied"),
+        Appealed => ("appealed", "Appealed"),
+    }
+);
+
+impl Preapproval {
+    /// The insurer has answered: the wait a hold for pre-approval stands
+    /// for is over (an appeal starts a new one).
+    pub fn is_decided(self) -> bool {
+        matches!(self, Preapproval::Approved | Preapproval::Denied)
+    }
+}
+
+word_enum!(
     /// Where a case is on its way to a decision.
     Stage {
         RecordsRequested => ("records_requested", "Records requested"),

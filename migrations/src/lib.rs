@@ -22,6 +22,7 @@ mod m20261207_000013_caseload_sorts;
 mod m20261207_000014_documents;
 mod m20261207_000015_patient_portal;
 mod m20261207_000016_records_requests;
+mod m20261207_000017_insurance;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000014_documents::Migration),
             Box::new(m20261207_000015_patient_portal::Migration),
             Box::new(m20261207_000016_records_requests::Migration),
+            Box::new(m20261207_000017_insurance::Migration),
         ]
     }
 }

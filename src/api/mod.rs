@@ -7,6 +7,7 @@ pub mod directory;
 pub mod documents;
 pub mod error;
 pub mod extract;
+pub mod insurance;
 pub mod journal;
 pub mod portal;
 pub mod privacy;
@@ -56,6 +57,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/cases/{id}/portal/partners", post(portal::invite_partner))
         .route("/cases/{id}/portal/partners/{partner_id}", axum::routing::delete(portal::remove_partner))
         .route("/cases/{id}/consent", post(portal::paper_consent))
+        .route("/cases/{id}/insurance", get(insurance::get_insurance).put(insurance::put_insurance))
         .route("/cases/{id}/records-requests", get(records::list_requests).post(records::create_request))
         .route("/records-requests/{id}", get(records::get_request).patch(records::update_request))
         .route("/records-requests/{id}/extension", post(records::extend_request))

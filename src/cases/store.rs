@@ -512,7 +512,7 @@ pub(crate) async fn begin_case_write(
 }
 
 impl CaseWrite {
-    fn ensure_open(&self) -> AppResult<Stage> {
+    pub(crate) fn ensure_open(&self) -> AppResult<Stage> {
         let stage = self.case.stage;
         if stage.is_final() {
             return Err(AppError::conflict(
@@ -754,22 +754,31 @@ pub async fn hold(
 pub async fn resume(db: &DatabaseConnection, rules: &CaseRules, actor: &Actor, case_id: CaseId) -> AppResult<CaseView> {
     let case_id = case_id.get();
     let w = begin_case_write(db, actor, case_id, "case.resume").await?;
-    let stage = w.ensure_open()?;
-    let Some(since) = w.case.held_since else {
+    w.ensure_open()?;
+    let Some((changes, detail)) = w.resumed(rules) else {
         return Err(AppError::conflict("not_on_hold", "the case is not on hold"));
     };
-    let clock = w.clock().resume(w.now);
-    let urgency = w.case.urgency;
-    let changes = case::ActiveModel {
-        held_since: Set(None),
-        hold_reason: Set(None),
-        hold_note: Set(None),
-        held_seconds: Set(clock.held_before.num_seconds()),
-        stage_due_at: Set(clock.due_at(&rules.levels, stage, urgency)),
-        ..Default::default()
-    };
-    let detail = json!({ "held_since": since, "held_seconds": (w.now - since).num_seconds() });
     w.finish(db, actor, changes, "case.resume", detail).await
+}
+
+impl CaseWrite {
+    /// The changes that take an open case off hold (its stage clock runs
+    /// again, the time held added), with the audit detail; `None` when the
+    /// case is not on hold.
+    pub(crate) fn resumed(&self, rules: &CaseRules) -> Option<(case::ActiveModel, serde_json::Value)> {
+        let since = self.case.held_since?;
+        let clock = self.clock().resume(self.now);
+        let changes = case::ActiveModel {
+            held_since: Set(None),
+            hold_reason: Set(None),
+            hold_note: Set(None),
+            held_seconds: Set(clock.held_before.num_seconds()),
+            stage_due_at: Set(clock.due_at(&rules.levels, self.case.stage, self.case.urgency)),
+            ..Default::default()
+        };
+        let detail = json!({ "held_since": since, "held_seconds": (self.now - since).num_seconds() });
+        Some((changes, detail))
+    }
 }
 
 pub async fn set_record(

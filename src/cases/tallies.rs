@@ -184,6 +184,37 @@ pub fn outcome_of(state: &CaseState) -> Option<Outcome> {
     })
 }
 
+/// Longest span the day-count tallies tell apart; longer ones count as this.
+pub const MOST_DAYS: i64 = 366;
+
+/// Whole days from `from` to `to`, for the day-count tallies: never below
+/// zero, at most [`MOST_DAYS`].
+pub fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_days().clamp(0, MOST_DAYS)
+}
+
+/// The median of spans counted by whole days (`(days, how many)`, in any
+/// order); `None` when nothing was counted.
+pub fn median_days(counts: &[(i64, i64)]) -> Option<f64> {
+    let mut counts: Vec<(i64, i64)> = counts.iter().copied().filter(|(_, n)| *n > 0).collect();
+    counts.sort_unstable();
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    // The values at the two middle positions (the same one for an odd total).
+    let at = |position: i64| {
+        let mut seen = 0;
+        counts.iter().find(|(_, n)| {
+            seen += n;
+            seen > position
+        })
+    };
+    let low = at((total - 1) / 2)?.0;
+    let high = at(total / 2)?.0;
+    Some((low + high) as f64 / 2.0)
+}
+
 /// Adds `delta` to the tallies, inside the caller's transaction.
 pub async fn apply<C: ConnectionTrait>(conn: &C, delta: &Delta) -> AppResult<()> {
     let backend = conn.get_database_backend();
@@ -392,4 +423,23 @@ pub async fn outcomes_by_scan<C: ConnectionTrait>(conn: &C) -> AppResult<Outcome
     .one(conn)
     .await?;
     Ok(found.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_days_reads_the_middle_of_the_counts() {
+        assert_eq!(median_days(&[]), None);
+        assert_eq!(median_days(&[(4, 0)]), None);
+        assert_eq!(median_days(&[(9, 1)]), Some(9.0));
+        // 2, 3, 3, 10: the middle two are 3 and 3.
+        assert_eq!(median_days(&[(10, 1), (3, 2), (2, 1)]), Some(3.0));
+        // 1, 1, 5, 7: between 1 and 5.
+        assert_eq!(median_days(&[(7, 1), (1, 2), (5, 1)]), Some(3.0));
+        let day = |d: i64| DateTime::<Utc>::from_timestamp(d * 86_400, 0).unwrap_or_default();
+        assert_eq!(days_between(day(10), day(3)), 0);
+        assert_eq!(days_between(day(0), day(1000)), MOST_DAYS);
+    }
 }

@@ -21,9 +21,9 @@ use super::PortabilityError;
 use crate::db::{
     self,
     entities::{
-        api_token, audit_entry, case, case_contact, case_note, case_record, case_round, document, opinion,
-        outbox_message, portal_consent, portal_partner, portal_survey, provider, records_request, records_request_kind,
-        specialist, stage_change, user,
+        api_token, audit_entry, case, case_contact, case_insurance, case_note, case_record, case_round, document,
+        opinion, outbox_message, portal_consent, portal_partner, portal_survey, provider, records_request,
+        records_request_kind, specialist, stage_change, user,
     },
 };
 
@@ -34,7 +34,7 @@ pub const VERSION: u32 = 1;
 const BATCH: u64 = 200;
 
 /// The tables carried, in foreign-key order (a table comes after those it refers to).
-pub fn tables() -> [&'static str; 19] {
+pub fn tables() -> [&'static str; 20] {
     [
         user::Entity.table_name(),
         api_token::Entity.table_name(),
@@ -42,6 +42,7 @@ pub fn tables() -> [&'static str; 19] {
         provider::Entity.table_name(),
         case::Entity.table_name(),
         case_round::Entity.table_name(),
+        case_insurance::Entity.table_name(),
         opinion::Entity.table_name(),
         case_record::Entity.table_name(),
         stage_change::Entity.table_name(),
@@ -63,7 +64,7 @@ pub fn tables() -> [&'static str; 19] {
 /// people simply sign in again, or ask for a new link), the health check's
 /// probe row is rewritten by every `/healthz`, and the tallies and search
 /// words are recomputed from the imported cases and survey answers.
-pub const NOT_CARRIED: [&str; 14] = [
+pub const NOT_CARRIED: [&str; 16] = [
     "sessions",
     "sign_in_failures",
     "password_resets",
@@ -76,6 +77,8 @@ pub const NOT_CARRIED: [&str; 14] = [
     "tally_due",
     "tally_outcome",
     "tally_state",
+    "tally_provider_requests",
+    "tally_preapprovals",
     "case_search_terms",
     "case_search_state",
 ];
@@ -151,6 +154,7 @@ async fn write_all(db: &DatabaseConnection, file: File) -> Result<Counts, Portab
     counts.insert(case_note::Entity.table_name().into(), dump::<case_note::Entity, _>(&txn, &mut w).await?);
     counts.insert(case_contact::Entity.table_name().into(), dump::<case_contact::Entity, _>(&txn, &mut w).await?);
     counts.insert(document::Entity.table_name().into(), dump::<document::Entity, _>(&txn, &mut w).await?);
+    counts.insert(case_insurance::Entity.table_name().into(), dump::<case_insurance::Entity, _>(&txn, &mut w).await?);
     counts.insert(portal_partner::Entity.table_name().into(), dump::<portal_partner::Entity, _>(&txn, &mut w).await?);
     counts.insert(portal_consent::Entity.table_name().into(), dump::<portal_consent::Entity, _>(&txn, &mut w).await?);
     counts.insert(portal_survey::Entity.table_name().into(), dump::<portal_survey::Entity, _>(&txn, &mut w).await?);
@@ -298,7 +302,8 @@ pub async fn import(db: &DatabaseConnection, from: &Path) -> Result<Counts, Port
     }
     if txn.get_database_backend() == DbBackend::Postgres {
         // Explicit ids do not move the id sequences; new rows would collide.
-        for table in known {
+        // (A case's insurance is keyed by its case and has no sequence.)
+        for table in known.into_iter().filter(|t| *t != case_insurance::Entity.table_name()) {
             txn.execute_unprepared(&format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
                  COALESCE((SELECT MAX(id) FROM {table}), 1), (SELECT MAX(id) FROM {table}) IS NOT NULL)"
@@ -314,6 +319,14 @@ pub async fn import(db: &DatabaseConnection, from: &Path) -> Result<Counts, Port
     crate::cases::tallies::rebuild(db).await.map_err(|err| match err {
         crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
         other => PortabilityError::Refused(format!("the cases were imported but their figures were not: {other}")),
+    })?;
+    crate::records_requests::figures::rebuild(db).await.map_err(|err| match err {
+        crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
+        other => PortabilityError::Refused(format!("the records requests were imported but not counted: {other}")),
+    })?;
+    crate::insurance::rebuild(db).await.map_err(|err| match err {
+        crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
+        other => PortabilityError::Refused(format!("the pre-approvals were imported but not counted: {other}")),
     })?;
     crate::portal::survey::rebuild(db).await.map_err(|err| match err {
         crate::error::AppError::Database(db_err) => PortabilityError::Database(db_err),
@@ -358,6 +371,7 @@ async fn load<C: ConnectionTrait>(conn: &C, table: &str, rows: Vec<Value>) -> Re
         t if t == specialist::Entity.table_name() => insert::<specialist::Entity, _>(conn, rows).await,
         t if t == case::Entity.table_name() => insert::<case::Entity, _>(conn, rows).await,
         t if t == case_round::Entity.table_name() => insert::<case_round::Entity, _>(conn, rows).await,
+        t if t == case_insurance::Entity.table_name() => insert::<case_insurance::Entity, _>(conn, rows).await,
         t if t == opinion::Entity.table_name() => insert::<opinion::Entity, _>(conn, rows).await,
         t if t == case_note::Entity.table_name() => insert::<case_note::Entity, _>(conn, rows).await,
         t if t == case_contact::Entity.table_name() => insert::<case_contact::Entity, _>(conn, rows).await,

@@ -56,6 +56,7 @@ pub struct CaseExport {
     pub portal: PortalExport,
     /// Requests for the case's records to the providers that hold them.
     pub records_requests: Vec<crate::records_requests::RequestView>,
+    pub insurance: Option<crate::insurance::InsuranceView>,
     /// Emails queued or sent about the case.
     pub emails: Vec<EmailExport>,
     /// The case's audit trail, oldest first (including this export).
@@ -152,6 +153,7 @@ pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: Ca
         .collect();
     let portal = portal_of(&txn, case_id).await?;
     let records_requests = crate::records_requests::all_of_case(&txn, case_id).await?;
+    let insurance = crate::insurance::of_case(&txn, actor, case_id).await?;
     let emails = emails(&txn, case_id).await?;
     let audit = trail(&txn, case_id).await?;
     txn.commit().await?;
@@ -166,6 +168,7 @@ pub async fn export(db: &sea_orm::DatabaseConnection, actor: &Actor, case_id: Ca
         documents,
         portal,
         records_requests,
+        insurance,
         emails,
         audit,
     })

@@ -215,6 +215,9 @@ async fn scrub<C: ConnectionTrait>(
         .filter(portal_survey::Column::CaseId.eq(case_id))
         .exec(conn)
         .await?;
+    // Who insures the patient, under which member id, is theirs; the
+    // pre-approval figures keep only its counts.
+    crate::db::entities::case_insurance::Entity::delete_by_id(case_id).exec(conn).await?;
     // The provider's words on a request may describe the patient.
     records_request::Entity::update_many()
         .col_expr(records_request::Column::DeniedReason, Expr::value(Option::<String>::None))

@@ -5,6 +5,7 @@
 //! module loads, checks access through the case, applies and audits.
 
 pub mod clock;
+pub mod figures;
 
 use std::collections::BTreeSet;
 
@@ -270,6 +271,9 @@ pub async fn create(
         .insert(&w.txn)
         .await?;
     }
+    if state == RequestState::Sent {
+        figures::count(&w.txn, provider.id, figures::MADE, 1).await?;
+    }
     let detail = json!({ "request_id": row.id, "action": "created", "state": state, "type": row.request_type });
     let id = row.id;
     w.commit_with(actor, Default::default(), CHANGED, detail).await?;
@@ -397,7 +401,15 @@ pub async fn update(
     }
     changes.state = Set(to);
     changes.updated_at = Set(w.now);
-    changes.update(&w.txn).await?;
+    let after = changes.update(&w.txn).await?;
+    if sending_now {
+        figures::count(&w.txn, row.provider_id, figures::MADE, 1).await?;
+    }
+    if to != row.state
+        && let Some(key) = figures::answered(&after, None)
+    {
+        figures::count(&w.txn, row.provider_id, key, 1).await?;
+    }
     let detail = json!({ "request_id": id, "action": "updated", "from": row.state, "to": to, "redated": redate });
     w.commit_with(actor, Default::default(), CHANGED, detail).await?;
     view_of(db, id).await
@@ -539,13 +551,20 @@ pub async fn receive(db: &DatabaseConnection, actor: &Actor, id: i32, input: Rec
         asked.iter().filter(|a| a.received_at.is_some()).map(|a| a.kind).chain(input.kinds.iter().copied()).collect();
     let complete = asked.iter().all(|a| arrived.contains(&a.kind));
     let state = if complete { RequestState::Fulfilled } else { RequestState::PartiallyReceived };
+    let provider_id = row.provider_id;
     let mut changes = row.into_active_model();
     changes.state = Set(state);
     if complete {
         changes.closed_at = Set(Some(w.now));
     }
     changes.updated_at = Set(w.now);
-    changes.update(&w.txn).await?;
+    let after = changes.update(&w.txn).await?;
+    if complete {
+        let last = figures::last_arrival(&w.txn, id).await?;
+        if let Some(key) = figures::answered(&after, last) {
+            figures::count(&w.txn, provider_id, key, 1).await?;
+        }
+    }
     let detail = json!({
         "request_id": id, "action": "received", "kinds": input.kinds, "documents": documents.len(), "state": state,
     });

@@ -118,5 +118,7 @@ pub async fn overview_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) -> Ap
         weekly,
         outcomes,
         survey,
+        records_by_provider: crate::records_requests::figures::by_provider_by_scan(db, now).await?,
+        preapprovals: crate::insurance::figures_by_scan(db).await?,
     })
 }

@@ -393,6 +393,10 @@ pub struct Overview {
     pub outcomes: Outcomes,
     /// What patients said in the survey after their decision.
     pub survey: crate::portal::survey::Figures,
+    /// How the providers asked for records answer, busiest first.
+    pub records_by_provider: Vec<crate::records_requests::figures::ProviderFigures>,
+    /// How insurers answer pre-approval requests.
+    pub preapprovals: crate::insurance::PreapprovalFigures,
 }
 
 #[derive(Debug, Clone, Serialize, FromQueryResult)]
@@ -659,7 +663,19 @@ pub async fn overview_with(
     .unwrap_or_default();
 
     let survey = crate::portal::survey::figures(&crate::portal::survey::totals(db).await?, outcomes.decided);
-    Ok(Overview { open_per_stage, overdue_per_stage, per_advocate, time_in_stage, weekly, outcomes, survey })
+    let records_by_provider = crate::records_requests::figures::by_provider(db, now).await?;
+    let preapprovals = crate::insurance::figures(db).await?;
+    Ok(Overview {
+        open_per_stage,
+        overdue_per_stage,
+        per_advocate,
+        time_in_stage,
+        weekly,
+        outcomes,
+        survey,
+        records_by_provider,
+        preapprovals,
+    })
 }
 
 #[derive(Debug, FromQueryResult)]

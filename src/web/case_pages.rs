@@ -145,6 +145,7 @@ struct CasePage {
     reason_label: &'static str,
     portal: super::case_portal::PortalPanel,
     requests: super::case_records::RecordsRequestsPanel,
+    insurance: super::case_insurance::InsurancePanel,
 }
 
 impl CasePage {
@@ -177,6 +178,13 @@ impl CasePage {
             return self.form.values.contains_key(&format!("kind.{}", kind.as_str()));
         }
         self.case.records.iter().any(|r| r.kind == *kind && r.status == RecordStatus::Requested)
+    }
+
+    /// The insurance form's value for `name`: as sent when it was refused,
+    /// else as recorded.
+    fn insurance_value(&self, name: &str) -> String {
+        let current = self.insurance.current(&self.clock, name);
+        self.value(super::case_insurance::FORM, name, &current)
     }
 
     fn value(&self, form: &str, name: &str, current: &str) -> String {
@@ -233,7 +241,10 @@ impl CasePage {
             "treatment_agrees" => c.map(|c| yes_no(c.treatment_agrees)).unwrap_or_default(),
             "risk_notes" => c.map(|c| c.risk_notes.clone()).unwrap_or_default(),
             "outcome_notes" => c.map(|c| c.outcome_notes.clone()).unwrap_or_default(),
-            "cost_notes" => c.map(|c| c.cost_notes.clone()).unwrap_or_default(),
+            // The insurance's cost notes start the comparison's cost section.
+            "cost_notes" => c
+                .map(|c| c.cost_notes.clone())
+                .unwrap_or_else(|| self.insurance.recorded.as_ref().map(|i| i.cost_notes.clone()).unwrap_or_default()),
             "summary" => c.map(|c| c.summary.clone()).unwrap_or_default(),
             _ => String::new(),
         };
@@ -358,6 +369,8 @@ async fn case_page_for(
     let clock = staff.clock();
     let portal = super::case_portal::panel(state, &clock, &rules_state.row, looking).await?;
     let requests = super::case_records::panel(state, &clock, case.id).await?;
+    let insurance =
+        super::case_insurance::InsurancePanel::new(crate::insurance::of_case(&state.db, &staff.actor, case.id).await?);
     let current = case.stage;
     let progress = super::steps(current);
     let mut specialists = specialists::list(
@@ -499,6 +512,7 @@ async fn case_page_for(
         reason_label: case.reason.label(),
         portal,
         requests,
+        insurance,
         case,
     })
 }

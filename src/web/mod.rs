@@ -5,6 +5,7 @@
 pub mod account;
 pub mod admin;
 pub mod audit_log;
+pub mod case_insurance;
 pub mod case_pages;
 pub mod case_portal;
 pub mod case_records;
@@ -103,6 +104,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/documents/{doc_id}/delete", post(documents::delete))
         .route("/documents/{doc_id}/restore", post(documents::restore))
         .route("/cases/{id}/records-requests", post(case_records::create))
+        .route("/cases/{id}/insurance", post(case_insurance::save))
         .route("/records-requests/{request_id}/update", post(case_records::update))
         .route("/records-requests/{request_id}/receipt", post(case_records::receipt))
         .route("/records-requests/{request_id}/extension", post(case_records::extension))
@@ -556,6 +558,27 @@ impl Clock {
             .earliest()
             .map(|t| t.with_timezone(&Utc))
             .ok_or("does not exist in your time zone (clocks change then)")
+    }
+
+    /// Reads a `date` value as an instant on that day in this zone: now for
+    /// today, else its noon (a day in the past stays in the past).
+    pub fn parse_day(&self, value: &str) -> Result<DateTime<Utc>, &'static str> {
+        let day = chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| "is not a date")?;
+        if !validate::year_in_range(chrono::Datelike::year(&day)) {
+            return Err(validate::YEARS);
+        }
+        if day == self.now.with_timezone(&self.tz).date_naive() {
+            return Ok(self.now);
+        }
+        day.and_hms_opt(12, 0, 0)
+            .and_then(|noon| self.tz.from_local_datetime(&noon).earliest())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or("does not exist in your time zone")
+    }
+
+    /// The value of a `date` input.
+    pub fn day_input(&self, t: &Option<DateTime<Utc>>) -> String {
+        t.as_ref().map_or_else(String::new, |t| t.with_timezone(&self.tz).format("%Y-%m-%d").to_string())
     }
 
     /// The local day `days` after today: its date and the instant it begins

@@ -5,6 +5,7 @@ pub mod api_token;
 pub mod audit_entry;
 pub mod case;
 pub mod case_contact;
+pub mod case_insurance;
 pub mod case_note;
 pub mod case_record;
 pub mod case_round;
