@@ -25,6 +25,10 @@ pub struct OverviewAnswer {
     weekly: Vec<Week>,
     /// Mean satisfaction (1–5), net promoter score and response rate of the patient survey.
     survey: crate::portal::survey::Figures,
+    /// Per provider: requests sent, median days to fulfil, share answered on time, overdue now.
+    records_by_provider: Vec<crate::records_requests::figures::ProviderFigures>,
+    /// Pre-approvals decided, median days from request to decision, share denied.
+    preapprovals: crate::insurance::PreapprovalFigures,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,5 +95,7 @@ pub async fn overview(State(state): State<AppState>, Caller(actor): Caller) -> A
         workload,
         weekly,
         survey: figures.survey,
+        records_by_provider: figures.records_by_provider,
+        preapprovals: figures.preapprovals,
     }))
 }

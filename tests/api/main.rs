@@ -16,6 +16,7 @@ mod demo;
 mod documents;
 mod fuzz;
 mod input;
+mod insurance;
 mod journal;
 mod mail;
 mod password_reset;
