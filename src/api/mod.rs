@@ -62,6 +62,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/records-requests/{id}", get(records::get_request).patch(records::update_request))
         .route("/records-requests/{id}/extension", post(records::extend_request))
         .route("/records-requests/{id}/receipts", post(records::receive))
+        .route("/records-requests/{id}/letter", get(records::get_letter).post(records::save_letter))
         .route("/providers", get(records::list_providers).post(records::create_provider))
         .route("/providers/{id}", get(records::get_provider).put(records::update_provider))
         .route("/cases/{id}/notes", get(journal::notes).post(journal::add_note))

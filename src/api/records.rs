@@ -118,3 +118,33 @@ pub async fn receive(
 ) -> ApiResult<Json<RequestView>> {
     Ok(Json(records_requests::receive(&state.db, &actor, id, body).await?))
 }
+
+fn letter_context(state: &AppState) -> records_requests::LetterContext<'_> {
+    records_requests::LetterContext {
+        settings: &state.settings.records_requests,
+        organisation: &state.settings.mail.from_name,
+        zone: state.settings.cases.default_timezone.parse().unwrap_or(chrono_tz::Tz::UTC),
+    }
+}
+
+/// The request's letter as blocks of text (what the print page and the PDF lay out).
+pub async fn get_letter(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id<i32>,
+) -> ApiResult<Json<records_requests::letter::Letter>> {
+    let (_, letter) =
+        records_requests::letter_for(&state.db, &state.reads, &actor, &letter_context(&state), id).await?;
+    Ok(Json(letter))
+}
+
+/// Files the letter as a PDF among the case's documents.
+pub async fn save_letter(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Id(id): Id<i32>,
+) -> ApiResult<(StatusCode, Json<crate::documents::store::DocumentView>)> {
+    let context = letter_context(&state);
+    let saved = records_requests::save_letter(&state.db, &state.reads, &state.documents, &actor, &context, id).await?;
+    Ok((StatusCode::CREATED, Json(saved)))
+}

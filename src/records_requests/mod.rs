@@ -6,6 +6,8 @@
 
 pub mod clock;
 pub mod figures;
+pub mod letter;
+pub mod pdf;
 
 use std::collections::BTreeSet;
 
@@ -658,4 +660,122 @@ async fn views<C: ConnectionTrait>(conn: &C, rows: Vec<records_request::Model>) 
             }
         })
         .collect())
+}
+
+/// Where a letter's facts come from beyond the request: the sender's name
+/// for the organisation, and the day it is written in the writer's zone.
+pub struct LetterContext<'a> {
+    pub settings: &'a RecordsRequestSettings,
+    pub organisation: &'a str,
+    pub zone: Tz,
+}
+
+/// The request and its letter, for staff who may see its case; the read is audited.
+pub async fn letter_for(
+    db: &DatabaseConnection,
+    reads: &ReadTrail,
+    actor: &Actor,
+    context: &LetterContext<'_>,
+    id: i32,
+) -> AppResult<(RequestView, letter::Letter)> {
+    use crate::db::entities::{case, case_round, specialist, user};
+    let request = get(db, actor, id).await?;
+    let case = case::Entity::find_by_id(request.case_id).one(db).await?.ok_or(AppError::NotFound)?;
+    if case.erased_at.is_some() {
+        return Err(AppError::conflict("case_erased", "the patient data of this case was erased"));
+    }
+    let provider = find_provider(db, request.provider_id).await?;
+    let advocate_id = case.advocate_id.or(actor.user_id);
+    let advocate = match advocate_id {
+        Some(id) => user::Entity::find_by_id(id).one(db).await?,
+        None => None,
+    };
+    let round = case_round::Entity::find()
+        .filter(case_round::Column::CaseId.eq(case.id))
+        .filter(case_round::Column::Round.eq(case.round))
+        .one(db)
+        .await?;
+    let specialist_id = round.and_then(|r| r.specialist_id);
+    let specialist_name = match specialist_id {
+        Some(id) => specialist::Entity::find_by_id(id).one(db).await?.map(|s| s.name),
+        None => None,
+    };
+    let authorization = crate::cases::consent::in_force(db, case.id, case.round, specialist_id).await?.map(|c| {
+        letter::SignedAuthorization {
+            text: crate::cases::consent::text_for(if c.specialist_id.is_some() {
+                specialist_name.as_deref()
+            } else {
+                None
+            }),
+            signer_name: c.signer_name,
+            signed_on: c.signed_at.with_timezone(&context.zone).date_naive(),
+            on_paper: c.method == crate::cases::consent::Method::Paper.as_str(),
+        }
+    });
+    let facts = letter::LetterFacts {
+        request_id: request.id,
+        request_type: request.request_type,
+        kinds: request.kinds.clone(),
+        written_on: crate::db::now().with_timezone(&context.zone).date_naive(),
+        case_reference: case.reference,
+        patient_name: case.patient_name,
+        patient_email: case.patient_email,
+        patient_phone: case.patient_phone,
+        advocate_name: advocate.as_ref().map_or_else(|| "Your patient advocate".to_string(), |a| a.name.clone()),
+        advocate_email: advocate.map(|a| a.email).unwrap_or_default(),
+        organisation: context.organisation.to_string(),
+        provider_name: provider.name.clone(),
+        provider_address: provider.address.clone(),
+        provider_fax: provider.fax.clone(),
+        provider_email: provider.email.clone(),
+        provider_zone: zone_of(&provider),
+        received_by_provider_at: request.received_by_provider_at,
+        due_at: request.due_at,
+        periods: periods_for(context.settings, &provider),
+        jurisdiction: provider.jurisdiction.clone().filter(|j| context.settings.jurisdictions.contains_key(j)),
+        specialist_name,
+        authorization,
+    };
+    reads
+        .record(
+            actor,
+            case_store::VIEWED,
+            Subject::case(request.case_id),
+            json!({ "part": "records_request_letter", "request_id": id }),
+        )
+        .await?;
+    Ok((request, letter::letter(&facts)))
+}
+
+/// Files the request's letter as a PDF among the case's documents. A
+/// release letter without the patient's signed authorization is refused.
+pub async fn save_letter(
+    db: &DatabaseConnection,
+    reads: &ReadTrail,
+    documents: &crate::documents::store::Documents,
+    actor: &Actor,
+    context: &LetterContext<'_>,
+    id: i32,
+) -> AppResult<crate::documents::store::DocumentView> {
+    let (request, letter) = letter_for(db, reads, actor, context, id).await?;
+    if let Some(missing) = letter.missing {
+        return Err(AppError::conflict("authorization_missing", missing));
+    }
+    if is_final(request.state) {
+        return Err(AppError::conflict(
+            "request_closed",
+            format!("the request is {}; its letter is no longer sent", request.state.label().to_lowercase()),
+        ));
+    }
+    let bytes = bytes::Bytes::from(pdf::render(&letter));
+    let name = format!("Records request {} to {}.pdf", request.id, request.provider_name);
+    let body = futures_util::stream::once(async move { Ok::<_, AppError>(bytes) });
+    let file = crate::documents::store::store_file(documents, request.case_id, &name, Box::pin(body)).await?;
+    let new = crate::documents::store::NewDocument {
+        kind: crate::vocabulary::DocumentKind::Letter,
+        record_kind: None,
+        round: None,
+        mark_received: false,
+    };
+    crate::documents::store::add(db, documents, actor, CaseId(request.case_id), new, file).await
 }

@@ -2,7 +2,12 @@
 //! of the case's records, marking a request sent, recording what arrived,
 //! the provider's extension, a refusal or a cancellation.
 
-use axum::{extract::State, http::request::Parts, response::Response};
+use askama::Template;
+use axum::{
+    extract::State,
+    http::request::Parts,
+    response::{Html, Response},
+};
 
 use super::{Clock, FormFields, PathId, Staff, case_pages::finish_with, error::PageResult};
 use crate::{
@@ -10,7 +15,10 @@ use crate::{
     http::path_id,
     ids::CaseId,
     providers::{self, ProviderView},
-    records_requests::{self, ExtensionInput, NewRequest, ReceiptInput, RequestPatch, RequestView},
+    records_requests::{
+        self, ExtensionInput, LetterContext, NewRequest, ReceiptInput, RequestPatch, RequestView,
+        letter::{Block, Letter},
+    },
     state::AppState,
     vocabulary::{RecordKind, RequestMethod, RequestState, RequestType},
 };
@@ -255,6 +263,61 @@ pub async fn extension(
     finish_with(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, |r| {
         let until = r.due_at.map(|d| clock.at(&d)).unwrap_or_default();
         format!("Extension recorded: {} now has until {until}.", r.provider_name)
+    })
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "records_letter.html")]
+struct LetterPage {
+    letter: Letter,
+    case_id: i32,
+    request_id: i32,
+    /// The request's place on the case page, to go back to.
+    form: String,
+    open: bool,
+}
+
+fn letter_context<'a>(state: &'a AppState, clock: &Clock) -> LetterContext<'a> {
+    LetterContext {
+        settings: &state.settings.records_requests,
+        organisation: &state.settings.mail.from_name,
+        zone: clock.tz,
+    }
+}
+
+/// The letter as a page to print.
+pub async fn letter_page(State(state): State<AppState>, staff: Staff, mut parts: Parts) -> PageResult<Html<String>> {
+    let id = path_id(&mut parts, "request_id").await.ok_or(AppError::NotFound)?;
+    let clock = staff.clock();
+    let (request, letter) =
+        records_requests::letter_for(&state.db, &state.reads, &staff.actor, &letter_context(&state, &clock), id)
+            .await?;
+    let page = LetterPage {
+        letter,
+        case_id: request.case_id,
+        request_id: request.id,
+        form: form_of(request.id),
+        open: !matches!(request.state, RequestState::Fulfilled | RequestState::Denied | RequestState::Cancelled),
+    };
+    Ok(Html(page.render().map_err(|err| AppError::Internal(err.to_string()))?))
+}
+
+/// Files the letter as a PDF among the case's documents.
+pub async fn save_letter(
+    State(state): State<AppState>,
+    staff: Staff,
+    mut parts: Parts,
+    fields: FormFields,
+) -> PageResult<Response> {
+    let request = request_of(&state, &staff, &mut parts).await?;
+    let clock = staff.clock();
+    let context = letter_context(&state, &clock);
+    let result =
+        records_requests::save_letter(&state.db, &state.reads, &state.documents, &staff.actor, &context, request.id)
+            .await;
+    finish_with(&state, &staff, CaseId(request.case_id), &form_of(request.id), &fields, result, |d| {
+        format!("The letter is saved among the documents as “{}”.", d.name)
     })
     .await
 }

@@ -108,6 +108,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/records-requests/{request_id}/update", post(case_records::update))
         .route("/records-requests/{request_id}/receipt", post(case_records::receipt))
         .route("/records-requests/{request_id}/extension", post(case_records::extension))
+        .route("/records-requests/{request_id}/letter", get(case_records::letter_page).post(case_records::save_letter))
         .route("/cases/{id}/portal/link", post(case_portal::send_link))
         .route("/cases/{id}/portal/withdraw", post(case_portal::withdraw_links))
         .route("/cases/{id}/portal/consent", post(case_portal::paper_consent))

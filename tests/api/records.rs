@@ -17,6 +17,7 @@ crate::on_both_databases!(
     the_advocate_is_reminded_of_due_requests_and_the_patient_told_of_arrivals,
     the_providers_pages_add_list_and_edit,
     a_request_is_made_and_answered_from_the_case_page,
+    a_request_letter_is_printed_and_filed_as_a_pdf,
 );
 
 fn ts(value: &Value) -> chrono::DateTime<chrono::Utc> {
@@ -456,4 +457,67 @@ async fn a_request_is_made_and_answered_from_the_case_page(backend: Backend) {
         .await
         .expect("post");
     assert_eq!(response.status(), StatusCode::NOT_FOUND, "not another advocate's");
+}
+
+async fn a_request_letter_is_printed_and_filed_as_a_pdf(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let token = app.advocate.token.clone();
+    let case = app.open_case(&token, "Jordan Patient").await;
+    let mercy = provider(&app, mercy()).await;
+    let new = json!({
+        "provider_id": mercy, "type": "patient_access", "kinds": ["lab_results", "pathology_report"],
+        "method": "fax", "sent_at": "2026-11-02T15:00:00Z",
+    });
+    let (_, access) = app.post(&token, &format!("/api/v1/cases/{case}/records-requests"), new).await;
+    let access = access["id"].as_i64().expect("id");
+    let (status, letter) = app.get(&token, &format!("/api/v1/records-requests/{access}/letter")).await;
+    assert_eq!(status, StatusCode::OK, "{letter}");
+    let text = letter.to_string();
+    assert!(text.contains("45 CFR 164.524"), "{text}");
+    assert!(
+        text.contains("You received this request on 2 November 2026, so please answer by 2 December 2026"),
+        "{text}"
+    );
+    assert!(text.contains("Pathology / biopsy report") && text.contains("Mercy General Hospital"));
+    assert!(!text.contains("Oncology") && !text.contains("lymphoma"), "no specialty or diagnosis: {text}");
+    assert!(letter["missing"].is_null());
+
+    let (status, document) = app.post(&token, &format!("/api/v1/records-requests/{access}/letter"), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{document}");
+    assert_eq!(document["kind"], "letter");
+    assert_eq!(document["content_type"], "application/pdf");
+    let doc = document["id"].as_i64().expect("document id");
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/documents/{doc}/content", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.bytes().await.expect("pdf");
+    assert!(bytes.starts_with(b"%PDF-") && bytes.windows(5).any(|w| w == b"%%EOF"), "a whole PDF");
+    assert!(bytes.windows(13).any(|w| w == b"45 CFR 164.52"), "the letter's words are in it");
+
+    // A release on the patient's authorization needs their signature first.
+    let release = json!({ "provider_id": mercy, "type": "authorization", "kinds": ["imaging_ct"] });
+    let (_, release) = app.post(&token, &format!("/api/v1/cases/{case}/records-requests"), release).await;
+    let release = release["id"].as_i64().expect("id");
+    let (_, letter) = app.get(&token, &format!("/api/v1/records-requests/{release}/letter")).await;
+    assert!(letter["missing"].is_string(), "{letter}");
+    let (status, refused) = app.post(&token, &format!("/api/v1/records-requests/{release}/letter"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "authorization_missing");
+    let (status, _) =
+        app.post(&token, &format!("/api/v1/cases/{case}/consent"), json!({ "signer_name": "Jordan Patient" })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, letter) = app.get(&token, &format!("/api/v1/records-requests/{release}/letter")).await;
+    let text = letter.to_string();
+    assert!(letter["missing"].is_null() && text.contains("Signed by Jordan Patient on") && text.contains("on paper"));
+    let (status, _) = app.post(&token, &format!("/api/v1/records-requests/{release}/letter"), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, _) = app.get(&app.other_advocate.token, &format!("/api/v1/records-requests/{access}/letter")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not another advocate's");
+    let (_, audit) = app.get(&app.admin.token, &format!("/api/v1/audit?case_id={case}")).await;
+    assert!(audit.to_string().contains("records_request_letter"), "reading a letter is in the trail");
 }
