@@ -130,6 +130,8 @@ pub struct DocumentView {
     pub record_kind: Option<RecordKind>,
     /// The opinion round's word (`original`, `second`…).
     pub round: Option<String>,
+    /// The records request whose records it brought.
+    pub records_request_id: Option<i32>,
     pub name: String,
     pub content_type: String,
     pub size: i64,
@@ -485,6 +487,7 @@ fn view(row: document::Model, authors: &[Author]) -> DocumentView {
         kind_label: row.kind.label(),
         record_kind: row.record_kind,
         round: row.round.map(round_name),
+        records_request_id: row.records_request_id,
         viewable: sniff::viewable(&row.content_type),
         name: row.name,
         content_type: row.content_type,

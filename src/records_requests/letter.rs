@@ -155,7 +155,6 @@ pub fn letter(f: &LetterFacts) -> Letter {
                  have the denial reviewed.",
                 f.periods.extension_days
             )));
-            blocks.push(Block::SignatureLine(format!("Signature of {}", f.patient_name)));
             title
         }
         RequestType::Authorization => {
@@ -204,6 +203,10 @@ pub fn letter(f: &LetterFacts) -> Letter {
         }
     };
     blocks.push(Block::Paragraph("Thank you for your help.".into()));
+    if f.request_type == RequestType::PatientAccess {
+        // The request is the patient's own: they sign it.
+        blocks.push(Block::SignatureLine(format!("Signature of {}", f.patient_name)));
+    }
     Letter { title, blocks, missing }
 }
 

@@ -435,6 +435,10 @@ async fn case_page_for(
             })
             .or_else(|| {
                 d.round.as_deref().and_then(parse_round).map(|r| format!("with the {}", round_label(r).to_lowercase()))
+            })
+            .or_else(|| {
+                let request = requests.requests.iter().find(|r| Some(r.id) == d.records_request_id)?;
+                Some(format!("brought by the records request to {}", request.provider))
             }),
         id: d.id,
         kind: d.kind_label,

@@ -212,7 +212,14 @@ pub async fn receipt(
     let received_at = when(&clock, &fields, "received_at", &mut errors).unwrap_or(clock.now);
     let result = match errors.into_result() {
         Ok(()) => {
-            let input = ReceiptInput { kinds: kinds_in(&fields), received_at, document_ids: Vec::new() };
+            let mut document_ids: Vec<i32> = fields
+                .0
+                .iter()
+                .filter(|(_, value)| value.as_str() == "on")
+                .filter_map(|(name, _)| name.strip_prefix("doc.")?.parse().ok())
+                .collect();
+            document_ids.sort_unstable();
+            let input = ReceiptInput { kinds: kinds_in(&fields), received_at, document_ids };
             records_requests::receive(&state.db, &staff.actor, request.id, input).await
         }
         Err(err) => Err(err),

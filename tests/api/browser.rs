@@ -17,7 +17,11 @@ use serde_json::{Value, json};
 
 use crate::common::{Backend, PASSWORD, TestApp};
 
-crate::on_both_databases!(an_advocates_day_in_the_browser, a_patient_and_a_care_partner_in_the_browser);
+crate::on_both_databases!(
+    an_advocates_day_in_the_browser,
+    a_patient_and_a_care_partner_in_the_browser,
+    records_from_a_provider_and_insurance_in_the_browser,
+);
 
 struct Browser {
     client: Client,
@@ -675,5 +679,124 @@ async fn a_patient_and_a_care_partner_in_the_browser(backend: Backend) {
     }
     browser.scroll_to("#portal").await;
     browser.shot("case-portal-desktop").await;
+    browser.client.close().await.expect("close the browser");
+}
+
+async fn records_from_a_provider_and_insurance_in_the_browser(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(browser) = launch(backend).await else { return };
+    let base = app.base.clone();
+    let token = app.advocate.token.clone();
+    let id = app.open_case(&token, "Jordan Patient").await;
+    let fits = || async {
+        let wide = browser.client.execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![]);
+        assert_eq!(wide.await.expect("measure"), Value::Bool(true), "no sideways scrolling on a phone");
+    };
+    browser.sign_in(&base, "advocate@example.org", PASSWORD).await;
+
+    // The provider, from the directory.
+    browser.open(&format!("{base}/providers/new")).await;
+    browser.fill("#name", "Mercy General Hospital").await;
+    browser.choose("#kind", "hospital").await;
+    browser.fill("#fax", "+1 312 555 0100").await;
+    browser.fill("#address", "100 Main St\nChicago IL 60601").await;
+    browser.fill("#timezone", "America/Chicago").await;
+    browser.submit("main form button[type=submit]").await;
+    assert!(browser.text().await.contains("Mercy General Hospital"), "{}", browser.text().await);
+    browser.shot("providers-desktop").await;
+    let (_, providers) = app.get(&token, "/api/v1/providers").await;
+    let mercy = providers["items"][0]["id"].as_i64().expect("provider id");
+
+    // The request, from the case page: two records, faxed now.
+    browser.open(&format!("{base}/cases/{id}")).await;
+    let form = format!("form[action='/cases/{id}/records-requests']");
+    browser.click("#records-requests > details > summary").await;
+    browser.choose("#rr-provider", &mercy.to_string()).await;
+    let untick = format!("document.querySelectorAll(\"{form} input[type=checkbox]\").forEach(b => b.checked = false);");
+    browser.client.execute(&untick, vec![]).await.expect("untick");
+    browser.click(&format!("{form} input[name='kind.lab_results']")).await;
+    browser.click(&format!("{form} input[name='kind.pathology_report']")).await;
+    browser.choose("#rr-method", "fax").await;
+    browser.submit(&format!("{form} button[type=submit]")).await;
+    let page = browser.text().await;
+    assert!(page.contains("Request to Mercy General Hospital recorded as sent."), "{page}");
+    assert!(page.contains("Lab results, Pathology / biopsy report") && page.contains("America/Chicago time"), "{page}");
+    let (_, list) = app.get(&token, &format!("/api/v1/cases/{id}/records-requests")).await;
+    let request = list["items"][0]["id"].as_i64().expect("request id");
+    browser.scroll_to("#records-requests").await;
+    browser.shot("case-records-request-desktop").await;
+
+    // Its letter, to print: the law, the date to answer by, what is asked for.
+    browser.submit(&format!("a[href='/records-requests/{request}/letter']")).await;
+    let letter = browser.text().await;
+    for said in ["45 CFR 164.524", "so please answer by", "Lab results", "Pathology / biopsy report", "Mercy General"] {
+        assert!(letter.contains(said), "the letter says {said:?}: {letter}");
+    }
+    browser.shot("records-letter-desktop").await;
+    browser.client.set_window_size(390, 844).await.expect("phone size");
+    browser.shot("records-letter-phone").await;
+    fits().await;
+    browser.client.set_window_size(1280, 1000).await.expect("desktop size");
+    browser.submit(&format!("form[action='/records-requests/{request}/letter'] button")).await;
+    let page = browser.text().await;
+    assert!(page.contains("The letter is saved among the documents as “Records request"), "{page}");
+
+    // What arrived: the lab results first, then the rest.
+    let receipt = format!("form[action='/records-requests/{request}/receipt']");
+    browser.click(&format!("#request-{request} details:has({receipt}) > summary")).await;
+    browser.click(&format!("{receipt} input[name='kind.lab_results']")).await;
+    browser.submit(&format!("{receipt} button[type=submit]")).await;
+    let page = browser.text().await;
+    assert!(page.contains("Recorded; still waiting on Mercy General Hospital for part of it."), "{page}");
+    browser.scroll_to(&format!("#request-{request}")).await;
+    browser.shot("case-records-partial-desktop").await;
+    browser.click(&format!("#request-{request} details:has({receipt}) > summary")).await;
+    browser.click(&format!("{receipt} input[name='kind.pathology_report']")).await;
+    browser.submit(&format!("{receipt} button[type=submit]")).await;
+    let page = browser.text().await;
+    assert!(page.contains("Everything asked of Mercy General Hospital has arrived."), "{page}");
+    let (_, fulfilled) = app.get(&token, &format!("/api/v1/records-requests/{request}")).await;
+    assert_eq!(fulfilled["state"], "fulfilled");
+    assert_eq!(fulfilled["received"], json!(["lab_results", "pathology_report"]));
+
+    // Insurance: the pre-approval the case waited for arrives; the case goes on.
+    let (status, _) =
+        app.post(&token, &format!("/api/v1/cases/{id}/hold"), json!({ "reason": "insurance_preapproval" })).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    browser.open(&format!("{base}/cases/{id}")).await;
+    browser.click("#insurance details > summary").await;
+    browser.fill("#ins-payer", "Blue Valley Health").await;
+    browser.fill("#ins-plan", "PPO Gold").await;
+    browser.fill("#ins-member_id", "BVH-0044-9921").await;
+    browser.choose("#ins-covered", "yes").await;
+    browser.choose("#ins-preapproval", "approved").await;
+    browser.fill("#ins-reference", "PA-77120").await;
+    browser.fill("#ins-cost", "Covered in network; $40 specialist copay.").await;
+    browser.submit("form[action$='/insurance'] button[type=submit]").await;
+    let page = browser.text().await;
+    assert!(page.contains("the case is off hold and its clock runs again"), "{page}");
+    assert!(page.contains("•••••••••9921") && !page.contains("BVH-0044-9921"), "masked for an advocate");
+    browser.scroll_to("#insurance").await;
+    browser.shot("case-insurance-desktop").await;
+
+    browser.client.set_window_size(390, 844).await.expect("phone size");
+    browser.open(&format!("{base}/cases/{id}")).await;
+    browser.scroll_to("#records-requests").await;
+    browser.shot("case-records-phone").await;
+    fits().await;
+    browser.client.set_window_size(1280, 1000).await.expect("desktop size");
+
+    // The figures an admin reads.
+    browser.submit("form[action='/logout'] button").await;
+    browser.sign_in(&base, "admin@example.org", PASSWORD).await;
+    browser.open(&format!("{base}/admin")).await;
+    let page = browser.text().await;
+    assert!(
+        page.contains("How providers answer records requests") && page.contains("Mercy General Hospital"),
+        "{page}"
+    );
+    assert!(page.contains("Insurance pre-approvals"), "{page}");
+    browser.scroll_to("#records-providers").await;
+    browser.shot("admin-records-figures-desktop").await;
     browser.client.close().await.expect("close the browser");
 }
