@@ -66,6 +66,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Denied pre-approvals still to appeal, soonest deadline first (the digest).
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX ix_case_insurance_appeal ON case_insurance (appeal_deadline, case_id) \
+                 WHERE preapproval = 'denied' AND appeal_deadline IS NOT NULL",
+            )
+            .await?;
         Ok(())
     }
 

@@ -30,6 +30,11 @@ use crate::{
 /// The audit action of a change to a case's insurance.
 pub const CHANGED: &str = "case.insurance";
 
+/// The condition of denied pre-approvals with an appeal deadline, word for
+/// word as the partial index on their deadlines has it (SQLite matches an
+/// index's condition only by its text).
+pub const APPEALABLE: &str = "preapproval = 'denied' AND appeal_deadline IS NOT NULL";
+
 /// Longest member id or reference kept.
 const MOST_ID: usize = 64;
 

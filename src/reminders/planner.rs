@@ -201,6 +201,8 @@ pub struct DigestFacts {
     pub portal_news: usize,
     /// Records requests due within days or overdue.
     pub records_requests: usize,
+    /// Denied pre-approvals whose appeal deadline falls within the week.
+    pub appeal_deadlines: usize,
 }
 
 fn ts(t: DateTime<Utc>) -> i64 {
@@ -461,7 +463,13 @@ pub fn plan_digests(
     advocates
         .iter()
         .filter(|d| {
-            d.due_today + d.overdue + d.consultations_this_week + d.follow_ups_due + d.portal_news + d.records_requests
+            d.due_today
+                + d.overdue
+                + d.consultations_this_week
+                + d.follow_ups_due
+                + d.portal_news
+                + d.records_requests
+                + d.appeal_deadlines
                 > 0
         })
         .filter_map(|d| {
@@ -781,6 +789,7 @@ mod tests {
             follow_ups_due: 0,
             portal_news: 0,
             records_requests: 0,
+            appeal_deadlines: 0,
         };
         // 07:30 in New York on 10 June (EDT, UTC-4) is 11:30 UTC.
         assert!(

@@ -363,6 +363,8 @@ pub struct DigestContent {
     pub portal_news: Vec<String>,
     /// Records requests due within days or overdue: reference, provider, date.
     pub records_requests: Vec<String>,
+    /// Denied pre-approvals to appeal within the week: reference, deadline.
+    pub appeal_deadlines: Vec<String>,
 }
 
 pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str) -> Content {
@@ -375,6 +377,7 @@ pub fn digest_content(planned: &Planned, facts: &DigestContent, public_url: &str
     items.extend(facts.follow_ups.iter().map(|f| format!("Follow-up: {f}")));
     items.extend(facts.portal_news.iter().map(|r| format!("New from the patient: {r}")));
     items.extend(facts.records_requests.iter().map(|r| format!("Records request: {r}")));
+    items.extend(facts.appeal_deadlines.iter().map(|a| format!("Insurance appeal: {a}")));
     Content {
         subject: format!(
             "Your caseload for {date}: {} due today, {} overdue",

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -397,6 +397,7 @@ async fn plan_people(
                     follow_ups_due: content.follow_ups.len(),
                     portal_news: content.portal_news.len(),
                     records_requests: content.records_requests.len(),
+                    appeal_deadlines: content.appeal_deadlines.len(),
                 };
                 for p in planner::plan_digests(rules, &[facts], &HashSet::new(), now) {
                     queue(db, &p, render::digest_content(&p, &content, &public_url), dry_run, report).await?;
@@ -513,7 +514,57 @@ async fn digest_of(
         .all(db)
         .await?;
     let records_requests = requests_for_digest(db, advocate_id, who, now).await?;
-    Ok(render::DigestContent { due_today, overdue, consultations, follow_ups, portal_news, records_requests })
+    let appeal_deadlines = appeals_for_digest(db, advocate_id, today).await?;
+    Ok(render::DigestContent {
+        due_today,
+        overdue,
+        consultations,
+        follow_ups,
+        portal_news,
+        records_requests,
+        appeal_deadlines,
+    })
+}
+
+/// Denied pre-approvals of the advocate's open cases whose appeal deadline
+/// is today or within the week, soonest first, along the partial index of
+/// denials with a deadline: reference and the day.
+async fn appeals_for_digest(db: &DatabaseConnection, advocate_id: i32, today: NaiveDate) -> AppResult<Vec<String>> {
+    use crate::db::entities::case_insurance;
+    use sea_orm::sea_query::Query;
+    let their_open_cases = Query::select()
+        .column(case::Column::Id)
+        .from(case::Entity)
+        .and_where(case::Column::AdvocateId.eq(advocate_id))
+        .and_where(case::Column::ClosedAt.is_null())
+        .to_owned();
+    let denied = case_insurance::Entity::find()
+        .filter(sea_orm::sea_query::Expr::cust(crate::insurance::APPEALABLE))
+        .filter(case_insurance::Column::AppealDeadline.gte(today))
+        .filter(case_insurance::Column::AppealDeadline.lte(today + Duration::days(7)))
+        .filter(case_insurance::Column::CaseId.in_subquery(their_open_cases))
+        .order_by_asc(case_insurance::Column::AppealDeadline)
+        .limit(50)
+        .all(db)
+        .await?;
+    let references: HashMap<i32, String> = case::Entity::find()
+        .select_only()
+        .column(case::Column::Id)
+        .column(case::Column::Reference)
+        .filter(case::Column::Id.is_in(denied.iter().map(|d| d.case_id).collect::<Vec<_>>()))
+        .into_tuple::<(i32, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(denied
+        .iter()
+        .filter_map(|d| {
+            let deadline = d.appeal_deadline?;
+            let when = if deadline == today { "today".to_string() } else { deadline.format("%a %-d %b").to_string() };
+            Some(format!("{} — appeal the denied pre-approval by {when}", references.get(&d.case_id)?))
+        })
+        .collect())
 }
 
 /// The advocate's records requests due within days or overdue, for the

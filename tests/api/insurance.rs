@@ -12,6 +12,7 @@ crate::on_both_databases!(
     a_decided_preapproval_ends_the_hold_and_the_member_id_shows_to_admins_only,
     insurance_is_recorded_from_the_case_page_and_starts_the_cost_notes,
     providers_and_insurers_are_measured_by_how_they_answer,
+    an_appeal_deadline_within_the_week_is_in_the_advocates_digest,
 );
 
 fn days_ago(days: i64) -> String {
@@ -285,4 +286,40 @@ async fn providers_and_insurers_are_measured_by_how_they_answer(backend: Backend
     assert!(html.contains("How providers answer records requests") && html.contains("Quick Labs"), "{html}");
     assert!(html.contains("100% of 3") && html.contains("7.0"), "{html}");
     assert!(html.contains("Insurance pre-approvals") && html.contains("50%"), "{html}");
+}
+
+async fn an_appeal_deadline_within_the_week_is_in_the_advocates_digest(backend: Backend) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use secondlook::db::entities::outbox_message;
+    let Some(app) = TestApp::start(backend).await else { return };
+    let token = app.advocate.token.clone();
+    let today = chrono::Utc::now().date_naive();
+    let mut references = Vec::new();
+    for (state, in_days) in [("denied", 3), ("denied", 20), ("appealed", 2)] {
+        let case = app.open_case(&token, "Appeal Patient").await;
+        let body = json!({
+            "preapproval": state, "preapproval_requested_at": days_ago(9), "preapproval_decided_at": days_ago(2),
+            "appeal_deadline": (today + chrono::Duration::days(in_days)).to_string(),
+        });
+        let (status, saved) = app.put(&token, &format!("/api/v1/cases/{case}/insurance"), body).await;
+        assert_eq!(status, StatusCode::OK, "{saved}");
+        let (_, view) = app.get(&token, &format!("/api/v1/cases/{case}")).await;
+        references.push(view["reference"].as_str().expect("reference").to_string());
+    }
+    let reminders = secondlook::reminders::Reminders::new(app.db.clone(), std::sync::Arc::new(app.settings.clone()))
+        .expect("reminders");
+    let noon = (today + chrono::Duration::days(1)).and_hms_opt(12, 0, 0).expect("time").and_utc();
+    secondlook::reminders::scan::scan(&reminders, noon, false).await.expect("scan");
+    let digests = outbox_message::Entity::find()
+        .filter(outbox_message::Column::Kind.eq("digest"))
+        .filter(outbox_message::Column::RecipientEmail.eq("advocate@example.org"))
+        .all(&app.db)
+        .await
+        .expect("outbox");
+    let digest = digests.iter().max_by_key(|d| d.id).expect("the day's digest");
+    let by = (today + chrono::Duration::days(3)).format("%a %-d %b").to_string();
+    let line = format!("Insurance appeal: {} — appeal the denied pre-approval by {by}", references[0]);
+    assert!(digest.body_text.contains(&line), "{}", digest.body_text);
+    assert!(!digest.body_text.contains(&references[1]), "three weeks away: not yet");
+    assert!(!digest.body_text.contains(&references[2]), "already appealed");
 }

@@ -19,7 +19,7 @@ crate::on_both_databases!(the_busiest_queries_read_along_an_index);
 
 /// Tables whose size follows the number of cases (or of what was done to them,
 /// or of the days their due dates span).
-const GROWING: [&str; 19] = [
+const GROWING: [&str; 20] = [
     "cases",
     "case_rounds",
     "case_records",
@@ -39,6 +39,7 @@ const GROWING: [&str; 19] = [
     "portal_surveys",
     "records_requests",
     "records_request_kinds",
+    "case_insurance",
 ];
 
 /// Explains `statement`; the lines of its plan.
@@ -118,6 +119,21 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
         .post(&app.advocate.token, &format!("/api/v1/cases/{last}/notes"), serde_json::json!({ "body": "Called" }))
         .await;
     assert_eq!(s, reqwest::StatusCode::CREATED, "{b}");
+
+    // A records request on its way, and a denied pre-approval to appeal.
+    let provider = serde_json::json!({ "name": "Plan Lab", "kind": "laboratory", "fax": "+1 555 0100" });
+    let (s, provider) = app.post(&app.advocate.token, "/api/v1/providers", provider).await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{provider}");
+    let sent = (chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339();
+    let request = serde_json::json!({
+        "provider_id": provider["id"], "type": "patient_access", "kinds": ["lab_results"], "method": "fax", "sent_at": sent,
+    });
+    let (s, request) = app.post(&app.advocate.token, &format!("/api/v1/cases/{last}/records-requests"), request).await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{request}");
+    let deadline = (chrono::Utc::now() + chrono::Duration::days(3)).date_naive().to_string();
+    let denied = serde_json::json!({ "preapproval": "denied", "appeal_deadline": deadline });
+    let (s, b) = app.put(&app.advocate.token, &format!("/api/v1/cases/{last}/insurance"), denied).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{b}");
 
     // Words too common to look up alone: a search of two such words looks
     // them up as a pair of a name's words.
@@ -202,6 +218,17 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
     assert!(scanned.planned > 0, "the new cases had something due: {scanned:?}");
     let again = secondlook::reminders::scan::scan(&reminders, now, false).await.expect("second scan");
     assert_eq!(again.planned, 0, "looked-at cases wait for their next look");
+    // Tomorrow at noon the advocate's digest is due: its reads too.
+    let noon = (now.date_naive() + chrono::Duration::days(1)).and_hms_opt(12, 0, 0).expect("noon").and_utc();
+    secondlook::reminders::scan::scan(&reminders, noon, false).await.expect("digest scan");
+    let request_id = i32::try_from(request["id"].as_i64().expect("request id")).expect("id");
+    let context = secondlook::records_requests::LetterContext {
+        settings: &app.settings.records_requests,
+        organisation: "SecondLook",
+        zone: chrono_tz::Tz::UTC,
+    };
+    secondlook::records_requests::letter_for(&db, &reads, &advocate, &context, request_id).await.expect("letter");
+    secondlook::insurance::of_case(&db, &advocate, last_id).await.expect("insurance");
 
     let statements = captured.lock().expect("captured").clone();
     let reads: Vec<&Statement> = statements
@@ -212,6 +239,9 @@ async fn the_busiest_queries_read_along_an_index(backend: Backend) {
         })
         .collect();
     assert!(reads.len() >= 20, "the pages' reads were captured: {}", reads.len());
+    for part in ["appeal_deadline", "tally_provider_requests", "FROM \"records_requests\""] {
+        assert!(reads.iter().any(|s| s.sql.contains(part)), "{part} was read and is planned below");
+    }
     let mut listed_by_due = 0;
     let mut paired_lookups = 0;
     let mut walked_in_order = 0;
