@@ -501,6 +501,7 @@ async fn open(settings: &Settings) -> Result<DatabaseConnection, CliError> {
     db::migrate(&db).await?;
     crate::cases::tallies::ensure_built(&db).await?;
     crate::cases::search::ensure_built(&db).await?;
+    crate::records_requests::figures::ensure_built(&db).await?;
     Ok(db)
 }
 

@@ -17,7 +17,8 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table("case_insurance")
-                    .col(integer("case_id").primary_key())
+                    .col(pk_auto("id"))
+                    .col(integer("case_id").unique_key())
                     .col(string("payer"))
                     .col(string("plan"))
                     .col(string("member_id"))

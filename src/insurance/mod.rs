@@ -21,7 +21,7 @@ use crate::{
         tallies,
     },
     db::{self, entities::case_insurance},
-    error::{AppResult, FieldErrors},
+    error::{AppError, AppResult, FieldErrors},
     ids::CaseId,
     validate::{check_line, check_text, limits},
     vocabulary::{Coverage, HoldReason, Preapproval},
@@ -84,6 +84,15 @@ pub struct InsuranceInput {
     pub appeal_deadline: Option<NaiveDate>,
     #[serde(default)]
     pub cost_notes: String,
+    /// What a `GET` answers besides the record, ignored when sent back.
+    #[serde(default, rename = "case_id")]
+    pub _case_id: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "member_id_masked")]
+    pub _member_id_masked: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "updated_at")]
+    pub _updated_at: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "case_resumed")]
+    pub _case_resumed: Option<serde::de::IgnoredAny>,
 }
 
 impl Default for InsuranceInput {
@@ -99,6 +108,10 @@ impl Default for InsuranceInput {
             preapproval_reference: String::new(),
             appeal_deadline: None,
             cost_notes: String::new(),
+            _case_id: None,
+            _member_id_masked: None,
+            _updated_at: None,
+            _case_resumed: None,
         }
     }
 }
@@ -111,15 +124,18 @@ fn not_required() -> Preapproval {
     Preapproval::NotRequired
 }
 
-/// What a non-admin sees of a member id: its last four characters.
+/// The character a masked member id is hidden behind; never part of a real one.
+pub const MASK: char = '•';
+
+/// What a non-admin sees of a member id: a fixed run of dots (so not even
+/// its length shows), then its last four characters when it has eight or more.
 pub fn mask(member_id: &str) -> String {
     let count = member_id.chars().count();
     if count == 0 {
         return String::new();
     }
-    let shown = if count > 6 { 4 } else { 0 };
-    let tail: String = member_id.chars().skip(count - shown).collect();
-    format!("{}{tail}", "•".repeat(count - shown))
+    let tail: String = if count >= 8 { member_id.chars().skip(count - 4).collect() } else { String::new() };
+    format!("{}{tail}", MASK.to_string().repeat(4))
 }
 
 fn view(row: case_insurance::Model, actor: &Actor) -> InsuranceView {
@@ -149,7 +165,7 @@ pub async fn get(
     case_id: CaseId,
 ) -> AppResult<Option<InsuranceView>> {
     case_store::check_access(db, actor, case_id.get(), case_store::VIEWED).await?;
-    let row = case_insurance::Entity::find_by_id(case_id.get()).one(db).await?;
+    let row = find(db, case_id.get()).await?;
     reads.record(actor, case_store::VIEWED, Subject::case(case_id.get()), json!({ "part": "insurance" })).await?;
     Ok(row.map(|row| view(row, actor)))
 }
@@ -157,7 +173,31 @@ pub async fn get(
 /// The insurance of a case the caller already read and checked, for its page
 /// and its export.
 pub async fn of_case<C: ConnectionTrait>(conn: &C, actor: &Actor, case_id: i32) -> AppResult<Option<InsuranceView>> {
-    Ok(case_insurance::Entity::find_by_id(case_id).one(conn).await?.map(|row| view(row, actor)))
+    Ok(find(conn, case_id).await?.map(|row| view(row, actor)))
+}
+
+async fn find<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<Option<case_insurance::Model>> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(case_insurance::Entity::find().filter(case_insurance::Column::CaseId.eq(case_id)).one(conn).await?)
+}
+
+/// Takes out what identifies the patient (payer, plan, member id,
+/// reference, cost notes, appeal deadline) and keeps the pre-approval's
+/// outcome and dates, which the figures count. Inside the erasure's
+/// transaction; returns whether there was a row.
+pub async fn erase<C: ConnectionTrait>(conn: &C, case_id: i32) -> AppResult<bool> {
+    use sea_orm::{ColumnTrait, QueryFilter, prelude::Expr};
+    let erased = case_insurance::Entity::update_many()
+        .col_expr(case_insurance::Column::Payer, Expr::value(""))
+        .col_expr(case_insurance::Column::Plan, Expr::value(""))
+        .col_expr(case_insurance::Column::MemberId, Expr::value(""))
+        .col_expr(case_insurance::Column::PreapprovalReference, Expr::value(""))
+        .col_expr(case_insurance::Column::CostNotes, Expr::value(""))
+        .col_expr(case_insurance::Column::AppealDeadline, Expr::value(Option::<NaiveDate>::None))
+        .filter(case_insurance::Column::CaseId.eq(case_id))
+        .exec(conn)
+        .await?;
+    Ok(erased.rows_affected > 0)
 }
 
 /// What a `PUT` came to: the insurance, and whether it took the case off hold.
@@ -254,32 +294,53 @@ pub async fn put(
     check(&input, db::now())?;
     let w = case_store::begin_case_write(db, actor, case_id.get(), CHANGED).await?;
     w.ensure_open()?;
-    let before = case_insurance::Entity::find_by_id(w.case.id).one(&w.txn).await?;
+    let before = find(&w.txn, w.case.id).await?;
     let stored_member_id = before.as_ref().map(|b| b.member_id.clone()).unwrap_or_default();
-    let member_id = match input.member_id.as_deref() {
+    let member_id = match input.member_id.as_deref().map(str::trim) {
         None => stored_member_id.clone(),
-        Some(given) if !stored_member_id.is_empty() && given == mask(&stored_member_id) => stored_member_id.clone(),
-        Some(given) => given.trim().to_string(),
+        Some(given) if given.contains(MASK) => {
+            // Sent back as shown: the stored id stays. A mask of anything
+            // else (changed meanwhile, or typed into) would store dots.
+            if !stored_member_id.is_empty() && given == mask(&stored_member_id) {
+                stored_member_id.clone()
+            } else {
+                return Err(AppError::conflict(
+                    "member_id_changed",
+                    "the member id was changed since it was shown; reload and type the whole id to replace it",
+                ));
+            }
+        }
+        Some(given) => given.to_string(),
     };
     let p = input.preapproval;
     let was = before.as_ref().map(|b| b.preapproval);
-    // Dates left out keep what was recorded, or start now.
-    let requested_at = match p {
+    // Dates left out keep what was recorded, unless the pre-approval starts
+    // over (a new request) or reaches a new decision: then they are now.
+    let asked_again = p == Preapproval::Requested && was.is_some_and(|w| w != Preapproval::Requested);
+    let newly_decided = p.is_decided() && was != Some(p);
+    // Stored to the microsecond on both databases: answered as stored.
+    let micros = |at: Option<DateTime<Utc>>| at.map(|t| chrono::SubsecRound::trunc_subsecs(t, 6));
+    let requested_at = micros(match p {
         Preapproval::NotRequired => None,
-        _ => {
-            input.preapproval_requested_at.or(before.as_ref().and_then(|b| b.preapproval_requested_at)).or(Some(w.now))
-        }
-    };
-    let decided_at = match p {
+        _ => input
+            .preapproval_requested_at
+            .or(before.as_ref().and_then(|b| b.preapproval_requested_at).filter(|_| !asked_again))
+            .or(Some(w.now)),
+    });
+    let decided_at = micros(match p {
         Preapproval::NotRequired | Preapproval::Requested => None,
-        _ => input.preapproval_decided_at.or(before.as_ref().and_then(|b| b.preapproval_decided_at)).or(Some(w.now)),
-    };
+        _ => input
+            .preapproval_decided_at
+            .or(before.as_ref().and_then(|b| b.preapproval_decided_at).filter(|_| !newly_decided))
+            .or(Some(w.now)),
+    });
     if let (Some(requested), Some(decided)) = (requested_at, decided_at)
         && decided < requested
     {
         return Err(FieldErrors::single("preapproval_decided_at", "cannot be before the pre-approval was requested"));
     }
     let row = case_insurance::Model {
+        id: before.as_ref().map_or(0, |b| b.id),
         case_id: w.case.id,
         payer: input.payer.trim().to_string(),
         plan: input.plan.trim().to_string(),
@@ -294,7 +355,8 @@ pub async fn put(
         updated_by: actor.user_id,
         updated_at: w.now,
     };
-    let active = case_insurance::ActiveModel {
+    let mut active = case_insurance::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
         case_id: Set(row.case_id),
         payer: Set(row.payer.clone()),
         plan: Set(row.plan.clone()),
@@ -310,6 +372,7 @@ pub async fn put(
         updated_at: Set(row.updated_at),
     };
     if before.is_some() {
+        active.id = Set(row.id);
         active.update(&w.txn).await?;
     } else {
         active.insert(&w.txn).await?;
@@ -324,7 +387,6 @@ pub async fn put(
         }
     }
     // The insurer answered: a case waiting for that answer goes on.
-    let newly_decided = p.is_decided() && was != Some(p);
     let mut changes = Default::default();
     let mut resumed = false;
     if newly_decided
@@ -379,7 +441,7 @@ pub async fn figures_by_scan(db: &DatabaseConnection) -> AppResult<PreapprovalFi
     loop {
         let rows = next_rows(db, after).await?;
         let Some(last) = rows.last() else { break };
-        after = last.case_id;
+        after = last.id;
         for key in rows.iter().filter_map(decision_key) {
             *counted.entry(key).or_default() += 1;
         }
@@ -394,8 +456,8 @@ pub async fn figures_by_scan(db: &DatabaseConnection) -> AppResult<PreapprovalFi
 async fn next_rows<C: ConnectionTrait>(conn: &C, after: i32) -> AppResult<Vec<case_insurance::Model>> {
     use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
     Ok(case_insurance::Entity::find()
-        .filter(case_insurance::Column::CaseId.gt(after))
-        .order_by_asc(case_insurance::Column::CaseId)
+        .filter(case_insurance::Column::Id.gt(after))
+        .order_by_asc(case_insurance::Column::Id)
         .limit(5_000)
         .all(conn)
         .await?)
@@ -420,7 +482,7 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
     loop {
         let rows = next_rows(&txn, after).await?;
         let Some(last) = rows.last() else { break };
-        after = last.case_id;
+        after = last.id;
         for key in rows.iter().filter_map(decision_key) {
             count_decision(&txn, key, 1).await?;
         }
@@ -436,9 +498,10 @@ mod tests {
     #[test]
     fn a_member_id_shows_only_its_last_four_characters() {
         assert_eq!(mask(""), "");
-        assert_eq!(mask("W123456789"), "••••••6789");
-        // Too short to show any of it without showing most of it.
-        assert_eq!(mask("AB12"), "••••");
+        assert_eq!(mask("W123456789"), "••••6789");
+        assert_eq!(mask("BVH-0044-9921"), "••••9921", "the length does not show");
+        // Too short to show any of it without showing half of it.
+        assert_eq!(mask("AB12345"), "••••");
     }
 
     #[test]
@@ -472,6 +535,7 @@ mod tests {
     fn an_appeal_counts_as_the_denial_it_answers() {
         let at = |d: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + d * 86_400, 0).unwrap_or_default();
         let mut row = case_insurance::Model {
+            id: 1,
             case_id: 1,
             payer: String::new(),
             plan: String::new(),

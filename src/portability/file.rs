@@ -148,13 +148,13 @@ async fn write_all(db: &DatabaseConnection, file: File) -> Result<Counts, Portab
     counts.insert(provider::Entity.table_name().into(), dump::<provider::Entity, _>(&txn, &mut w).await?);
     counts.insert(case::Entity.table_name().into(), dump::<case::Entity, _>(&txn, &mut w).await?);
     counts.insert(case_round::Entity.table_name().into(), dump::<case_round::Entity, _>(&txn, &mut w).await?);
+    counts.insert(case_insurance::Entity.table_name().into(), dump::<case_insurance::Entity, _>(&txn, &mut w).await?);
     counts.insert(opinion::Entity.table_name().into(), dump::<opinion::Entity, _>(&txn, &mut w).await?);
     counts.insert(case_record::Entity.table_name().into(), dump::<case_record::Entity, _>(&txn, &mut w).await?);
     counts.insert(stage_change::Entity.table_name().into(), dump::<stage_change::Entity, _>(&txn, &mut w).await?);
     counts.insert(case_note::Entity.table_name().into(), dump::<case_note::Entity, _>(&txn, &mut w).await?);
     counts.insert(case_contact::Entity.table_name().into(), dump::<case_contact::Entity, _>(&txn, &mut w).await?);
     counts.insert(document::Entity.table_name().into(), dump::<document::Entity, _>(&txn, &mut w).await?);
-    counts.insert(case_insurance::Entity.table_name().into(), dump::<case_insurance::Entity, _>(&txn, &mut w).await?);
     counts.insert(portal_partner::Entity.table_name().into(), dump::<portal_partner::Entity, _>(&txn, &mut w).await?);
     counts.insert(portal_consent::Entity.table_name().into(), dump::<portal_consent::Entity, _>(&txn, &mut w).await?);
     counts.insert(portal_survey::Entity.table_name().into(), dump::<portal_survey::Entity, _>(&txn, &mut w).await?);

@@ -216,8 +216,8 @@ async fn scrub<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     // Who insures the patient, under which member id, is theirs; the
-    // pre-approval figures keep only its counts.
-    crate::db::entities::case_insurance::Entity::delete_by_id(case_id).exec(conn).await?;
+    // pre-approval's outcome and dates stay for the figures.
+    let insurance = crate::insurance::erase(conn, case_id).await?;
     // The provider's words on a request may describe the patient.
     records_request::Entity::update_many()
         .col_expr(records_request::Column::DeniedReason, Expr::value(Option::<String>::None))
@@ -229,5 +229,6 @@ async fn scrub<C: ConnectionTrait>(
         "rounds": rounds, "opinions": opinions, "records": records, "notes": notes, "contacts": contacts,
         "history": history,
         "emails": emails, "emails_cancelled": cancelled, "care_partners": partners, "consents": consents,
+        "insurance": insurance,
     }))
 }

@@ -200,7 +200,8 @@ async fn keys_of<C: ConnectionTrait>(
     let arrivals = last_arrivals(conn, rows.iter().map(|r| r.id).collect()).await?;
     let mut keys: BTreeMap<(i32, Key), i64> = BTreeMap::new();
     for row in rows {
-        if row.sent_at.is_some() {
+        // Sent for real: a provider's receipt date is set only on sending.
+        if row.received_by_provider_at.is_some() {
             *keys.entry((row.provider_id, MADE)).or_default() += 1;
         }
         if let Some(key) = answered(row, arrivals.get(&row.id).copied()) {
@@ -230,6 +231,30 @@ async fn last_arrivals<C: ConnectionTrait>(conn: &C, ids: Vec<i32>) -> AppResult
 /// The last arrival among the records of request `id`.
 pub async fn last_arrival<C: ConnectionTrait>(conn: &C, id: i32) -> AppResult<Option<DateTime<Utc>>> {
     Ok(last_arrivals(conn, vec![id]).await?.remove(&id))
+}
+
+/// Counts the tally once for a database whose requests predate it: when it
+/// is empty but a sent request exists (two one-row reads otherwise).
+pub async fn ensure_built(db: &DatabaseConnection) -> AppResult<()> {
+    let backend = db.get_database_backend();
+    let counted = db
+        .query_one_raw(Statement::from_string(backend, "SELECT provider_id FROM tally_provider_requests LIMIT 1"))
+        .await?;
+    if counted.is_some() {
+        return Ok(());
+    }
+    let sent = records_request::Entity::find()
+        .select_only()
+        .column(records_request::Column::Id)
+        .filter(records_request::Column::ReceivedByProviderAt.is_not_null())
+        .limit(1)
+        .into_tuple::<i32>()
+        .one(db)
+        .await?;
+    if sent.is_some() {
+        rebuild(db).await?;
+    }
+    Ok(())
 }
 
 /// Counts the tally anew from the requests (after an import or a bulk load).

@@ -18,6 +18,8 @@ pub struct LetterFacts {
     pub request_id: i32,
     pub request_type: RequestType,
     pub kinds: Vec<RecordKind>,
+    /// Of those, the ones that arrived already.
+    pub received: Vec<RecordKind>,
     pub written_on: NaiveDate,
     pub case_reference: String,
     pub patient_name: String,
@@ -34,6 +36,9 @@ pub struct LetterFacts {
     /// Set once the provider has it.
     pub received_by_provider_at: Option<DateTime<Utc>>,
     pub due_at: Option<DateTime<Utc>>,
+    /// The extension the provider gave: when its notice arrived (`due_at` is then its new date).
+    pub extension_notice_received_at: Option<DateTime<Utc>>,
+    pub first_due_at: Option<DateTime<Utc>>,
     pub periods: Periods,
     /// The provider's jurisdiction, when it sets its own period.
     pub jurisdiction: Option<String>,
@@ -41,10 +46,11 @@ pub struct LetterFacts {
     pub authorization: Option<SignedAuthorization>,
 }
 
-/// The patient's signed authorization, as a release letter quotes it.
+/// The patient's signed authorization on file, as a release letter cites it.
 #[derive(Debug, Clone)]
 pub struct SignedAuthorization {
-    pub text: String,
+    /// The words signed, when they can be shown exactly as signed.
+    pub text: Option<String>,
     pub signer_name: String,
     pub signed_on: NaiveDate,
     pub on_paper: bool,
@@ -100,19 +106,18 @@ pub fn letter(f: &LetterFacts) -> Letter {
     }
     blocks.push(Block::Lines(to));
     let reference = format!("{}-R{}", f.case_reference, f.request_id);
-    let records: Vec<String> = f.kinds.iter().map(|k| k.label().to_string()).collect();
+    let outstanding: Vec<String> =
+        f.kinds.iter().filter(|k| !f.received.contains(k)).map(|k| k.label().to_string()).collect();
+    let arrived: Vec<&str> = f.kinds.iter().filter(|k| f.received.contains(k)).map(|k| k.label()).collect();
     let mut patient = vec![format!("Patient: {}", f.patient_name), format!("Email: {}", f.patient_email)];
     if let Some(phone) = f.patient_phone.as_deref().filter(|p| !p.trim().is_empty()) {
         patient.push(format!("Phone: {phone}"));
     }
     patient.push(format!("Our reference: {reference}"));
+    let advocate_contact = if f.advocate_email.is_empty() { String::new() } else { format!(", {}", f.advocate_email) };
+    let already = (!arrived.is_empty()).then(|| format!("Already received, thank you: {}.", arrived.join(", ")));
     let days = f.periods.response_days;
-    let by_date = match (f.received_by_provider_at, f.due_at) {
-        (Some(received), Some(due)) => {
-            Some((provider_day(received, f.provider_zone), provider_day(due, f.provider_zone)))
-        }
-        _ => None,
-    };
+    let day = |at: DateTime<Utc>| provider_day(at, f.provider_zone);
     let mut missing = None;
     let title = match f.request_type {
         RequestType::PatientAccess => {
@@ -124,89 +129,113 @@ pub fn letter(f: &LetterFacts) -> Letter {
                  you keep them electronically:",
                 f.patient_name
             )));
-            blocks.push(Block::List(records));
+            blocks.push(Block::List(outstanding));
+            blocks.extend(already.map(Block::Paragraph));
             blocks.push(Block::Paragraph(format!(
-                "Please send them to me, or to my patient advocate, {} ({}{}), whom I designate to receive them \
-                 for my second medical opinion. Please quote our reference {reference}.",
-                f.advocate_name,
-                f.organisation,
-                if f.advocate_email.is_empty() { String::new() } else { format!(", {}", f.advocate_email) },
+                "Please send them to me, or to my patient advocate, {} ({}{advocate_contact}), whom I designate \
+                 to receive them for my second medical opinion. Please quote our reference {reference}.",
+                f.advocate_name, f.organisation,
             )));
             blocks.push(Block::Heading("The time you have to answer".into()));
-            let mut basis = format!(
-                "This is a request under my right of access to my health information in the HIPAA Privacy Rule \
-                 (45 CFR 164.524). A covered health care provider must act on it no later than {days} calendar \
-                 days after receiving it"
-            );
+            let mut basis = "This is a request under my right of access to my health information in the HIPAA \
+                             Privacy Rule (45 CFR 164.524), which requires a covered health care provider to act \
+                             on it no later than 30 calendar days after receiving it"
+                .to_string();
             if let Some(place) = &f.jurisdiction {
-                basis.push_str(&format!(" ({days} days is the limit that applies in {place})"));
+                basis.push_str(&format!("; the law that applies in {place} requires it within {days} days"));
             }
-            match &by_date {
-                Some((received, due)) => {
-                    basis.push_str(&format!(". You received this request on {received}, so please answer by {due}."))
-                }
-                None => basis.push_str(&format!(": please answer within {days} days of receiving this letter.")),
+            let first_due = f.first_due_at.or(f.due_at);
+            match (f.received_by_provider_at, first_due) {
+                (Some(received), Some(first_due)) => basis.push_str(&format!(
+                    ". You received this request on {}, so the time to answer ends on {}.",
+                    day(received),
+                    day(first_due)
+                )),
+                _ => basis.push_str(&format!(". Please answer within {days} days of receiving this letter.")),
             }
             blocks.push(Block::Paragraph(basis));
-            blocks.push(Block::Paragraph(format!(
-                "If you cannot act in that time, you may extend it once, by no more than {} days, only by telling \
-                 me in writing within the first {days} days the reason for the delay and the date by which you \
-                 will act. If you deny any part of this request, please tell me in writing why, and how I may \
-                 have the denial reviewed.",
-                f.periods.extension_days
-            )));
+            match (f.extension_notice_received_at, f.due_at) {
+                (Some(notice), Some(extended)) => blocks.push(Block::Paragraph(format!(
+                    "You extended that time once, by your written notice received on {}, to {}: please answer by \
+                     then. It cannot be extended again. If you deny any part of this request, please tell me in \
+                     writing why, and how I may have the denial reviewed.",
+                    day(notice),
+                    day(extended)
+                ))),
+                _ => blocks.push(Block::Paragraph(format!(
+                    "If you cannot act in that time, you may extend it once, by no more than {} days, only by \
+                     telling me in writing within that time the reason for the delay and the date by which you \
+                     will act. If you deny any part of this request, please tell me in writing why, and how I may \
+                     have the denial reviewed.",
+                    f.periods.extension_days
+                ))),
+            }
             title
         }
         RequestType::Authorization => {
             let title = format!("Release of medical records on the patient's authorization — {}", f.patient_name);
+            let specialist = f.specialist_name.clone().unwrap_or_else(|| "the specialist giving the opinion".into());
             blocks.push(Block::Heading(title.clone()));
             blocks.push(Block::Lines(patient));
-            let specialist = f.specialist_name.clone().unwrap_or_else(|| "the specialist giving the opinion".into());
             blocks.push(Block::Paragraph(format!(
-                "{} has authorized the release of the following records to {specialist}, for a second medical \
-                 opinion. Their signed authorization is set out below.",
+                "{} asks you to release the following records for a second medical opinion:",
                 f.patient_name
             )));
-            blocks.push(Block::List(records));
-            let when = match &by_date {
-                Some((_, due)) => format!("by {due}"),
+            blocks.push(Block::List(outstanding.clone()));
+            blocks.extend(already.map(Block::Paragraph));
+            let when = match f.due_at {
+                Some(due) => format!("by {}", day(due)),
                 None => format!("within {} days of receiving this letter", f.periods.authorization_days),
             };
             blocks.push(Block::Paragraph(format!(
-                "Please send the records {when} to {}, {}{}, who coordinates the second opinion and will pass \
-                 them to the specialist. Please quote our reference {reference}.",
-                f.advocate_name,
-                f.organisation,
-                if f.advocate_email.is_empty() { String::new() } else { format!(" ({})", f.advocate_email) },
+                "Please send them {when} to {}, patient advocate at {}{advocate_contact}, who coordinates the \
+                 second opinion and will share them with {specialist}. Please quote our reference {reference}.",
+                f.advocate_name, f.organisation,
             )));
-            blocks.push(Block::Heading("The patient's authorization".into()));
+            blocks.push(Block::Heading("Authorization to release health information".into()));
+            blocks.push(Block::Paragraph(format!(
+                "I, {patient}, authorize {provider} to release the records listed above to {advocate}, patient \
+                 advocate at {organisation}, to be shared with {specialist} for the sole purpose of giving me a \
+                 second medical opinion. This authorization expires one year after I sign it. I may revoke it at \
+                 any time by writing to {provider}, except for records already released. My treatment, payment, \
+                 enrollment or eligibility for benefits does not depend on my signing it. Records released under \
+                 it may be disclosed again by those who receive them and may then no longer be protected by \
+                 federal privacy rules.",
+                patient = f.patient_name,
+                provider = f.provider_name,
+                advocate = f.advocate_name,
+                organisation = f.organisation,
+            )));
             match &f.authorization {
                 Some(signed) => {
-                    blocks.push(Block::Quote(signed.text.clone()));
                     blocks.push(Block::Paragraph(format!(
-                        "Signed by {} on {}, {}.",
+                        "{} also signed an authorization for {} to share these records with the specialist, \
+                         on {}, {}.",
                         signed.signer_name,
+                        f.organisation,
                         long_date(signed.signed_on),
                         if signed.on_paper { "on paper" } else { "electronically in the patient's portal" }
                     )));
+                    if let Some(text) = &signed.text {
+                        blocks.push(Block::Quote(text.clone()));
+                    }
                 }
                 None => {
                     missing = Some(
-                        "The patient has not signed an authorization covering the current specialist yet: \
-                         record their signature (portal or paper) before sending this letter."
+                        "The patient has no authorization on file that covers the current specialist and is less \
+                         than a year old: record their signature (in the portal or on paper) before sending this \
+                         letter."
                             .to_string(),
                     );
-                    blocks.push(Block::Paragraph("No signed authorization is on file yet.".into()));
                 }
             }
             title
         }
     };
     blocks.push(Block::Paragraph("Thank you for your help.".into()));
-    if f.request_type == RequestType::PatientAccess {
-        // The request is the patient's own: they sign it.
-        blocks.push(Block::SignatureLine(format!("Signature of {}", f.patient_name)));
-    }
+    // A right-of-access request is the patient's own, and a release needs
+    // their signature on it: either way they sign the letter.
+    blocks.push(Block::SignatureLine(format!("Signature of {}", f.patient_name)));
     Letter { title, blocks, missing }
 }
 
@@ -220,6 +249,7 @@ mod tests {
             request_id: 7,
             request_type,
             kinds: vec![RecordKind::LabResults, RecordKind::PathologyReport],
+            received: Vec::new(),
             written_on: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
             case_reference: "SL-2026-0042".into(),
             patient_name: "Jordan Patient".into(),
@@ -235,6 +265,8 @@ mod tests {
             provider_zone: chrono_tz::America::Chicago,
             received_by_provider_at: Some(at("2026-12-01T16:00:00Z")),
             due_at: Some(at("2026-12-31T05:59:59Z")),
+            extension_notice_received_at: None,
+            first_due_at: None,
             periods: Periods { response_days: 30, extension_days: 30, authorization_days: 14, mail_days: 5 },
             jurisdiction: None,
             specialist_name: Some("Dr. Ada Stone".into()),
@@ -260,7 +292,7 @@ mod tests {
         let all = text(&letter);
         assert!(all.contains("45 CFR 164.524"), "{all}");
         assert!(
-            all.contains("received this request on 1 December 2026, so please answer by 30 December 2026"),
+            all.contains("received this request on 1 December 2026, so the time to answer ends on 30 December 2026"),
             "{all}"
         );
         assert!(all.contains("extend it once, by no more than 30 days"));
@@ -278,17 +310,36 @@ mod tests {
         f.periods.response_days = 15;
         f.jurisdiction = Some("California".into());
         let all = text(&letter(&f));
-        assert!(all.contains("no later than 15 calendar days after receiving it (15 days is the limit that applies in California): please answer within 15 days"), "{all}");
+        assert!(all.contains("no later than 30 calendar days after receiving it; the law that applies in California requires it within 15 days. Please answer within 15 days"), "{all}");
+    }
+
+    #[test]
+    fn after_an_extension_the_letter_names_the_new_date_and_asks_only_for_what_is_missing() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap_or_default();
+        let mut f = facts(RequestType::PatientAccess);
+        f.received = vec![RecordKind::LabResults];
+        f.first_due_at = f.due_at;
+        f.due_at = Some(at("2027-01-20T05:59:59Z"));
+        f.extension_notice_received_at = Some(at("2026-12-20T15:00:00Z"));
+        let letter = letter(&f);
+        let all = text(&letter);
+        assert!(all.contains("the time to answer ends on 30 December 2026"), "the first period: {all}");
+        assert!(all.contains("received on 20 December 2026, to 19 January 2027: please answer by then"), "{all}");
+        assert!(all.contains("cannot be extended again") && !all.contains("you may extend it once"));
+        assert!(letter.blocks.contains(&Block::List(vec!["Pathology / biopsy report".into()])), "{all}");
+        assert!(all.contains("Already received, thank you: Lab results."));
     }
 
     #[test]
     fn a_release_letter_quotes_the_signed_authorization_or_says_it_is_missing() {
         let unsigned = letter(&facts(RequestType::Authorization));
         assert!(unsigned.missing.is_some());
-        assert!(text(&unsigned).contains("to Dr. Ada Stone, for a second medical opinion"));
+        let all = text(&unsigned);
+        assert!(all.contains("authorize Mercy General Hospital to release the records listed above to Alex Advocate"));
+        assert!(all.contains("shared with Dr. Ada Stone") && all.contains("expires one year after I sign it"));
         let mut f = facts(RequestType::Authorization);
         f.authorization = Some(SignedAuthorization {
-            text: "I authorize my patient advocate…".into(),
+            text: Some("I authorize my patient advocate…".into()),
             signer_name: "Jordan Patient".into(),
             signed_on: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap_or_default(),
             on_paper: true,
@@ -296,7 +347,9 @@ mod tests {
         let signed = letter(&f);
         assert!(signed.missing.is_none());
         let all = text(&signed);
-        assert!(all.contains("Signed by Jordan Patient on 30 November 2026, on paper."), "{all}");
+        assert!(all.contains("Jordan Patient also signed an authorization for SecondLook to share these records with the specialist, on 30 November 2026, on paper."), "{all}");
+        assert!(all.contains("I authorize my patient advocate…"));
+        assert!(signed.blocks.iter().any(|b| matches!(b, Block::SignatureLine(_))), "signed on the letter too");
         assert!(!all.contains("45 CFR"), "a release is not a right-of-access request");
     }
 }

@@ -108,6 +108,9 @@ pub struct RequestPatch {
     /// Why the provider refused (with `state: denied`).
     #[serde(default)]
     pub denied_reason: Option<String>,
+    /// When the provider's refusal arrived (with `state: denied`; now when left out).
+    #[serde(default)]
+    pub denied_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -311,12 +314,15 @@ pub async fn update(
     patch: RequestPatch,
 ) -> AppResult<RequestView> {
     let mut errors = FieldErrors::new();
-    check_dates(&mut errors, crate::db::now(), &[("sent_at", patch.sent_at)]);
+    check_dates(&mut errors, crate::db::now(), &[("sent_at", patch.sent_at), ("denied_at", patch.denied_at)]);
     if let Some(at) = patch.received_by_provider_at {
         crate::validate::check_instant(&mut errors, "received_by_provider_at", &at);
     }
     if patch.denied_reason.is_some() && patch.state != Some(RequestState::Denied) {
         errors.add("denied_reason", "goes with state denied");
+    }
+    if patch.denied_at.is_some() && patch.state != Some(RequestState::Denied) {
+        errors.add("denied_at", "goes with state denied");
     }
     errors.into_result()?;
     let (w, row) = begin(db, actor, id).await?;
@@ -369,8 +375,12 @@ pub async fn update(
             let mut errors = FieldErrors::new();
             check_text(&mut errors, "denied_reason", &reason, limits::SHORT_TEXT, true);
             errors.into_result()?;
+            let denied_at = patch.denied_at.unwrap_or(w.now);
+            if row.sent_at.is_some_and(|sent| denied_at < sent) {
+                return Err(FieldErrors::single("denied_at", "cannot be before the request was sent"));
+            }
             changes.denied_reason = Set(Some(reason.trim().to_string()));
-            changes.closed_at = Set(Some(w.now));
+            changes.closed_at = Set(Some(denied_at));
         }
         RequestState::Cancelled => changes.closed_at = Set(Some(w.now)),
         _ => {}
@@ -700,23 +710,31 @@ pub async fn letter_for(
         Some(id) => specialist::Entity::find_by_id(id).one(db).await?.map(|s| s.name),
         None => None,
     };
-    let authorization = crate::cases::consent::in_force(db, case.id, case.round, specialist_id).await?.map(|c| {
-        letter::SignedAuthorization {
-            text: crate::cases::consent::text_for(if c.specialist_id.is_some() {
-                specialist_name.as_deref()
-            } else {
-                None
-            }),
-            signer_name: c.signer_name,
-            signed_on: c.signed_at.with_timezone(&context.zone).date_naive(),
-            on_paper: c.method == crate::cases::consent::Method::Paper.as_str(),
-        }
-    });
+    let now = crate::db::now();
+    let patient_zone: Tz = case.patient_timezone.parse().unwrap_or(context.zone);
+    // A signature counts for a year, as the text signed says.
+    let authorization = crate::cases::consent::in_force(db, case.id, case.round, specialist_id)
+        .await?
+        .filter(|c| c.signed_at > now - chrono::Duration::days(365))
+        .map(|c| {
+            let named = if c.specialist_id.is_some() { specialist_name.as_deref() } else { None };
+            let text = crate::cases::consent::text_for(named);
+            // Quoted only when these are exactly the words signed.
+            let same = c.text_version == crate::cases::consent::TEXT_VERSION
+                && crate::cases::consent::text_digest(&text) == c.text_sha256;
+            letter::SignedAuthorization {
+                text: same.then_some(text),
+                signer_name: c.signer_name,
+                signed_on: c.signed_at.with_timezone(&patient_zone).date_naive(),
+                on_paper: c.method == crate::cases::consent::Method::Paper.as_str(),
+            }
+        });
     let facts = letter::LetterFacts {
         request_id: request.id,
         request_type: request.request_type,
         kinds: request.kinds.clone(),
-        written_on: crate::db::now().with_timezone(&context.zone).date_naive(),
+        received: request.received.clone(),
+        written_on: now.with_timezone(&context.zone).date_naive(),
         case_reference: case.reference,
         patient_name: case.patient_name,
         patient_email: case.patient_email,
@@ -731,6 +749,8 @@ pub async fn letter_for(
         provider_zone: zone_of(&provider),
         received_by_provider_at: request.received_by_provider_at,
         due_at: request.due_at,
+        extension_notice_received_at: request.extension.as_ref().map(|e| e.notice_received_at),
+        first_due_at: request.first_due_at,
         periods: periods_for(context.settings, &provider),
         jurisdiction: provider.jurisdiction.clone().filter(|j| context.settings.jurisdictions.contains_key(j)),
         specialist_name,
@@ -765,6 +785,17 @@ pub async fn save_letter(
         return Err(AppError::conflict(
             "request_closed",
             format!("the request is {}; its letter is no longer sent", request.state.label().to_lowercase()),
+        ));
+    }
+    let unsupported = pdf::unsupported(&letter);
+    if !unsupported.is_empty() {
+        let shown: String = unsupported.iter().take(10).collect();
+        return Err(AppError::conflict(
+            "letter_needs_print",
+            format!(
+                "the letter has characters the PDF's fonts cannot set ({shown}); print the letter page instead \
+                 (a browser can print it to a PDF) so names stay as they are written"
+            ),
         ));
     }
     let bytes = bytes::Bytes::from(pdf::render(&letter));

@@ -2,7 +2,8 @@
 //! Helvetica fonts every PDF reader has (nothing embedded): lines wrapped
 //! by the fonts' own character widths, pages added as the text runs on.
 //! Text outside the fonts' Windows-1252 repertoire is spelled in plain
-//! letters.
+//! letters; [`unsupported`] finds it first, so a letter naming someone in
+//! another script is printed from its page instead.
 
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
@@ -42,6 +43,27 @@ fn win_ansi(c: char) -> Option<u8> {
         '—' => Some(0x97),
         _ => None,
     }
+}
+
+/// The characters of `letter` the fonts cannot set (each once): a name
+/// spelled another way would not be the patient's name.
+pub fn unsupported(letter: &Letter) -> Vec<char> {
+    let mut missing: Vec<char> = Vec::new();
+    let mut look = |text: &str| {
+        for c in text.chars() {
+            if win_ansi(c).is_none() && !c.is_control() && !missing.contains(&c) {
+                missing.push(c);
+            }
+        }
+    };
+    look(&letter.title);
+    for block in &letter.blocks {
+        match block {
+            Block::Lines(lines) | Block::List(lines) => lines.iter().for_each(|l| look(l)),
+            Block::Heading(t) | Block::Paragraph(t) | Block::Quote(t) | Block::SignatureLine(t) => look(t),
+        }
+    }
+    missing
 }
 
 /// `text` in the fonts' encoding; characters it lacks are transliterated.
@@ -262,6 +284,10 @@ mod tests {
         assert_eq!(encode("Café — “ok” €5"), b"Caf\xe9 \x97 \x93ok\x94 \x805".to_vec());
         assert_eq!(encode("Łódź"), b"L\xf3dz".to_vec(), "ó is in the encoding, Ł and ź are not");
         assert_eq!(encode("a\u{0}b"), b"a b".to_vec());
+        let named =
+            |name: &str| Letter { title: name.into(), blocks: vec![Block::Paragraph(name.into())], missing: None };
+        assert!(unsupported(&named("José Müller — “Ok”")).is_empty());
+        assert_eq!(unsupported(&named("王芳 王")), vec!['王', '芳']);
     }
 
     #[test]

@@ -40,6 +40,8 @@ impl InsurancePanel {
         match name {
             "payer" => i.payer.clone(),
             "plan" => i.plan.clone(),
+            // A masked id is not put in the field: sent back it would say nothing.
+            "member_id" if i.member_id_masked => String::new(),
             "member_id" => i.member_id.clone(),
             "second_opinion_covered" => i.second_opinion_covered.as_str().to_string(),
             "preapproval" => i.preapproval.as_str().to_string(),
@@ -50,6 +52,11 @@ impl InsurancePanel {
             "cost_notes" => i.cost_notes.clone(),
             _ => String::new(),
         }
+    }
+
+    /// The masked member id a non-admin is shown beside an empty field.
+    pub fn masked_member_id(&self) -> Option<&str> {
+        self.recorded.as_ref().filter(|i| i.member_id_masked && !i.member_id.is_empty()).map(|i| i.member_id.as_str())
     }
 
     /// One line for the comparison's cost section, when anything is known.
@@ -71,9 +78,14 @@ pub async fn save(
     fields: FormFields,
 ) -> PageResult<Response> {
     let clock = staff.clock();
+    let recorded = insurance::of_case(&state.db, &staff.actor, id.get()).await?;
     let mut errors = FieldErrors::new();
-    let mut day = |name: &str| match fields.optional(name) {
+    let chosen = Preapproval::parse(&fields.text("preapproval"));
+    // A day as posted: the recorded instant when it is the recorded day (the
+    // form shows days only), else that day.
+    let mut day = |name: &str, recorded_at: Option<chrono::DateTime<chrono::Utc>>| match fields.optional(name) {
         None => None,
+        Some(text) if Some(text.trim().to_string()) == recorded_at.map(|at| clock.day_input(&Some(at))) => recorded_at,
         Some(text) => match clock.parse_day(&text) {
             Ok(at) => Some(at),
             Err(problem) => {
@@ -82,15 +94,31 @@ pub async fn save(
             }
         },
     };
-    let requested_at = day("preapproval_requested_at");
-    let decided_at = day("preapproval_decided_at");
-    // Dates that do not go with the state chosen are left over from the
-    // state before; they go with it.
-    let chosen = Preapproval::parse(&fields.text("preapproval"));
-    let requested_at = requested_at.filter(|_| chosen != Some(Preapproval::NotRequired));
-    let decided_at =
-        decided_at.filter(|_| chosen.is_some_and(Preapproval::is_decided) || chosen == Some(Preapproval::Appealed));
+    let requested_at = day("preapproval_requested_at", recorded.as_ref().and_then(|i| i.preapproval_requested_at));
+    let decided_at = day("preapproval_decided_at", recorded.as_ref().and_then(|i| i.preapproval_decided_at));
+    // What the form still shows of the state before goes with it: dates,
+    // the deadline and the reference that do not fit the state chosen.
+    let was = recorded.as_ref().map(|i| i.preapproval);
+    let starts_over = chosen != was;
+    let kept_date = |at: Option<chrono::DateTime<chrono::Utc>>, recorded_at: Option<chrono::DateTime<chrono::Utc>>| {
+        if starts_over && at == recorded_at { None } else { at }
+    };
+    let requested_at = match chosen {
+        Some(Preapproval::NotRequired) => None,
+        Some(Preapproval::Requested) => {
+            kept_date(requested_at, recorded.as_ref().and_then(|i| i.preapproval_requested_at))
+        }
+        _ => requested_at,
+    };
+    let decided_at = match chosen {
+        Some(Preapproval::Approved | Preapproval::Denied) => {
+            kept_date(decided_at, recorded.as_ref().and_then(|i| i.preapproval_decided_at))
+        }
+        Some(Preapproval::Appealed) => decided_at,
+        _ => None,
+    };
     let appeal_deadline = match fields.optional("appeal_deadline") {
+        _ if !matches!(chosen, Some(Preapproval::Denied | Preapproval::Appealed)) => None,
         None => None,
         Some(text) => match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
             Ok(date) => Some(date),
@@ -100,27 +128,37 @@ pub async fn save(
             }
         },
     };
+    let reference =
+        if chosen == Some(Preapproval::NotRequired) { String::new() } else { fields.text("preapproval_reference") };
+    let member_id = if fields.checked("member_id_clear") {
+        Some(String::new())
+    } else if staff.actor.is_admin() {
+        Some(fields.text("member_id"))
+    } else {
+        // Left empty by someone who sees it masked: it stays as it is.
+        fields.optional("member_id")
+    };
     let coverage = Coverage::parse(&fields.text("second_opinion_covered"));
     if coverage.is_none() {
         errors.add("second_opinion_covered", "choose whether a second opinion is covered");
     }
-    let preapproval = Preapproval::parse(&fields.text("preapproval"));
-    if preapproval.is_none() {
+    if chosen.is_none() {
         errors.add("preapproval", "choose where the pre-approval stands");
     }
-    let result = match (errors.into_result(), coverage, preapproval) {
+    let result = match (errors.into_result(), coverage, chosen) {
         (Ok(()), Some(second_opinion_covered), Some(preapproval)) => {
             let input = InsuranceInput {
                 payer: fields.text("payer"),
                 plan: fields.text("plan"),
-                member_id: Some(fields.text("member_id")),
+                member_id,
                 second_opinion_covered,
                 preapproval,
                 preapproval_requested_at: requested_at,
                 preapproval_decided_at: decided_at,
-                preapproval_reference: fields.text("preapproval_reference"),
+                preapproval_reference: reference,
                 appeal_deadline,
                 cost_notes: fields.text("cost_notes"),
+                ..InsuranceInput::default()
             };
             insurance::put(&state.db, &state.rules, &staff.actor, id, input).await
         }

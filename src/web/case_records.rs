@@ -186,6 +186,11 @@ pub async fn update(
         },
         received_by_provider_at: None,
         denied_reason: fields.optional("denied_reason"),
+        denied_at: if to == Some(RequestState::Denied) {
+            when(&clock, &fields, "denied_at", &mut errors)
+        } else {
+            None
+        },
     };
     let result = match errors.into_result() {
         Ok(()) if to.is_some() => {

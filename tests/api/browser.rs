@@ -729,7 +729,9 @@ async fn records_from_a_provider_and_insurance_in_the_browser(backend: Backend) 
     // Its letter, to print: the law, the date to answer by, what is asked for.
     browser.submit(&format!("a[href='/records-requests/{request}/letter']")).await;
     let letter = browser.text().await;
-    for said in ["45 CFR 164.524", "so please answer by", "Lab results", "Pathology / biopsy report", "Mercy General"] {
+    for said in
+        ["45 CFR 164.524", "so the time to answer ends on", "Lab results", "Pathology / biopsy report", "Mercy General"]
+    {
         assert!(letter.contains(said), "the letter says {said:?}: {letter}");
     }
     browser.shot("records-letter-desktop").await;
@@ -775,7 +777,7 @@ async fn records_from_a_provider_and_insurance_in_the_browser(backend: Backend) 
     browser.submit("form[action$='/insurance'] button[type=submit]").await;
     let page = browser.text().await;
     assert!(page.contains("the case is off hold and its clock runs again"), "{page}");
-    assert!(page.contains("•••••••••9921") && !page.contains("BVH-0044-9921"), "masked for an advocate");
+    assert!(page.contains("••••9921") && !page.contains("BVH-0044-9921"), "masked for an advocate");
     browser.scroll_to("#insurance").await;
     browser.shot("case-insurance-desktop").await;
 

@@ -38,7 +38,7 @@ async fn a_decided_preapproval_ends_the_hold_and_the_member_id_shows_to_admins_o
     let (status, saved) = app.put(&token, &path, requested).await;
     assert_eq!(status, StatusCode::OK, "{saved}");
     assert_eq!(saved["case_resumed"], false, "still waiting for the insurer");
-    assert_eq!(saved["member_id"], "•••••••••9921", "an advocate sees the last four characters");
+    assert_eq!(saved["member_id"], "••••9921", "an advocate sees the last four characters, not the length");
     let (_, still) = app.get(&token, &format!("/api/v1/cases/{case}")).await;
     assert_eq!(still["hold"]["reason"], "insurance_preapproval");
 
@@ -53,6 +53,11 @@ async fn a_decided_preapproval_ends_the_hold_and_the_member_id_shows_to_admins_o
     assert_eq!(status, StatusCode::OK, "{full}");
     assert_eq!(full["member_id"], "BVH-0044-9921", "admins see it whole, and it was not overwritten");
     assert_eq!(full["member_id_masked"], false);
+    // A mask of something else (typed into, or the id changed meanwhile) never stores dots.
+    let (status, refused) =
+        app.put(&token, &path, json!({ "preapproval": "requested", "member_id": "••••1234" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "member_id_changed");
 
     // Refusals, each a clear field error that changes nothing.
     for (body, field) in [
@@ -101,6 +106,25 @@ async fn a_decided_preapproval_ends_the_hold_and_the_member_id_shows_to_admins_o
     let trail = audit.to_string();
     assert!(!trail.contains("BVH-0044-9921") && !trail.contains("Blue Valley"), "the trail names no payer or id");
 
+    // Denied, appealed, then approved on appeal: the approval is dated when it came.
+    let day = |d: i64| days_ago(d);
+    let (_, denied) = app
+        .put(
+            &token,
+            &path,
+            json!({ "preapproval": "denied", "preapproval_requested_at": day(10), "preapproval_decided_at": day(8) }),
+        )
+        .await;
+    assert_eq!(denied["preapproval"], "denied", "{denied}");
+    let (_, appealed) =
+        app.put(&token, &path, json!({ "preapproval": "appealed", "appeal_deadline": "2027-06-30" })).await;
+    assert_eq!(appealed["preapproval_decided_at"], denied["preapproval_decided_at"], "the denial's date stays");
+    let (_, won) = app.put(&token, &path, json!({ "preapproval": "approved" })).await;
+    assert_ne!(won["preapproval_decided_at"], denied["preapproval_decided_at"], "a new decision, a new date");
+    assert_eq!(won["preapproval_requested_at"], denied["preapproval_requested_at"]);
+    let (_, again) = app.put(&token, &path, json!({ "preapproval": "requested" })).await;
+    assert_ne!(again["preapproval_requested_at"], denied["preapproval_requested_at"], "asked again: dated now");
+
     // Saving the same decision again does not touch a new hold of another kind.
     let (status, _) =
         app.post(&token, &format!("/api/v1/cases/{case}/hold"), json!({ "reason": "waiting_for_patient" })).await;
@@ -131,15 +155,19 @@ async fn insurance_is_recorded_from_the_case_page_and_starts_the_cost_notes(back
     assert!(page().await.contains("Record the insurance"));
 
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let days_back = |d: i64| (chrono::Utc::now() - chrono::Duration::days(d)).format("%Y-%m-%d").to_string();
     let bad = vec![
         ("payer", "Blue Valley Health".to_string()),
         ("second_opinion_covered", "yes".to_string()),
         ("preapproval", "approved".to_string()),
+        ("preapproval_requested_at", days_back(2)),
+        ("preapproval_decided_at", days_back(5)),
+        // Left over from a denial: it goes with the state before, not an error.
         ("appeal_deadline", today.clone()),
     ];
     let (status, html) = post(bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(html.contains("goes with a denied or appealed pre-approval"), "{html}");
+    assert!(html.contains("cannot be before the pre-approval was requested"), "{html}");
     assert!(html.contains("value=\"Blue Valley Health\""), "what was typed is kept");
 
     let good = vec![
@@ -157,7 +185,19 @@ async fn insurance_is_recorded_from_the_case_page_and_starts_the_cost_notes(back
     assert_eq!(status, StatusCode::SEE_OTHER);
     let html = page().await;
     assert!(html.contains("the case is off hold and its clock runs again"), "{html}");
-    assert!(html.contains("•••••••••9921") && !html.contains("BVH-0044-9921"), "masked on the page");
+    assert!(html.contains("On file: ••••9921") && !html.contains("BVH-0044-9921"), "masked on the page");
+    // Saved again with the field left empty, as an advocate sees it: the id stays.
+    let again = vec![
+        ("payer", "Blue Valley Health".to_string()),
+        ("member_id", String::new()),
+        ("second_opinion_covered", "yes".to_string()),
+        ("preapproval", "approved".to_string()),
+        ("cost_notes", "Covered in network; $40 copay.".to_string()),
+    ];
+    let (status, _) = post(again).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, full) = app.get(&app.admin.token, &format!("/api/v1/cases/{case}/insurance")).await;
+    assert_eq!(full["member_id"], "BVH-0044-9921");
     let (_, case_view) = app.get(&app.advocate.token, &format!("/api/v1/cases/{case}")).await;
     assert!(case_view["hold"].is_null());
     let (_, saved) = app.get(&app.advocate.token, &format!("/api/v1/cases/{case}/insurance")).await;
@@ -222,8 +262,9 @@ async fn providers_and_insurers_are_measured_by_how_they_answer(backend: Backend
             assert_eq!((s, r["state"].as_str()), (StatusCode::OK, Some("fulfilled")));
         }
     }
-    let refused = sent_request(&app, quick, 5).await;
-    let body = json!({ "state": "denied", "denied_reason": "No records under this name" });
+    // Refused in time (25 days after receipt), though typed in only after the due date.
+    let refused = sent_request(&app, quick, 40).await;
+    let body = json!({ "state": "denied", "denied_reason": "No records under this name", "denied_at": days_ago(15) });
     let (s, r) = app.patch(&token, &format!("/api/v1/records-requests/{refused}"), body).await;
     assert_eq!(s, StatusCode::OK, "{r}");
     // Slow Imaging: one sent 45 days ago and still waiting, one a draft.

@@ -20,7 +20,7 @@ crate::on_both_databases!(
 );
 
 /// Free text and identity put on the case below; none may survive erasure.
-const SECRETS: [&str; 20] = [
+const SECRETS: [&str; 22] = [
     "Jordan Secretpatient",
     "jordan.secret@example.org",
     "555 010 2030",
@@ -41,6 +41,8 @@ const SECRETS: [&str; 20] = [
     "sam.secretpartner@example.org",
     "Jordan Secretsigner",
     "The nurse on the phone was wonderful",
+    "SECRET-MEMBER-77121",
+    "Secretive Mutual Health Plan",
 ];
 
 /// A case walked to `decision_made`, with every free-text field filled and
@@ -69,6 +71,15 @@ pub async fn closed_case(app: &TestApp) -> i64 {
             StatusCode::CREATED,
         ),
         ("POST", path("resume"), json!({}), StatusCode::OK),
+        (
+            "PUT",
+            path("insurance"),
+            json!({ "payer": SECRETS[21], "member_id": SECRETS[20], "second_opinion_covered": "yes",
+                    "preapproval": "denied", "preapproval_requested_at": hours_from_now(-72),
+                    "preapproval_decided_at": hours_from_now(-24), "appeal_deadline": "2027-02-01",
+                    "cost_notes": SECRETS[21] }),
+            StatusCode::OK,
+        ),
         ("PUT", path("records/pathology_report"), json!({ "status": "received", "note": SECRETS[7] }), StatusCode::OK),
         ("POST", path("portal/partners"), json!({ "name": SECRETS[16], "email": SECRETS[17] }), StatusCode::CREATED),
         ("PUT", path("specialist"), json!({ "specialist_id": specialist }), StatusCode::OK),
@@ -297,6 +308,13 @@ async fn erasure_removes_the_patient_and_keeps_the_figures(backend: Backend) {
     for secret in SECRETS {
         assert!(!text.contains(secret), "{secret:?} survived erasure: {text}");
     }
+    assert_eq!(doc["insurance"]["preapproval"], "denied", "the pre-approval's outcome stays for the figures");
+    assert!(doc["insurance"]["appeal_deadline"].is_null() && doc["insurance"]["member_id"] == "");
+    let (_, overview) = app.get(&app.admin.token, "/api/v1/reports/overview").await;
+    assert_eq!(overview["preapprovals"]["decided"], 1, "still counted: {overview}");
+    let now = chrono::Utc::now();
+    let scanned = secondlook::reports::full_scan::overview_by_scan(&app.db, now).await.expect("scan");
+    assert_eq!(scanned.preapprovals.decided, 1, "and the rows still say so");
     assert_eq!(doc["emails"][0]["status"], "cancelled", "a queued email to the patient is never sent");
     let erasures: Vec<&Value> =
         doc["audit"].as_array().expect("audit").iter().filter(|e| e["action"] == "case.erased").collect();

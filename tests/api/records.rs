@@ -475,7 +475,7 @@ async fn a_request_letter_is_printed_and_filed_as_a_pdf(backend: Backend) {
     let text = letter.to_string();
     assert!(text.contains("45 CFR 164.524"), "{text}");
     assert!(
-        text.contains("You received this request on 2 November 2026, so please answer by 2 December 2026"),
+        text.contains("You received this request on 2 November 2026, so the time to answer ends on 2 December 2026"),
         "{text}"
     );
     assert!(text.contains("Pathology / biopsy report") && text.contains("Mercy General Hospital"));
@@ -512,12 +512,25 @@ async fn a_request_letter_is_printed_and_filed_as_a_pdf(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED);
     let (_, letter) = app.get(&token, &format!("/api/v1/records-requests/{release}/letter")).await;
     let text = letter.to_string();
-    assert!(letter["missing"].is_null() && text.contains("Signed by Jordan Patient on") && text.contains("on paper"));
+    assert!(letter["missing"].is_null(), "{text}");
+    assert!(text.contains("Jordan Patient also signed an authorization for") && text.contains("on paper"), "{text}");
+    assert!(text.contains("authorize Mercy General Hospital to release the records listed above"), "{text}");
     let (status, _) = app.post(&token, &format!("/api/v1/records-requests/{release}/letter"), json!({})).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let (status, _) = app.get(&app.other_advocate.token, &format!("/api/v1/records-requests/{access}/letter")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not another advocate's");
+
+    // A name the PDF's fonts cannot set is not misspelled in a PDF: the page prints it.
+    let other = app.open_case(&token, "王芳 Chen").await;
+    let new = json!({ "provider_id": mercy, "type": "patient_access", "kinds": ["lab_results"] });
+    let (_, theirs) = app.post(&token, &format!("/api/v1/cases/{other}/records-requests"), new).await;
+    let theirs = theirs["id"].as_i64().expect("id");
+    let (status, refused) = app.post(&token, &format!("/api/v1/records-requests/{theirs}/letter"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "letter_needs_print");
+    let (_, letter) = app.get(&token, &format!("/api/v1/records-requests/{theirs}/letter")).await;
+    assert!(letter.to_string().contains("I, 王芳 Chen, ask for a copy"), "{letter}");
     let (_, audit) = app.get(&app.admin.token, &format!("/api/v1/audit?case_id={case}")).await;
     assert!(audit.to_string().contains("records_request_letter"), "reading a letter is in the trail");
 }

@@ -6,7 +6,9 @@ use crate::vocabulary::{Coverage, Preapproval};
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "case_insurance")]
 pub struct Model {
-    #[sea_orm(primary_key, auto_increment = false)]
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    #[sea_orm(unique)]
     pub case_id: i32,
     pub payer: String,
     pub plan: String,
