@@ -118,12 +118,7 @@ pub async fn by_provider_by_scan(db: &DatabaseConnection, now: DateTime<Utc>) ->
     let mut tally = Vec::new();
     let mut after = 0;
     loop {
-        let rows = records_request::Entity::find()
-            .filter(records_request::Column::Id.gt(after))
-            .order_by_asc(records_request::Column::Id)
-            .limit(2_000)
-            .all(db)
-            .await?;
+        let rows = requests_after(db, after).await?;
         let Some(last) = rows.last() else { break };
         after = last.id;
         tally.extend(keys_of(db, &rows).await?.into_iter().map(|((provider_id, (outcome, days, on_time)), n)| {
@@ -190,6 +185,16 @@ async fn summarise<C: ConnectionTrait>(
         f.name = names.get(&f.provider_id).map(|p| p.name.clone()).unwrap_or_default();
     }
     Ok(figures)
+}
+
+/// The next requests after id `after`, a chunk at a time, for the scans.
+async fn requests_after<C: ConnectionTrait>(conn: &C, after: i32) -> AppResult<Vec<records_request::Model>> {
+    Ok(records_request::Entity::find()
+        .filter(records_request::Column::Id.gt(after))
+        .order_by_asc(records_request::Column::Id)
+        .limit(2_000)
+        .all(conn)
+        .await?)
 }
 
 /// What `rows` add to the tally, summed by provider and key.
@@ -263,12 +268,7 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
     txn.execute_unprepared("DELETE FROM tally_provider_requests").await?;
     let mut after = 0;
     loop {
-        let rows = records_request::Entity::find()
-            .filter(records_request::Column::Id.gt(after))
-            .order_by_asc(records_request::Column::Id)
-            .limit(2_000)
-            .all(&txn)
-            .await?;
+        let rows = requests_after(&txn, after).await?;
         let Some(last) = rows.last() else { break };
         after = last.id;
         for ((provider_id, key), n) in keys_of(&txn, &rows).await? {

@@ -526,18 +526,22 @@ async fn digest_of(
     })
 }
 
+/// The ids of the advocate's open cases, as a subquery.
+fn open_cases_of(advocate_id: i32) -> sea_orm::sea_query::SelectStatement {
+    sea_orm::sea_query::Query::select()
+        .column(case::Column::Id)
+        .from(case::Entity)
+        .and_where(case::Column::AdvocateId.eq(advocate_id))
+        .and_where(case::Column::ClosedAt.is_null())
+        .to_owned()
+}
+
 /// Denied pre-approvals of the advocate's open cases whose appeal deadline
 /// is today or within the week, soonest first, along the partial index of
 /// denials with a deadline: reference and the day.
 async fn appeals_for_digest(db: &DatabaseConnection, advocate_id: i32, today: NaiveDate) -> AppResult<Vec<String>> {
     use crate::db::entities::case_insurance;
-    use sea_orm::sea_query::Query;
-    let their_open_cases = Query::select()
-        .column(case::Column::Id)
-        .from(case::Entity)
-        .and_where(case::Column::AdvocateId.eq(advocate_id))
-        .and_where(case::Column::ClosedAt.is_null())
-        .to_owned();
+    let their_open_cases = open_cases_of(advocate_id);
     let denied = case_insurance::Entity::find()
         .filter(sea_orm::sea_query::Expr::cust(crate::insurance::APPEALABLE))
         .filter(case_insurance::Column::AppealDeadline.gte(today))
@@ -576,13 +580,7 @@ async fn requests_for_digest(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<String>> {
     use crate::db::entities::records_request;
-    use sea_orm::sea_query::Query;
-    let their_open_cases = Query::select()
-        .column(case::Column::Id)
-        .from(case::Entity)
-        .and_where(case::Column::AdvocateId.eq(advocate_id))
-        .and_where(case::Column::ClosedAt.is_null())
-        .to_owned();
+    let their_open_cases = open_cases_of(advocate_id);
     let theirs = records_request::Entity::find().filter(records_request::Column::CaseId.in_subquery(their_open_cases));
     let waiting = requests_to_raise(theirs, now).limit(50).all(db).await?;
     let case_ids: Vec<i32> = waiting.iter().map(|r| r.case_id).collect();
