@@ -113,9 +113,10 @@ const PERMISSIONS_POLICY: &str =
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()";
 
 /// Healthy means the database can keep a write, not only answer a read: an
-/// instance whose disk is full must be taken out of rotation.
+/// instance whose disk is full must be taken out of rotation. A probe that
+/// succeeded stands for a second; a failed one is probed again each time.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let status = match db::check_writable(&state.db).await {
+    let status = match state.health.check(&state.db).await {
         Ok(()) => return (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
         Err(err) => {
             tracing::warn!(error = %err, "health check failed");

@@ -25,13 +25,23 @@ pub struct AppState {
     pub timings: crate::reports::TimingsCache,
     /// Where documents are kept and the keys that seal them.
     pub documents: Documents,
+    /// Whether the database kept this instance's last probe write, and when.
+    pub health: Arc<crate::db::HealthProbe>,
 }
 
 impl AppState {
     pub fn new(db: DatabaseConnection, settings: Settings, documents: Documents) -> Self {
         let rules = Self::case_rules(&settings);
         let reads = ReadTrail::start(db.clone());
-        Self { db, settings: Arc::new(settings), rules: Arc::new(rules), reads, timings: Default::default(), documents }
+        Self {
+            db,
+            settings: Arc::new(settings),
+            rules: Arc::new(rules),
+            reads,
+            timings: Default::default(),
+            documents,
+            health: Default::default(),
+        }
     }
 
     /// The case rules the settings give.
