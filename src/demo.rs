@@ -7,7 +7,6 @@
 //! audit entry for the whole load.
 
 mod caseload;
-mod rows;
 
 use std::{collections::BTreeMap, time::Instant};
 
@@ -176,10 +175,13 @@ pub async fn fill(db: &DatabaseConnection, rules: &CaseRules, cases: u32, seed: 
     let tally = write_cases(db, &load, &specialists, &mut rng).await?;
     let detail = json!({ "cases": cases, "open": tally.open, "seed": seed });
     audit::record(db, &system, FILLED, Subject::named("cases"), detail).await?;
+    let figures_started = Instant::now();
     tallies::rebuild(db).await?;
+    tracing::info!(seconds = figures_started.elapsed().as_secs_f64(), "demo: case tallies built");
     crate::portal::survey::rebuild(db).await?;
     crate::records_requests::figures::rebuild(db).await?;
     crate::insurance::rebuild(db).await?;
+    tracing::info!(seconds = figures_started.elapsed().as_secs_f64(), "demo: all figures built");
     // A bulk load leaves PostgreSQL's planner statistics describing the
     // empty tables; until autovacuum refreshes them it may pick full scans.
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {

@@ -19,7 +19,7 @@ use sea_orm::{
 use super::aggregate::CaseState;
 use crate::{
     db::{
-        self,
+        self, bulk,
         entities::{case, stage_change},
     },
     error::AppResult,
@@ -387,7 +387,7 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
     }
     total.stage_time = spans.into_iter().map(|((day, stage, tenths), n)| (day, stage, tenths, n)).collect();
     total.outcome = Some(outcomes_by_scan(&txn).await?);
-    apply(&txn, &total).await?;
+    insert_totals(&txn, total).await?;
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         db::placeholders(backend, "INSERT INTO tally_state (id, built_at) VALUES (1, ?)"),
@@ -396,6 +396,31 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
     .await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// Writes a rebuild's totals into the emptied tables: plain multi-row
+/// inserts, hundreds of rows a statement, since a large database has
+/// hundreds of thousands of (day, stage, length) spans.
+async fn insert_totals<C: ConnectionTrait>(conn: &C, total: Delta) -> AppResult<()> {
+    let mut hours = bulk::Table::new("tally_hour", &["hour", "opened", "closed"]);
+    for (hour, opened, closed) in total.hour {
+        hours.push([hour.into(), opened.into(), closed.into()]);
+        hours.write_full(conn).await?;
+    }
+    hours.write_all(conn).await?;
+    let mut spans = bulk::Table::new("tally_stage_time", &["day", "stage", "tenths", "n"]);
+    for (day, stage, tenths, n) in total.stage_time {
+        spans.push([day.into(), stage.as_str().into(), tenths.into(), n.into()]);
+        spans.write_full(conn).await?;
+    }
+    spans.write_all(conn).await?;
+    let mut due = bulk::Table::new("tally_due", &["advocate_key", "stage", "due_day", "n"]);
+    for (key, stage, day, n) in total.due {
+        due.push([key.into(), stage.as_str().into(), day.into(), n.into()]);
+        due.write_full(conn).await?;
+    }
+    due.write_all(conn).await?;
+    apply(conn, &Delta { stage: total.stage, outcome: total.outcome, ..Delta::default() }).await
 }
 
 /// The outcomes counted over every decided case, as the tallies keep them.

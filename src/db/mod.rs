@@ -1,7 +1,9 @@
 //! The database: connecting (SQLite or PostgreSQL), migrating, starting
 //! write transactions that behave the same on both, and telling apart the
-//! failures that mean "storage unavailable, try again" from programming errors.
+//! failures that mean "storage unavailable, try again" from programming errors,
+//! and writing many rows in few statements.
 
+pub mod bulk;
 pub mod entities;
 mod write;
 

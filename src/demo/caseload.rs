@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::rows::Table;
+use crate::db::bulk::Table;
 use crate::{
     cases::{
         Stage, Urgency,

@@ -65,9 +65,11 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
         let complete = planned.len() <= room;
         let mut drafts = Vec::new();
         let partners = reminded_partners(db, &ids).await?;
+        let by_case: HashMap<i32, (&case::Model, &CaseFacts)> =
+            chunk.iter().zip(&facts).map(|(row, fact)| (fact.case_id, (row, fact))).collect();
         for p in planned.into_iter().take(room) {
-            let Some(case_facts) = facts.iter().find(|f| Some(f.case_id) == p.case_id) else { continue };
-            let row = chunk.iter().find(|c| Some(c.id) == p.case_id);
+            let Some(&(row, case_facts)) = p.case_id.and_then(|id| by_case.get(&id)) else { continue };
+            let row = Some(row);
             let unsubscribe = match (p.kind.to_patient(), row) {
                 (true, Some(row)) => Some(format!("{public_url}/u/{}", nudge_token(db, row, dry_run).await?)),
                 _ => None,
@@ -269,8 +271,9 @@ const LOOK_CHUNK: u64 = 500;
 /// tick stays short whatever the backlog.
 const MAX_LOOKS_PER_SCAN: usize = 50_000;
 
-/// Stores when each case of `chunk` should next be looked at. A case changed
-/// since it was read keeps the sooner time its change set.
+/// Stores when each case of `chunk` should next be looked at, one statement
+/// for the whole chunk. A case changed since it was read keeps the sooner
+/// time its change set.
 async fn schedule_looks(
     txn: &crate::db::WriteTransaction,
     rules: &planner::Rules,
@@ -278,16 +281,26 @@ async fn schedule_looks(
     facts: &[CaseFacts],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    for (row, fact) in chunk.iter().zip(facts) {
-        let next = planner::next_look(rules, fact, now);
-        case::Entity::update_many()
-            .col_expr(case::Column::RemindAt, sea_orm::prelude::Expr::value(next))
-            .filter(case::Column::Id.eq(row.id))
-            .filter(case::Column::Version.eq(row.version))
-            .filter(case::Column::UpdatedAt.eq(row.updated_at))
-            .exec(txn)
-            .await?;
+    use sea_orm::{
+        ExprTrait,
+        sea_query::{CaseStatement, Expr},
+    };
+    if chunk.is_empty() {
+        return Ok(());
     }
+    let mut next_looks = CaseStatement::new();
+    for (row, fact) in chunk.iter().zip(facts) {
+        let unchanged = case::Column::Id
+            .eq(row.id)
+            .and(case::Column::Version.eq(row.version))
+            .and(case::Column::UpdatedAt.eq(row.updated_at));
+        next_looks = next_looks.case(unchanged, Expr::value(planner::next_look(rules, fact, now)));
+    }
+    case::Entity::update_many()
+        .col_expr(case::Column::RemindAt, next_looks.finally(Expr::col(case::Column::RemindAt)).into())
+        .filter(case::Column::Id.is_in(chunk.iter().map(|c| c.id)))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 
