@@ -418,8 +418,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             // The load runs one step at a time; on one connection, the SQLite
             // page cache it enlarges is held once rather than once per
             // connection. (PostgreSQL migrations need a second connection.)
-            if settings.database.url.expose().trim().starts_with("sqlite:") {
-                settings.database.max_connections = 1;
+            if settings.database.is_sqlite() {
+                settings.database.max_connections = Some(1);
             }
             let db = open(&settings).await?;
             // Demo accounts must not leave a fresh database without its admin.

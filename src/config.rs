@@ -133,11 +133,33 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
     pub url: Secret,
-    pub max_connections: u32,
+    /// Connections in this instance's pool; unset, [`DatabaseSettings::pool_size`]
+    /// picks one for the database.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub sqlite_busy_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// SQLite pool size when none is set. SQLite lets one writer in at a
+    /// time and its readers share two cores here; every connection keeps a
+    /// page cache and prepared statements of its own, so more connections
+    /// cost memory without adding throughput.
+    pub const SQLITE_POOL: u32 = 4;
+    /// PostgreSQL pool size when none is set.
+    pub const POSTGRES_POOL: u32 = 10;
+
+    pub fn is_sqlite(&self) -> bool {
+        self.url.expose().trim().starts_with("sqlite:")
+    }
+
+    /// The pool size in force: the configured one, else the database's default.
+    pub fn pool_size(&self) -> u32 {
+        self.max_connections.unwrap_or(if self.is_sqlite() { Self::SQLITE_POOL } else { Self::POSTGRES_POOL })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,7 +330,7 @@ impl Settings {
             return invalid("cases.reference_prefix must be 1 to 8 letters or digits".into());
         }
         let minimum = if self.database.url.expose().starts_with("postgres") { 2 } else { 1 };
-        if self.database.max_connections < minimum {
+        if self.database.pool_size() < minimum {
             return invalid(format!("database.max_connections must be at least {minimum} for this database"));
         }
         if self.server.max_body_bytes < 1024 {

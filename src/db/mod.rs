@@ -24,7 +24,8 @@ use crate::config::DatabaseSettings;
 /// Opens the pool. For SQLite the file and its folder are created, WAL is
 /// switched on with `synchronous=NORMAL` (durable at each checkpoint, safe
 /// against corruption), foreign keys are enforced, and each connection's
-/// page cache is held to [`SQLITE_CACHE_KIB`].
+/// page cache and prepared statements are held to [`SQLITE_CACHE_KIB`] and
+/// [`SQLITE_STATEMENTS_KEPT`].
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let url = settings.url.expose().trim();
     if url.starts_with("sqlite:") {
@@ -32,7 +33,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     }
     let mut options = ConnectOptions::new(url.to_string());
     options
-        .max_connections(settings.max_connections)
+        .max_connections(settings.pool_size())
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
         // Statements carry patient data: keep them out of the logs.
@@ -44,6 +45,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             .busy_timeout(busy)
             .foreign_keys(true)
             .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
+            .statement_cache_capacity(SQLITE_STATEMENTS_KEPT)
     });
     options.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(|conn, _| release_sqlite(conn)));
     options.map_sqlx_postgres_pool_opts(|pool| {
@@ -54,6 +56,12 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     });
     Database::connect(options).await
 }
+
+/// Prepared statements each SQLite connection keeps, least recently used
+/// dropped first. A busy page runs a handful; each kept statement holds its
+/// compiled program (tens of KiB for the larger joins), so the driver's
+/// default of 100 per connection made up most of the process's memory.
+pub const SQLITE_STATEMENTS_KEPT: usize = 16;
 
 /// Page cache per SQLite connection, in KiB. The hot pages are the indexes
 /// the busy pages walk and the newest rows; beyond that the operating
