@@ -306,7 +306,8 @@ def main():
     w("")
     w(
         "Then the steady state: that first scan set every open case's next look ahead, so the kit makes "
-        "ten thousand open cases due again (`remind_at` set back to when each was opened) and times a second "
+        "`BENCH_PLANNER_DUE` open cases (10,000 unless set; all of them when there are fewer) due again "
+        "(`remind_at` set back to when each was opened) and times a second "
         "`run-once --plan-only`. Most of those cases' reminders were queued by the first scan, so the outbox's "
         "keys leave little new to queue; the scan still reads, plans and checks every due case."
     )

@@ -114,13 +114,13 @@ const PERMISSIONS_POLICY: &str =
 
 /// Healthy means the database can keep a write, not only answer a read: an
 /// instance whose disk is full must be taken out of rotation. A probe that
-/// succeeded stands for a second; a failed one is probed again each time.
+/// succeeded stands for a second; after a failure the next check probes again.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let status = match state.health.check(&state.db).await {
         Ok(()) => return (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
-        Err(err) => {
-            tracing::warn!(error = %err, "health check failed");
-            match db::failure(&err) {
+        Err(failed) => {
+            tracing::warn!(error = %failed.message, "health check failed");
+            match failed.kind {
                 db::Failure::Unreachable => "database_unreachable",
                 db::Failure::Storage | db::Failure::Other => "database_cannot_write",
             }

@@ -186,29 +186,55 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()
 }
 
-/// This instance's last word on whether its database keeps writes: a probe
-/// that succeeded stands for [`HealthProbe::FRESH_MS`], so a load balancer
-/// (or a burst of checks) costs one write a second, not one per check; a
-/// failure is never remembered, so the next check probes again.
+/// This instance's last word on whether its database keeps writes. A probe
+/// that succeeded stands for [`HealthProbe::FRESH_MS`] from when it began,
+/// and one probe runs at a time, with the checks that arrive meanwhile
+/// taking its answer: a load balancer, or a burst of checks, costs about a
+/// write a second. A failure stands for nothing later: the next check that
+/// arrives after it probes again.
 #[derive(Debug, Default)]
 pub struct HealthProbe {
-    /// When a probe last succeeded, in milliseconds since the epoch; 0 for never.
-    last_ok_ms: std::sync::atomic::AtomicI64,
+    /// When the last successful probe began, in milliseconds since the
+    /// epoch; 0 when the last probe failed or none ran yet.
+    ok_since_ms: std::sync::atomic::AtomicI64,
+    /// The last probe's answer and when it came; held while a probe runs.
+    last: tokio::sync::Mutex<Option<(i64, Result<(), ProbeFailure>)>>,
+}
+
+/// Why a health probe failed, as the health check reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFailure {
+    pub kind: Failure,
+    pub message: String,
 }
 
 impl HealthProbe {
     pub const FRESH_MS: i64 = 1_000;
 
-    pub async fn check(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+    pub async fn check(&self, db: &DatabaseConnection) -> Result<(), ProbeFailure> {
         use std::sync::atomic::Ordering;
-        let now_ms = Utc::now().timestamp_millis();
-        let last = self.last_ok_ms.load(Ordering::Relaxed);
-        if last > 0 && (0..Self::FRESH_MS).contains(&(now_ms - last)) {
+        let arrived = Utc::now().timestamp_millis();
+        if self.is_fresh(arrived) {
             return Ok(());
         }
-        let probed = check_writable(db).await;
-        self.last_ok_ms.store(if probed.is_ok() { now_ms } else { 0 }, Ordering::Relaxed);
-        probed
+        let mut last = self.last.lock().await;
+        // A probe that answered after this check arrived answers it too.
+        if let Some((_, outcome)) = last.as_ref().filter(|(answered, _)| *answered >= arrived) {
+            return outcome.clone();
+        }
+        let began = Utc::now().timestamp_millis();
+        let outcome =
+            check_writable(db).await.map_err(|err| ProbeFailure { kind: failure(&err), message: err.to_string() });
+        // Probes never overlap (the lock is held), so no older success can
+        // overwrite a newer failure here.
+        self.ok_since_ms.store(if outcome.is_ok() { began } else { 0 }, Ordering::Relaxed);
+        *last = Some((Utc::now().timestamp_millis(), outcome.clone()));
+        outcome
+    }
+
+    fn is_fresh(&self, now_ms: i64) -> bool {
+        let since = self.ok_since_ms.load(std::sync::atomic::Ordering::Relaxed);
+        since > 0 && (0..Self::FRESH_MS).contains(&(now_ms - since))
     }
 }
 
@@ -260,5 +286,30 @@ mod tests {
     fn placeholders_are_numbered_for_postgres_only() {
         assert_eq!(placeholders(DbBackend::Postgres, "a = ? AND b < ?"), "a = $1 AND b < $2");
         assert_eq!(placeholders(DbBackend::Sqlite, "a = ? AND b < ?"), "a = ? AND b < ?");
+    }
+
+    #[tokio::test]
+    async fn a_health_probe_keeps_a_success_for_a_second_and_never_a_failure() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("probe.db").display());
+        let db = Database::connect(url).await.expect("database");
+        let create = "CREATE TABLE health_probe (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL)";
+        db.execute_unprepared(create).await.expect("table");
+        let probe = HealthProbe::default();
+        assert_eq!(probe.check(&db).await, Ok(()));
+
+        // Within the second, the success stands even though a write would now fail.
+        db.execute_unprepared("DROP TABLE health_probe").await.expect("drop");
+        assert_eq!(probe.check(&db).await, Ok(()));
+        assert!(check_writable(&db).await.is_err());
+
+        // After it, the failure shows…
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        let failed = probe.check(&db).await.expect_err("the probe cannot write");
+        assert_eq!(failed.kind, Failure::Other);
+
+        // …and is not kept: the next check probes again.
+        db.execute_unprepared(create).await.expect("table again");
+        assert_eq!(probe.check(&db).await, Ok(()));
     }
 }
