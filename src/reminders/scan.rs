@@ -272,8 +272,8 @@ const LOOK_CHUNK: u64 = 500;
 const MAX_LOOKS_PER_SCAN: usize = 50_000;
 
 /// Stores when each case of `chunk` should next be looked at, one statement
-/// for the whole chunk. A case changed since it was read keeps the sooner
-/// time its change set.
+/// per [`LOOKS_PER_UPDATE`] cases. A case changed since it was read keeps
+/// the sooner time its change set.
 async fn schedule_looks(
     txn: &crate::db::WriteTransaction,
     rules: &planner::Rules,
@@ -285,24 +285,30 @@ async fn schedule_looks(
         ExprTrait,
         sea_query::{CaseStatement, Expr},
     };
-    if chunk.is_empty() {
-        return Ok(());
+    let looks: Vec<(&case::Model, &CaseFacts)> = chunk.iter().zip(facts).collect();
+    // The database tries a CASE's branches in turn for every row, so the
+    // work grows with the square of the rows per statement: short
+    // statements, not one long one.
+    for part in looks.chunks(LOOKS_PER_UPDATE) {
+        let mut next_looks = CaseStatement::new();
+        for (row, fact) in part {
+            let unchanged = case::Column::Id
+                .eq(row.id)
+                .and(case::Column::Version.eq(row.version))
+                .and(case::Column::UpdatedAt.eq(row.updated_at));
+            next_looks = next_looks.case(unchanged, Expr::value(planner::next_look(rules, fact, now)));
+        }
+        case::Entity::update_many()
+            .col_expr(case::Column::RemindAt, next_looks.finally(Expr::col(case::Column::RemindAt)).into())
+            .filter(case::Column::Id.is_in(part.iter().map(|(row, _)| row.id)))
+            .exec(txn)
+            .await?;
     }
-    let mut next_looks = CaseStatement::new();
-    for (row, fact) in chunk.iter().zip(facts) {
-        let unchanged = case::Column::Id
-            .eq(row.id)
-            .and(case::Column::Version.eq(row.version))
-            .and(case::Column::UpdatedAt.eq(row.updated_at));
-        next_looks = next_looks.case(unchanged, Expr::value(planner::next_look(rules, fact, now)));
-    }
-    case::Entity::update_many()
-        .col_expr(case::Column::RemindAt, next_looks.finally(Expr::col(case::Column::RemindAt)).into())
-        .filter(case::Column::Id.is_in(chunk.iter().map(|c| c.id)))
-        .exec(txn)
-        .await?;
     Ok(())
 }
+
+/// Cases whose next look one statement sets.
+const LOOKS_PER_UPDATE: usize = 100;
 
 async fn queue(
     db: &DatabaseConnection,
