@@ -156,6 +156,10 @@ impl DatabaseSettings {
         self.url.expose().trim().starts_with("sqlite:")
     }
 
+    pub fn is_postgres(&self) -> bool {
+        self.url.expose().trim().starts_with("postgres")
+    }
+
     /// The pool size in force: the configured one, else the database's default.
     pub fn pool_size(&self) -> u32 {
         self.max_connections.unwrap_or(if self.is_sqlite() { Self::SQLITE_POOL } else { Self::POSTGRES_POOL })
@@ -329,7 +333,7 @@ impl Settings {
         if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
             return invalid("cases.reference_prefix must be 1 to 8 letters or digits".into());
         }
-        let minimum = if self.database.url.expose().starts_with("postgres") { 2 } else { 1 };
+        let minimum = if self.database.is_postgres() { 2 } else { 1 };
         if self.database.pool_size() < minimum {
             return invalid(format!("database.max_connections must be at least {minimum} for this database"));
         }
@@ -391,9 +395,7 @@ impl Settings {
     /// instances share a PostgreSQL database, so they must share the files.
     pub fn unshared_documents(&self) -> Option<String> {
         let documents = &self.documents;
-        (documents.storage == DocumentStorage::Local
-            && self.database.url.expose().starts_with("postgres")
-            && !documents.local_dir_shared)
+        (documents.storage == DocumentStorage::Local && self.database.is_postgres() && !documents.local_dir_shared)
             .then(|| {
                 "documents.storage is \"local\" with a PostgreSQL database, where several instances may each \
                  keep their own files. Use documents.storage = \"s3\", or a directory every instance shares \

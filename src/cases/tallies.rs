@@ -402,24 +402,27 @@ pub async fn rebuild(db: &DatabaseConnection) -> AppResult<()> {
 /// inserts, hundreds of rows a statement, since a large database has
 /// hundreds of thousands of (day, stage, length) spans.
 async fn insert_totals<C: ConnectionTrait>(conn: &C, total: Delta) -> AppResult<()> {
-    let mut hours = bulk::Table::new("tally_hour", &["hour", "opened", "closed"]);
-    for (hour, opened, closed) in total.hour {
-        hours.push([hour.into(), opened.into(), closed.into()]);
-        hours.write_full(conn).await?;
-    }
-    hours.write_all(conn).await?;
-    let mut spans = bulk::Table::new("tally_stage_time", &["day", "stage", "tenths", "n"]);
-    for (day, stage, tenths, n) in total.stage_time {
-        spans.push([day.into(), stage.as_str().into(), tenths.into(), n.into()]);
-        spans.write_full(conn).await?;
-    }
-    spans.write_all(conn).await?;
-    let mut due = bulk::Table::new("tally_due", &["advocate_key", "stage", "due_day", "n"]);
-    for (key, stage, day, n) in total.due {
-        due.push([key.into(), stage.as_str().into(), day.into(), n.into()]);
-        due.write_full(conn).await?;
-    }
-    due.write_all(conn).await?;
+    bulk::Table::new("tally_hour", &["hour", "opened", "closed"])
+        .insert_all(
+            conn,
+            total.hour.into_iter().map(|(hour, opened, closed)| [hour.into(), opened.into(), closed.into()]),
+        )
+        .await?;
+    bulk::Table::new("tally_stage_time", &["day", "stage", "tenths", "n"])
+        .insert_all(
+            conn,
+            total
+                .stage_time
+                .into_iter()
+                .map(|(day, stage, tenths, n)| [day.into(), stage.as_str().into(), tenths.into(), n.into()]),
+        )
+        .await?;
+    bulk::Table::new("tally_due", &["advocate_key", "stage", "due_day", "n"])
+        .insert_all(
+            conn,
+            total.due.into_iter().map(|(key, stage, day, n)| [key.into(), stage.as_str().into(), day.into(), n.into()]),
+        )
+        .await?;
     apply(conn, &Delta { stage: total.stage, outcome: total.outcome, ..Delta::default() }).await
 }
 

@@ -49,6 +49,20 @@ impl Table {
         Ok(())
     }
 
+    /// Adds every row of `rows` and writes them all, a full statement at a
+    /// time as they come, so no more than one statement's rows wait.
+    pub async fn insert_all<C: ConnectionTrait, const N: usize>(
+        &mut self,
+        conn: &C,
+        rows: impl IntoIterator<Item = [Value; N]>,
+    ) -> Result<(), DbErr> {
+        for row in rows {
+            self.push(row);
+            self.write_full(conn).await?;
+        }
+        self.write_all(conn).await
+    }
+
     /// Writes every buffered row.
     pub async fn write_all<C: ConnectionTrait>(&mut self, conn: &C) -> Result<(), DbErr> {
         self.write_full(conn).await?;

@@ -28,7 +28,7 @@ use crate::config::DatabaseSettings;
 /// [`SQLITE_STATEMENTS_KEPT`].
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let url = settings.url.expose().trim();
-    if url.starts_with("sqlite:") {
+    if settings.is_sqlite() {
         ensure_sqlite_folder(url)?;
     }
     let mut options = ConnectOptions::new(url.to_string());

@@ -144,7 +144,7 @@ impl Keyring {
                 Ok((ring, KeySource::File(path.display().to_string())))
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                if settings.database.url.expose().starts_with("postgres") {
+                if settings.database.is_postgres() {
                     return Err(format!(
                         "no master key for documents: set SECONDLOOK_MASTER_KEY (the same on every instance), or \
                          documents.master_key_file to a file holding it ({} does not exist)",

@@ -69,10 +69,10 @@ pub async fn scan(reminders: &Reminders, now: DateTime<Utc>, dry_run: bool) -> A
             chunk.iter().zip(&facts).map(|(row, fact)| (fact.case_id, (row, fact))).collect();
         for p in planned.into_iter().take(room) {
             let Some(&(row, case_facts)) = p.case_id.and_then(|id| by_case.get(&id)) else { continue };
-            let row = Some(row);
-            let unsubscribe = match (p.kind.to_patient(), row) {
-                (true, Some(row)) => Some(format!("{public_url}/u/{}", nudge_token(db, row, dry_run).await?)),
-                _ => None,
+            let unsubscribe = if p.kind.to_patient() {
+                Some(format!("{public_url}/u/{}", nudge_token(db, row, dry_run).await?))
+            } else {
+                None
             };
             let content = render::case_content(&p, case_facts, &public_url, unsubscribe);
             // Care partners the patient chose get the appointment reminders too.

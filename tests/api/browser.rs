@@ -574,9 +574,7 @@ async fn a_patient_and_a_care_partner_in_the_browser(backend: Backend) {
     let Some(browser) = launch(backend).await else { return };
     let base = app.base.clone();
     let deliver = || async {
-        let reminders =
-            secondlook::reminders::Reminders::new(app.db.clone(), std::sync::Arc::new(app.settings.clone()))
-                .expect("reminders");
+        let reminders = app.reminders();
         let report = reminders.send_due().await.expect("send");
         assert_eq!(report.failed, 0, "{report:?}");
     };

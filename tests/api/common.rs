@@ -293,6 +293,25 @@ impl TestApp {
         self.post(token, &format!("/api/v1/cases/{id}/transition"), body).await
     }
 
+    /// The reminders of this app's database and settings, to scan or send by hand.
+    pub fn reminders(&self) -> secondlook::reminders::Reminders {
+        secondlook::reminders::Reminders::new(self.db.clone(), std::sync::Arc::new(self.settings.clone()))
+            .expect("reminders")
+    }
+
+    /// The digests queued so far for the staff member with `email`, oldest first.
+    pub async fn digests_to(&self, email: &str) -> Vec<secondlook::db::entities::outbox_message::Model> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        use secondlook::db::entities::outbox_message;
+        outbox_message::Entity::find()
+            .filter(outbox_message::Column::Kind.eq("digest"))
+            .filter(outbox_message::Column::RecipientEmail.eq(email))
+            .order_by_asc(outbox_message::Column::Id)
+            .all(&self.db)
+            .await
+            .expect("digests")
+    }
+
     /// Runs a statement straight on the database, for setting up situations
     /// (such as time having passed) that the API cannot create.
     pub async fn sql(&self, statement: &str) {

@@ -330,8 +330,6 @@ async fn providers_and_insurers_are_measured_by_how_they_answer(backend: Backend
 }
 
 async fn an_appeal_deadline_within_the_week_is_in_the_advocates_digest(backend: Backend) {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    use secondlook::db::entities::outbox_message;
     let Some(app) = TestApp::start(backend).await else { return };
     let token = app.advocate.token.clone();
     let today = chrono::Utc::now().date_naive();
@@ -347,17 +345,10 @@ async fn an_appeal_deadline_within_the_week_is_in_the_advocates_digest(backend: 
         let (_, view) = app.get(&token, &format!("/api/v1/cases/{case}")).await;
         references.push(view["reference"].as_str().expect("reference").to_string());
     }
-    let reminders = secondlook::reminders::Reminders::new(app.db.clone(), std::sync::Arc::new(app.settings.clone()))
-        .expect("reminders");
     let noon = (today + chrono::Duration::days(1)).and_hms_opt(12, 0, 0).expect("time").and_utc();
-    secondlook::reminders::scan::scan(&reminders, noon, false).await.expect("scan");
-    let digests = outbox_message::Entity::find()
-        .filter(outbox_message::Column::Kind.eq("digest"))
-        .filter(outbox_message::Column::RecipientEmail.eq("advocate@example.org"))
-        .all(&app.db)
-        .await
-        .expect("outbox");
-    let digest = digests.iter().max_by_key(|d| d.id).expect("the day's digest");
+    secondlook::reminders::scan::scan(&app.reminders(), noon, false).await.expect("scan");
+    let digests = app.digests_to("advocate@example.org").await;
+    let digest = digests.last().expect("the day's digest");
     let by = (today + chrono::Duration::days(3)).format("%a %-d %b").to_string();
     let line = format!("Insurance appeal: {} — appeal the denied pre-approval by {by}", references[0]);
     assert!(digest.body_text.contains(&line), "{}", digest.body_text);

@@ -152,9 +152,6 @@ async fn journal_input_is_checked_field_by_field(backend: Backend) {
 }
 
 async fn a_due_follow_up_is_in_the_advocates_daily_digest(backend: Backend) {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    use secondlook::db::entities::outbox_message;
-
     let Some(app) = TestApp::start(backend).await else { return };
     let token = app.advocate.token.clone();
     let id = app.open_case(&token, "Digest Patient").await;
@@ -170,15 +167,9 @@ async fn a_due_follow_up_is_in_the_advocates_daily_digest(backend: Backend) {
 
     // Noon (UTC, the staff's zone here) the next day: past the digest time.
     let noon = (today + Duration::days(1)).and_hms_opt(12, 0, 0).expect("time").and_utc();
-    let reminders = secondlook::reminders::Reminders::new(app.db.clone(), std::sync::Arc::new(app.settings.clone()))
-        .expect("reminders");
+    let reminders = app.reminders();
     secondlook::reminders::scan::scan(&reminders, noon, false).await.expect("scan");
-    let digests = outbox_message::Entity::find()
-        .filter(outbox_message::Column::Kind.eq("digest"))
-        .filter(outbox_message::Column::RecipientEmail.eq("advocate@example.org"))
-        .all(&app.db)
-        .await
-        .expect("digests");
+    let digests = app.digests_to("advocate@example.org").await;
     assert_eq!(digests.len(), 1, "one digest for the advocate");
     let body = &digests[0].body_text;
     assert!(body.contains(&format!("Follow-up: {reference} — Insurer by phone, since {today}")), "{body}");
@@ -192,11 +183,6 @@ async fn a_due_follow_up_is_in_the_advocates_daily_digest(backend: Backend) {
     let done = format!("/api/v1/cases/{id}/contacts/{}/done", contacts["items"][0]["id"]);
     assert_eq!(app.post(&token, &done, json!({})).await.0, StatusCode::OK);
     secondlook::reminders::scan::scan(&reminders, noon + Duration::days(1), false).await.expect("scan");
-    let later = outbox_message::Entity::find()
-        .filter(outbox_message::Column::Kind.eq("digest"))
-        .filter(outbox_message::Column::RecipientEmail.eq("advocate@example.org"))
-        .all(&app.db)
-        .await
-        .expect("digests");
+    let later = app.digests_to("advocate@example.org").await;
     assert!(later.iter().skip(1).all(|d| !d.body_text.contains("Follow-up:")), "{later:?}");
 }

@@ -282,8 +282,7 @@ async fn the_advocate_is_reminded_of_due_requests_and_the_patient_told_of_arriva
     let (_, case_view) = app.get(&token, &format!("/api/v1/cases/{case}")).await;
     let reference = case_view["reference"].as_str().expect("reference").to_string();
 
-    let reminders = secondlook::reminders::Reminders::new(app.db.clone(), std::sync::Arc::new(app.settings.clone()))
-        .expect("reminders");
+    let reminders = app.reminders();
     let emails = |kind: &'static str| {
         let db = app.db.clone();
         async move {
